@@ -1,0 +1,50 @@
+"""Tar extraction that refuses anything that could escape the target folder or create devices:
+absolute names, ``..``, links pointing outside, device files and FIFOs. Streams (``r|*``)."""
+
+import os
+import posixpath
+import tarfile
+
+from backups_app.errors import UnsafeArchive
+
+
+def _check_member(member):
+    name = member.name
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts or "\\" in name or "\x00" in name:
+        raise UnsafeArchive(f"Refusing archive member {name!r}: absolute path or '..'.")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise UnsafeArchive(f"Refusing archive member {name!r}: device files and FIFOs are not allowed.")
+    if member.issym() or member.islnk():
+        target = member.linkname
+        resolved = posixpath.normpath(
+            posixpath.join(posixpath.dirname(name), target) if member.issym() else target
+        )
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            raise UnsafeArchive(f"Refusing archive member {name!r}: link to {target!r} leaves the folder.")
+
+
+def safe_extract(fileobj, dest, mode="r|gz"):
+    """Extract a tar stream into ``dest`` (which must exist). Returns (files, bytes)."""
+    files = size = 0
+    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
+        for member in tar:
+            _check_member(member)
+            # The 'data' filter re-checks the same rules and drops unsafe modes (setuid, ...).
+            tar.extract(member, dest, filter="data")
+            if member.isfile():
+                files += 1
+                size += member.size
+    return files, size
+
+
+def folder_counts(path):
+    """(files, bytes) under ``path``, not following symlinks."""
+    files = size = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                files += 1
+                size += os.path.getsize(full)
+    return files, size

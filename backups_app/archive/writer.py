@@ -1,0 +1,84 @@
+"""Writes one backup set: artifacts streamed and hashed, then SHA256SUMS, then metadata.json last.
+
+A set without metadata.json is incomplete by definition; the caller deletes it on failure.
+"""
+
+import hashlib
+import json
+from contextlib import contextmanager
+
+from backups_app.archive.ids import validate_artifact_name
+from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, set_path
+
+MANIFEST_NAME = "metadata.json"
+SUMS_NAME = "SHA256SUMS"
+RESERVED_NAMES = {MANIFEST_NAME, SUMS_NAME}
+
+
+class ArtifactSink:
+    """A write-only file that hashes and counts what passes through it."""
+
+    def __init__(self, upload):
+        self._upload = upload
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self._sha256.update(data)
+        self.size += len(data)
+        self._upload.write(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    @property
+    def sha256(self):
+        return self._sha256.hexdigest()
+
+
+class BackupSetWriter:
+    def __init__(self, storage, backup_id):
+        self.storage = storage
+        self.backup_id = backup_id
+        self.artifacts = {}  # name -> {"component", "size", "sha256"}
+        self.current_component = None
+
+    @contextmanager
+    def open(self, name):
+        """``with writer.open("postgres.dump") as f: f.write(...)``"""
+        validate_artifact_name(name)
+        if name in RESERVED_NAMES or name in self.artifacts:
+            raise ValueError(f"Artifact name {name!r} is reserved or already used in this set.")
+        upload = PipeUpload(self.storage, set_path(self.backup_id, name))
+        sink = ArtifactSink(upload)
+        try:
+            yield sink
+        except BaseException:
+            upload.abort()
+            raise
+        upload.close()
+        self.artifacts[name] = {"component": self.current_component, "size": sink.size, "sha256": sink.sha256}
+
+    def write_from(self, name, readable):
+        """Copy a readable binary stream into artifact ``name``."""
+        with self.open(name) as sink:
+            while chunk := readable.read(CHUNK_SIZE):
+                sink.write(chunk)
+
+    def finish(self, manifest):
+        """Store SHA256SUMS and then the manifest; the manifest marks the set complete."""
+        sums = "".join(f"{meta['sha256']}  {name}\n" for name, meta in sorted(self.artifacts.items()))
+        self._put(SUMS_NAME, sums.encode())
+        manifest = dict(manifest, artifacts=self.artifacts)
+        self._put(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return manifest
+
+    def _put(self, name, data):
+        upload = PipeUpload(self.storage, set_path(self.backup_id, name))
+        try:
+            upload.write(data)
+        except BaseException:
+            upload.abort()
+            raise
+        upload.close()

@@ -1,0 +1,62 @@
+"""Registry of configured sources (``settings.BACKUP_SOURCES``), built on first use and
+rebuilt after ``reset()`` or a settings change (tests use ``override_settings``)."""
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from backups_app.components.base import Component
+from backups_app.errors import ConfigurationError, UnknownComponent
+
+_components = None
+
+
+def reset():
+    global _components
+    _components = None
+
+
+def _build():
+    built = {}
+    for name, entry in settings.BACKUP_SOURCES.items():
+        engine = entry.get("ENGINE")
+        try:
+            cls = import_string(engine)
+        except ImportError as exc:
+            raise ConfigurationError(f"BACKUP_SOURCES[{name!r}]: cannot import ENGINE {engine!r}: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, Component)):
+            raise ConfigurationError(f"BACKUP_SOURCES[{name!r}]: {engine} is not a Component subclass.")
+        built[name] = cls(name, entry.get("OPTIONS", {}))
+    return built
+
+
+def all_components():
+    global _components
+    if _components is None:
+        _components = _build()
+    return _components
+
+
+def source_names():
+    return list(all_components())
+
+
+def get_component(name):
+    components = all_components()
+    if name not in components:
+        raise UnknownComponent(
+            f"Unknown component {name!r}. Configured components: {', '.join(components) or 'none'}."
+        )
+    return components[name]
+
+
+def resolve_names(names):
+    """Validate a user's selection; ``None`` or empty means every configured source."""
+    if not names:
+        return source_names()
+    unknown = [n for n in names if n not in all_components()]
+    if unknown:
+        raise UnknownComponent(
+            f"Unknown component(s) {', '.join(map(repr, unknown))}. "
+            f"Configured components: {', '.join(all_components()) or 'none'}."
+        )
+    return list(dict.fromkeys(names))

@@ -1,0 +1,17 @@
+"""What the backup commands share: BackupError becomes a CommandError (non-zero exit, clean text)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from backups_app.errors import BackupError
+
+
+class ServiceCommand(BaseCommand):
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except BackupError as exc:
+            raise CommandError(str(exc)) from None
+
+
+def split_names(value):
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None

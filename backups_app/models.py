@@ -1,0 +1,120 @@
+"""Run records. Models describe what happened; they never talk to a data store."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Trigger(models.TextChoices):
+    ADMIN = "admin"
+    API = "api"
+    CLI = "cli"
+    SCHEDULE = "schedule"
+    RESTORE = "restore"  # the safety backup taken by a restore
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class Run(models.Model):
+    """What backups and restores share: who started it, when, how it went, and its log."""
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.CLI)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    components = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # {component: "pending" | "running" | "done" | "failed" | "skipped"}
+    progress = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self):
+        return self.status in (RunStatus.PENDING, RunStatus.IN_PROGRESS)
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Backup(Run):
+    class Kind(models.TextChoices):
+        REGULAR = "regular"
+        SAFETY = "safety"
+
+    backup_id = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
+    description = models.CharField(max_length=500, blank=True, default="")
+    size_bytes = models.BigIntegerField(default=0)
+    # The stored metadata.json, kept here too so lists and plans need no storage round trip.
+    manifest = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("download_backup", "Can download backup archives"),
+            ("restore_backup", "Can restore from a backup"),
+        ]
+
+    def __str__(self):
+        return self.backup_id
+
+    @property
+    def size_mb(self):
+        return round(self.size_bytes / (1024 * 1024), 2)
+
+
+class BackupArtifact(models.Model):
+    backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=255)
+    component = models.CharField(max_length=100)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        unique_together = [("backup", "name")]
+
+    def __str__(self):
+        return self.name
+
+
+class Restore(Run):
+    restore_id = models.CharField(max_length=64, unique=True)
+    backup = models.ForeignKey(Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="restores")
+    source_backup_id = models.CharField(max_length=64)
+    options = models.JSONField(default=dict, blank=True)
+    plan = models.JSONField(default=dict, blank=True)
+    safety_backup = models.ForeignKey(Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.restore_id
+
+
+class OperationLock(models.Model):
+    """A row per held lock; the unique name makes acquiring atomic in any database."""
+
+    name = models.CharField(max_length=64, unique=True)
+    holder = models.CharField(max_length=64)
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.name} held by {self.holder}"

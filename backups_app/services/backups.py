@@ -1,0 +1,163 @@
+"""Taking, listing, verifying and deleting backups. Admin, API, commands and tasks call these."""
+
+import platform
+
+import django
+from django.db import transaction
+from django.utils import timezone
+
+from backups_app import components
+from backups_app.archive.ids import new_run_id, validate_backup_id
+from backups_app.archive.reader import BackupSetReader, load_manifest
+from backups_app.archive.storage import backup_storage, delete_set
+from backups_app.archive.writer import BackupSetWriter
+from backups_app.components.uploads import UploadsComponent
+from backups_app.errors import BackupError, Busy, NotFound
+from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
+from backups_app.services import hooks, locks
+from backups_app.services.runs import RunRecorder, heartbeat
+
+FORMAT_VERSION = 1
+
+
+def select_components(names=None, include_uploads=None):
+    """The user's selection, validated. No names: every configured source, where
+    ``include_uploads=False`` leaves out upload folders (the seed's API default)."""
+    selected = components.resolve_names(names)
+    if not names and include_uploads is False:
+        selected = [n for n in selected if not isinstance(components.get_component(n), UploadsComponent)]
+    if not selected:
+        raise BackupError("Nothing to back up: no component selected or configured (see BACKUP_SOURCES).")
+    return selected
+
+
+def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, include_uploads=None,
+                  kind=Backup.Kind.REGULAR, run_async=False):
+    """Record a pending backup and run it now (or enqueue it). Returns the Backup."""
+    selected = select_components(names, include_uploads)
+    if kind == Backup.Kind.REGULAR:
+        locks.ensure_free(locks.RESTORE_LOCK, "Backup")
+    with transaction.atomic():
+        backup = Backup.objects.create(
+            backup_id=new_run_id("backup", lambda i: Backup.objects.filter(backup_id=i).exists()),
+            components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
+        )
+    if run_async:
+        from django_q.tasks import async_task
+
+        async_task("backups_app.tasks.run_backup", backup.pk, task_name=backup.backup_id)
+    else:
+        run_backup(backup.pk)
+        backup.refresh_from_db()
+    return backup
+
+
+def run_backup(pk):
+    backup = Backup.objects.get(pk=pk)
+    if backup.status != RunStatus.PENDING:
+        return backup
+    recorder = RunRecorder(backup)
+    recorder.start()
+    storage = backup_storage()
+    writer = BackupSetWriter(storage, backup.backup_id)
+    regular = backup.kind == Backup.Kind.REGULAR
+    with heartbeat(backup):
+        try:
+            if regular:
+                locks.ensure_free(locks.RESTORE_LOCK, "Backup")
+                hooks.run_hooks("pre_backup", recorder)
+            recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
+            facts = {}
+            for name in backup.components:
+                recorder.progress(name, "running")
+                component = components.get_component(name)
+                writer.current_component = name
+                try:
+                    facts[name] = component.backup(writer, recorder.log)
+                except Exception:
+                    recorder.progress(name, "failed")
+                    raise
+                facts[name]["engine"] = f"{type(component).__module__}.{type(component).__name__}"
+                facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
+                recorder.progress(name, "done")
+            manifest = writer.finish(_manifest(backup, facts))
+            _record_completion(backup, manifest)
+            recorder.finish(RunStatus.COMPLETED)
+        except Exception as exc:
+            delete_set(storage, backup.backup_id)
+            recorder.finish(RunStatus.FAILED, _error_text(exc))
+        finally:
+            if regular:
+                hooks.run_hooks("post_backup", recorder)
+    return backup
+
+
+def _error_text(exc):
+    return str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
+
+
+def _manifest(backup, facts):
+    return {
+        "format": FORMAT_VERSION,
+        "backup_id": backup.backup_id,
+        "kind": backup.kind,
+        "created_at": backup.created_at.isoformat(),
+        "completed_at": timezone.now().isoformat(),
+        "description": backup.description,
+        "trigger": backup.trigger,
+        "status": RunStatus.COMPLETED,
+        "components": facts,
+        "compression": "gzip",
+        "encryption": None,
+        "tools": {"python": platform.python_version(), "django": django.get_version()},
+    }
+
+
+def _record_completion(backup, manifest):
+    with transaction.atomic():
+        for name, meta in manifest["artifacts"].items():
+            BackupArtifact.objects.create(backup=backup, name=name, component=meta["component"],
+                                          size_bytes=meta["size"], sha256=meta["sha256"])
+        backup.manifest = manifest
+        backup.size_bytes = sum(m["size"] for m in manifest["artifacts"].values())
+        backup.save(update_fields=["manifest", "size_bytes"])
+
+
+def get_backup(backup_id, completed=True):
+    """A backup by id, or the newest completed regular backup for ``latest``."""
+    if backup_id == "latest":
+        backup = Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).first()
+        if backup is None:
+            raise NotFound("There is no completed backup yet.")
+        return backup
+    validate_backup_id(backup_id)
+    backup = Backup.objects.filter(backup_id=backup_id).first()
+    if backup is None:
+        raise NotFound(f"Backup {backup_id} does not exist.")
+    if completed and backup.status != RunStatus.COMPLETED:
+        raise BackupError(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
+    return backup
+
+
+def open_reader(backup):
+    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache)."""
+    storage = backup_storage()
+    return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
+
+
+def verify_backup(backup_id):
+    """Stream every artifact through SHA-256. Returns {"ok": bool, "artifacts": {name: error|None}}."""
+    backup = get_backup(backup_id)
+    results = open_reader(backup).verify()
+    ok = all(error is None for error in results.values())
+    return {"backup_id": backup.backup_id, "ok": ok, "artifacts": results}
+
+
+def delete_backup(backup_id):
+    backup = get_backup(backup_id, completed=False)
+    if backup.is_active:
+        raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
+    if backup.restores.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS]).exists():
+        raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+    delete_set(backup_storage(), backup.backup_id)
+    backup.delete()  # restores keep their history through source_backup_id

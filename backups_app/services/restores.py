@@ -1,0 +1,209 @@
+"""Restore with the safety rules of seed 000 §9: plan (checksums verified, live vs backup
+counts), explicit confirmation, a safety backup of the selected components, apply, and automatic
+rollback from the safety backup if anything fails."""
+
+from django.conf import settings
+from django.db import transaction
+
+from backups_app import components
+from backups_app.archive.ids import new_run_id, validate_restore_id
+from backups_app.errors import BackupError, ConfirmationRequired, NotFound, UnknownComponent
+from backups_app.models import Backup, Restore, RunStatus, Trigger
+from backups_app.services import hooks, locks
+from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
+from backups_app.services.runs import RunRecorder, heartbeat
+
+WARNING = "This will overwrite existing data"
+
+
+def _selection(backup, names):
+    in_backup = list(backup.manifest.get("components", {}))
+    names = list(dict.fromkeys(names)) if names else in_backup
+    missing = [n for n in names if n not in in_backup]
+    if missing:
+        raise UnknownComponent(
+            f"Backup {backup.backup_id} has no component(s) {', '.join(map(repr, missing))}; "
+            f"it contains {', '.join(in_backup)}."
+        )
+    for name in names:
+        components.get_component(name)  # configured here, or a clear UnknownComponent
+    return names
+
+
+def _parse_options(names, options):
+    options = options or {}
+    if not isinstance(options, dict):
+        raise BackupError("options must be an object: {component: {key: value}}.")
+    stray = [n for n in options if n not in names]
+    if stray:
+        raise UnknownComponent(f"Options given for component(s) not being restored: {', '.join(stray)}.")
+    return {n: components.get_component(n).parse_restore_options(options.get(n)) for n in names}
+
+
+def _flatten(component, counts, prefix=""):
+    flat = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(component, value, f"{prefix}{key}."))
+        else:
+            flat[f"{component}.{prefix}{key}"] = value
+    return flat
+
+
+def plan_restore(backup_id, names=None, options=None, verify=True):
+    """What a restore would do, without doing it. ``verify`` streams every selected artifact
+    through its checksum (the slow, thorough part)."""
+    backup = get_backup(backup_id)
+    names = _selection(backup, names)
+    _parse_options(names, options)
+    reader = open_reader(backup)
+    selected = {n: reader.artifacts_of(n) for n in names}
+    checks = reader.verify([a for arts in selected.values() for a in arts]) if verify else {}
+    affected, live, problems = {}, {}, []
+    for name in names:
+        backup_counts = reader.manifest["components"][name].get("counts", {})
+        try:
+            live_counts = components.get_component(name).inspect()
+        except BackupError as exc:
+            live_counts = {}
+            problems.append(f"{name}: cannot read live counts: {exc}")
+        live[name] = {"live": live_counts, "backup": backup_counts}
+        affected.update(_flatten(name, live_counts))
+    problems += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
+    return {
+        "backup_id": backup.backup_id,
+        "components": names,
+        "artifacts": {
+            a: {**reader.manifest["artifacts"][a], "verified": verify and checks.get(a) is None,
+                "error": checks.get(a)}
+            for arts in selected.values() for a in arts
+        },
+        "counts": live,
+        "warning": WARNING,
+        "affected": affected,
+        "confirm_required": True,
+        "problems": problems,
+        "ok": not any(checks.values()),
+    }
+
+
+def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Trigger.CLI, user=None,
+                  run_async=False):
+    """Validate, require confirmation, take the lock and run (or enqueue) the restore.
+    Without ``confirm`` raises ConfirmationRequired carrying the plan (counts, no checksum pass)."""
+    backup = get_backup(backup_id)
+    names = _selection(backup, names)
+    _parse_options(names, options)
+    if not confirm:
+        raise ConfirmationRequired(WARNING, plan_restore(backup.backup_id, names, options, verify=False))
+    restore_id = new_run_id("restore", lambda i: Restore.objects.filter(restore_id=i).exists())
+    locks.acquire(locks.RESTORE_LOCK, restore_id)
+    try:
+        with transaction.atomic():
+            restore = Restore.objects.create(restore_id=restore_id, backup=backup, source_backup_id=backup.backup_id,
+                                             components=names, options=options or {}, trigger=trigger,
+                                             created_by=user)
+    except BaseException:
+        locks.release(locks.RESTORE_LOCK, restore_id)
+        raise
+    if run_async:
+        from django_q.tasks import async_task
+
+        async_task("backups_app.tasks.run_restore", restore.pk, task_name=restore_id)
+    else:
+        run_restore(restore.pk)
+        restore.refresh_from_db()
+    return restore
+
+
+def run_restore(pk):
+    restore = Restore.objects.get(pk=pk)
+    if restore.status != RunStatus.PENDING:
+        return restore
+    recorder = RunRecorder(restore)
+    recorder.start()
+    with heartbeat(restore):
+        try:
+            hooks.run_hooks("pre_restore", recorder)
+            _apply(restore, recorder)
+        except Exception as exc:
+            if restore.status == RunStatus.IN_PROGRESS:
+                recorder.finish(RunStatus.FAILED, _error_text(exc))
+        finally:
+            hooks.run_hooks("post_restore", recorder)
+            locks.release(locks.RESTORE_LOCK, restore.restore_id)
+    return restore
+
+
+def _apply(restore, recorder):
+    if restore.backup is None:
+        raise NotFound(f"Backup {restore.source_backup_id} was deleted.")
+    names = restore.components
+    options = _parse_options(names, restore.options)
+    recorder.log(f"verifying checksums of {restore.source_backup_id} ({', '.join(names)})")
+    plan = plan_restore(restore.source_backup_id, names, restore.options)
+    restore.plan = plan
+    restore.save(update_fields=["plan"])
+    if not plan["ok"]:
+        raise BackupError("Restore refused before any change: " + "; ".join(plan["problems"]))
+
+    recorder.log("taking the safety backup of the current data")
+    safety = create_backup(names, description=f"Safety backup before {restore.restore_id}",
+                           trigger=Trigger.RESTORE, kind=Backup.Kind.SAFETY)
+    restore.safety_backup = safety
+    restore.save(update_fields=["safety_backup"])
+    if safety.status != RunStatus.COMPLETED:
+        raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
+    recorder.log(f"safety backup {safety.backup_id} completed")
+
+    reader = open_reader(restore.backup)
+    touched = []
+    try:
+        for name in names:
+            recorder.progress(name, "running")
+            touched.append(name)
+            components.get_component(name).restore(reader, reader.artifacts_of(name), options[name], recorder.log)
+            recorder.progress(name, "done")
+    except Exception as exc:
+        recorder.progress(name, "failed")
+        _roll_back(restore, recorder, safety, touched, _error_text(exc))
+        return
+    if settings.BACKUP_KEEP_SAFETY:
+        recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
+    else:
+        delete_backup(safety.backup_id)
+        recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
+    recorder.finish(RunStatus.COMPLETED)
+
+
+def _roll_back(restore, recorder, safety, touched, error):
+    recorder.log(f"restore failed: {error}; rolling back {', '.join(touched)} from {safety.backup_id}")
+    reader = open_reader(safety)
+    failures = []
+    for name in touched:
+        component = components.get_component(name)
+        try:
+            component.restore(reader, reader.artifacts_of(name), component.parse_restore_options({}), recorder.log)
+            recorder.progress(name, "rolled_back")
+        except Exception as exc:
+            failures.append(f"{name}: {_error_text(exc)}")
+    if failures:
+        recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "
+                                          f"({'; '.join(failures)}); the safety backup is kept: restore it by hand.")
+    else:
+        recorder.finish(RunStatus.ROLLED_BACK, f"{error}. The previous data was put back from safety backup "
+                                               f"{safety.backup_id}.")
+
+
+def get_restore(restore_id=None):
+    """One restore by id, or the newest one."""
+    if restore_id is None:
+        restore = Restore.objects.first()
+        if restore is None:
+            raise NotFound("No restore has run yet.")
+        return restore
+    validate_restore_id(restore_id)
+    restore = Restore.objects.filter(restore_id=restore_id).first()
+    if restore is None:
+        raise NotFound(f"Restore {restore_id} does not exist.")
+    return restore

@@ -1,0 +1,112 @@
+"""Recording a run while it executes: log lines, per-component progress, heartbeat, final
+status. Also the sweep that fails runs whose worker died."""
+
+import logging
+import threading
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from backups_app import components
+from backups_app.models import Backup, OperationLock, Restore, RunStatus
+
+logger = logging.getLogger("backups_app")
+
+
+def known_secrets():
+    secrets = []
+    for component in components.all_components().values():
+        secrets += [str(component.config[k]) for k in component.secret_options if component.config.get(k)]
+    return secrets
+
+
+def mask(text):
+    """Replace configured secret values; a safety net behind messages that never include them."""
+    for secret in known_secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+class RunRecorder:
+    def __init__(self, run):
+        self.run = run
+
+    def log(self, text):
+        line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {mask(str(text))}"
+        logger.info("%s: %s", self.run, line)
+        self.run.log += line + "\n"
+        self.run.heartbeat_at = timezone.now()
+        self.run.save(update_fields=["log", "heartbeat_at"])
+
+    def progress(self, component, state):
+        self.run.progress = {**self.run.progress, component: state}
+        self.run.save(update_fields=["progress"])
+
+    def start(self):
+        self.run.status = RunStatus.IN_PROGRESS
+        self.run.started_at = self.run.heartbeat_at = timezone.now()
+        self.run.progress = {name: "pending" for name in self.run.components}
+        self.run.save(update_fields=["status", "started_at", "heartbeat_at", "progress"])
+
+    def finish(self, status, error=""):
+        self.run.status = status
+        self.run.error = mask(error)
+        self.run.finished_at = timezone.now()
+        self.run.save(update_fields=["status", "error", "finished_at"])
+        if error:
+            self.log(f"ERROR: {error}")
+        self.log(f"finished: {status}")
+
+
+@contextmanager
+def heartbeat(run):
+    """Keep ``heartbeat_at`` fresh from a side thread while the run's own thread is busy in a
+    long dump; a run that stops beating is swept as dead."""
+    stop = threading.Event()
+    interval = settings.BACKUP_HEARTBEAT_SECONDS
+
+    def beat():
+        try:
+            while not stop.wait(interval):
+                try:
+                    type(run).objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+                except Exception:  # a busy database must not kill the run; the next beat retries
+                    logger.warning("heartbeat for %s failed", run, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, daemon=True)
+    if interval > 0:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+
+
+def sweep_stale_runs():
+    """Mark in-progress runs with a stale heartbeat as failed and free their locks.
+    Returns the number of runs swept."""
+    from backups_app.archive.storage import backup_storage, delete_set
+
+    close_old_connections()
+    cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
+    swept = 0
+    for model in (Backup, Restore):
+        for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=cutoff):
+            RunRecorder(run).finish(
+                RunStatus.FAILED,
+                f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
+                "UTC); it was probably killed or its machine restarted. Start the run again.",
+            )
+            if isinstance(run, Backup):
+                delete_set(backup_storage(), run.backup_id)
+            else:
+                OperationLock.objects.filter(holder=run.restore_id).delete()
+            swept += 1
+    return swept

@@ -1,0 +1,38 @@
+"""Build ``BACKUP_SOURCES`` from environment variables (names follow the seeds).
+
+A source exists only when its variables are set. With no source configured at all, the demo
+stack under ``demo_dir`` (a SQLite database and an uploads folder) is backed up so that a
+fresh checkout has something real to back up and restore.
+"""
+
+ENGINES = {
+    "postgres": "backups_app.components.postgres.PostgresComponent",
+    "uploads": "backups_app.components.uploads.UploadsComponent",
+    "sqlite": "backups_app.components.sqlite.SQLiteComponent",
+}
+
+
+def _source(engine, **options):
+    return {"ENGINE": ENGINES[engine], "OPTIONS": {k: v for k, v in options.items() if v not in (None, "")}}
+
+
+def build_backup_sources(env, demo_dir):
+    sources = {}
+    if env.get("POSTGRES_DB"):
+        sources["postgres"] = _source(
+            "postgres",
+            host=env.get("POSTGRES_HOST", "localhost"),
+            port=env.get("POSTGRES_PORT", "5432"),
+            user=env.get("POSTGRES_USER", "postgres"),
+            password=env.get("POSTGRES_PASSWORD"),
+            dbname=env["POSTGRES_DB"],
+            bin_dir=env.get("PG_BIN_DIR"),
+        )
+    demo = not any(env.get(name) for name in ("POSTGRES_DB", "UPLOADS_DIR", "SQLITE_PATHS"))
+    uploads_dir = env.get("UPLOADS_DIR") or (str(demo_dir / "uploads") if demo else None)
+    if uploads_dir:
+        sources["uploads"] = _source("uploads", path=uploads_dir)
+    sqlite_paths = env.get("SQLITE_PATHS") or (str(demo_dir / "app.sqlite3") if demo else None)
+    if sqlite_paths:
+        sources["sqlite"] = _source("sqlite", paths=[p.strip() for p in sqlite_paths.split(",") if p.strip()])
+    return sources
