@@ -114,6 +114,8 @@ STORAGES = {
 DEMO_DIR = VAR_DIR / "demo"
 BACKUP_SOURCES = build_backup_sources(os.environ, demo_dir=DEMO_DIR)
 
+# zstd (default) | gzip | none, for the artifacts we compress ourselves.
+BACKUP_COMPRESSION = os.environ.get("BACKUP_COMPRESSION", "zstd")
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
 BACKUP_MAX_COUNT = env_int("BACKUP_MAX_COUNT", 10)
 BACKUP_KEEP_SAFETY = env_bool("BACKUP_KEEP_SAFETY", False)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+from backups_app.archive import compression
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME
@@ -85,6 +86,11 @@ class BackupSetReader:
         except FileNotFoundError:
             raise NotFound(f"Artifact {name} of {self.backup_id} is missing from storage.")
         return VerifyingStream(raw, name, expected)
+
+    def open_decompressed(self, name):
+        """The artifact's plain bytes, decompressed by the method its name shows; the checksum is
+        still checked on the stored bytes."""
+        return compression.decompressing(self.open(name), compression.method_of(name))
 
     def verify(self, names=None):
         """Stream each artifact through its hash. Returns {name: None | error text}."""

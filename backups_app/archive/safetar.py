@@ -24,7 +24,7 @@ def _check_member(member):
             raise UnsafeArchive(f"Refusing archive member {name!r}: link to {target!r} leaves the folder.")
 
 
-def safe_extract(fileobj, dest, mode="r|gz"):
+def safe_extract(fileobj, dest, mode="r|"):
     """Extract a tar stream into ``dest`` (which must exist). Returns (files, bytes)."""
     files = size = 0
     with tarfile.open(fileobj=fileobj, mode=mode) as tar:

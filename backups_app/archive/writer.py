@@ -7,6 +7,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 
+from backups_app.archive import compression
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, set_path
 
@@ -59,6 +60,15 @@ class BackupSetWriter:
             raise
         upload.close()
         self.artifacts[name] = {"component": self.current_component, "size": sink.size, "sha256": sink.sha256}
+
+    @contextmanager
+    def open_compressed(self, stem):
+        """``with writer.open_compressed("uploads.tar") as (name, f)``: an artifact compressed with
+        BACKUP_COMPRESSION, named ``uploads.tar.zst`` / ``.gz`` / plain by the method."""
+        chosen = compression.method()
+        name = stem + compression.EXTENSIONS[chosen]
+        with self.open(name) as sink, compression.compressing(sink, chosen) as out:
+            yield name, out
 
     def write_from(self, name, readable):
         """Copy a readable binary stream into artifact ``name``."""

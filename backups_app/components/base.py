@@ -73,6 +73,12 @@ class Component:
         options. Atomic where the store allows; the service covers the rest with a safety backup."""
         raise NotImplementedError
 
+    def rehearse(self, reader, artifacts, log):
+        """Restore ``artifacts`` into a scratch target (temporary database, collection, db index or
+        folder), return counts in ``backup()``'s shape, and drop the scratch target. Never touches
+        live data. Used by deep verification (restore rehearsal)."""
+        raise NotImplementedError
+
     def required_programs(self):
         """[(program path or name, install hint)] checked at startup."""
         return []

@@ -1,4 +1,5 @@
-"""Uploaded files: the folder streamed as ``<name>.tar.gz`` (paths relative to the folder).
+"""Uploaded files: the folder streamed as ``<name>.tar.zst`` (or ``.tar.gz`` / ``.tar`` by
+BACKUP_COMPRESSION; paths relative to the folder).
 Restore extracts into a sibling folder with member checks, then swaps it in, so the live folder
 is replaced whole or not at all."""
 
@@ -15,10 +16,6 @@ from backups_app.errors import ComponentError
 class UploadsComponent(Component):
     options = {"path": (str, Component.REQUIRED)}
 
-    @property
-    def artifact_name(self):
-        return f"{self.name}.tar.gz"
-
     def _counts(self):
         files, size = folder_counts(self.config["path"])
         return {"files": files, "bytes": size}
@@ -27,8 +24,8 @@ class UploadsComponent(Component):
         root = self.config["path"]
         if not os.path.isdir(root):
             raise ComponentError(f"{self.name}: folder {root} does not exist (check UPLOADS_DIR).")
-        with writer.open(self.artifact_name) as sink:
-            with tarfile.open(fileobj=sink, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:
+        with writer.open_compressed(f"{self.name}.tar") as (_name, out):
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for entry in sorted(os.listdir(root)):
                     tar.add(os.path.join(root, entry), arcname=entry)
         counts = self._counts()
@@ -45,8 +42,8 @@ class UploadsComponent(Component):
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
         try:
-            with reader.open(name) as stream:
-                files, size = safe_extract(stream, staging)
+            with reader.open_decompressed(name) as stream:
+                files, size = safe_extract(stream, staging, mode="r|")
             log(f"{self.name}: extracted {files} files, {size} bytes; swapping into {live}")
             self._swap(staging, live)
         except BaseException:

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backups_app import components
+from backups_app.archive import compression
 from backups_app.archive.ids import new_run_id, validate_backup_id
 from backups_app.archive.reader import BackupSetReader, load_manifest
 from backups_app.archive.storage import backup_storage, delete_set
@@ -107,7 +108,7 @@ def _manifest(backup, facts):
         "trigger": backup.trigger,
         "status": RunStatus.COMPLETED,
         "components": facts,
-        "compression": "gzip",
+        "compression": compression.method(),
         "encryption": None,
         "tools": {"python": platform.python_version(), "django": django.get_version()},
     }
