@@ -44,6 +44,9 @@ class BackupSetWriter:
         self.backup_id = backup_id
         self.artifacts = {}  # name -> {"component", "size", "sha256"}
         self.current_component = None
+        # Safety backups record a missing file or folder as absent instead of failing, so a
+        # rollback can put the "nothing was there" state back.
+        self.allow_missing = False
 
     @contextmanager
     def open(self, name):

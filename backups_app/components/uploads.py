@@ -22,6 +22,9 @@ class UploadsComponent(Component):
 
     def backup(self, writer, log):
         root = self.config["path"]
+        if not os.path.exists(root) and writer.allow_missing:
+            log(f"{self.name}: folder {root} does not exist; recorded as absent")
+            return {"counts": {"files": 0, "bytes": 0}, "absent": True}
         if not os.path.isdir(root):
             raise ComponentError(f"{self.name}: folder {root} does not exist (check UPLOADS_DIR).")
         with writer.open_compressed(f"{self.name}.tar") as (_name, out):
@@ -36,8 +39,12 @@ class UploadsComponent(Component):
         return self._counts() if os.path.isdir(self.config["path"]) else {"files": 0, "bytes": 0}
 
     def restore(self, reader, artifacts, options, log):
-        (name,) = artifacts
         live = os.path.abspath(self.config["path"])
+        if reader.facts_of(self.name).get("absent"):
+            log(f"{self.name}: the folder did not exist in this backup; removing {live}")
+            shutil.rmtree(live, ignore_errors=True)
+            return
+        (name,) = artifacts
         parent = os.path.dirname(live)
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)

@@ -62,6 +62,7 @@ def run_backup(pk):
     storage = backup_storage()
     writer = BackupSetWriter(storage, backup.backup_id)
     regular = backup.kind == Backup.Kind.REGULAR
+    writer.allow_missing = not regular
     with heartbeat(backup):
         try:
             if regular:
