@@ -16,6 +16,14 @@ from backups_app.models import Backup, OperationLock, Restore, RunStatus
 logger = logging.getLogger("backups_app")
 
 
+def enqueue(task, pk, name):
+    """Hand a run to the django-q2 worker. ``Q_CLUSTER["sync"]`` is read here, at use (django-q2
+    reads its own settings once at import), so tests and single-process setups can run inline."""
+    from django_q.tasks import async_task
+
+    async_task(task, pk, task_name=name, sync=settings.Q_CLUSTER.get("sync", False))
+
+
 def known_secrets():
     secrets = []
     for component in components.all_components().values():
