@@ -52,11 +52,11 @@ def parse_option_assignments(items):
     return options
 
 
-def _flatten(component, counts, prefix=""):
+def flatten_counts(component, counts, prefix=""):
     flat = {}
     for key, value in counts.items():
         if isinstance(value, dict):
-            flat.update(_flatten(component, value, f"{prefix}{key}."))
+            flat.update(flatten_counts(component, value, f"{prefix}{key}."))
         else:
             flat[f"{component}.{prefix}{key}"] = value
     return flat
@@ -80,7 +80,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             live_counts = {}
             problems.append(f"{name}: cannot read live counts: {exc}")
         live[name] = {"live": live_counts, "backup": backup_counts}
-        affected.update(_flatten(name, live_counts))
+        affected.update(flatten_counts(name, live_counts))
     problems += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
     return {
         "backup_id": backup.backup_id,
