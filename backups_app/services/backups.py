@@ -44,7 +44,7 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
             components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
         )
     if run_async:
-        enqueue("backups_app.tasks.run_backup", backup.pk, backup.backup_id)
+        enqueue("backups_app.tasks.run_backup", backup, backup.backup_id)
     else:
         run_backup(backup.pk)
         backup.refresh_from_db()

@@ -119,7 +119,11 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
         locks.release(locks.RESTORE_LOCK, restore_id)
         raise
     if run_async:
-        enqueue("backups_app.tasks.run_restore", restore.pk, restore_id)
+        try:
+            enqueue("backups_app.tasks.run_restore", restore, restore_id)
+        finally:
+            if restore.status == RunStatus.FAILED:
+                locks.release(locks.RESTORE_LOCK, restore_id)
     else:
         run_restore(restore.pk)
         restore.refresh_from_db()
