@@ -4,7 +4,7 @@ No logic of its own; errors come from the services and are mapped in api/errors.
 from typing import Optional, Union
 
 from django.http import StreamingHttpResponse
-from ninja import NinjaAPI, Query
+from ninja import NinjaAPI, Query, Status
 
 from backups_app.api import errors
 from backups_app.api.auth import staff_with
@@ -24,7 +24,8 @@ api = NinjaAPI(
 errors.install(api)
 
 VIEW, ADD, DELETE = "backups_app.view_backup", "backups_app.add_backup", "backups_app.delete_backup"
-DOWNLOAD, RESTORE, VIEW_RESTORE = "backups_app.download_backup", "backups_app.restore_backup", "backups_app.view_restore"
+DOWNLOAD, RESTORE = "backups_app.download_backup", "backups_app.restore_backup"
+VIEW_RESTORE = "backups_app.view_restore"
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
 MB = 1024 * 1024
@@ -39,10 +40,10 @@ def create_backup(request, payload: BackupIn, wait: bool = Query(False, descript
     backup = backups.create_backup(payload.components, description=payload.description, trigger=Trigger.API,
                                    user=request.auth, include_uploads=payload.include_uploads, run_async=not wait)
     if not wait:
-        return 202, backup
+        return Status(202, backup)
     if backup.status != RunStatus.COMPLETED:
-        return 500, {"error": "backup_failed", "detail": f"Backup {backup.backup_id} failed: {backup.error}"}
-    return 201, backup
+        return Status(500, {"error": "backup_failed", "detail": f"Backup {backup.backup_id} failed: {backup.error}"})
+    return Status(201, backup)
 
 
 @api.get("/backups", auth=staff_with(VIEW), response={200: BackupList, **DENIED}, summary="List backups")
@@ -82,7 +83,7 @@ def download(request, backup_id: str, artifact: Optional[str] = Query(None, desc
 def delete_backup(request, backup_id: str):
     """409 while it runs or while a restore uses it."""
     backups.delete_backup(backup_id)
-    return 204, None
+    return Status(204, None)
 
 
 @api.post("/backup/{backup_id}/verify", auth=staff_with(VIEW), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
@@ -99,10 +100,10 @@ def start_restore(request, payload: RestoreIn):
     With it the restore is queued (202): a safety backup is taken first and put back if anything
     fails (`rolled_back`). `dry_run: true` only plans (200): checksums verified, counts compared."""
     if payload.dry_run:
-        return 200, restores.plan_restore(payload.backup_id, payload.components, payload.options)
+        return Status(200, restores.plan_restore(payload.backup_id, payload.components, payload.options))
     restore = restores.start_restore(payload.backup_id, payload.components, payload.options, confirm=payload.confirm,
                                      trigger=Trigger.API, user=request.auth, run_async=True)
-    return 202, restore
+    return Status(202, restore)
 
 
 @api.get("/restore/status", auth=staff_with(VIEW_RESTORE), response={200: RestoreDetail, 404: ErrorOut, **DENIED},
