@@ -5,8 +5,10 @@ from datetime import datetime
 from typing import Any, Optional
 
 from ninja import Field, Schema
+from pydantic import BaseModel, ConfigDict
 
 from backups_app import components as registry
+from backups_app.archive.ids import BACKUP_ID_RE
 from backups_app.models import RunStatus
 
 LOG_TAIL_LINES = 50
@@ -32,7 +34,14 @@ class ConfirmationOut(ErrorOut):
     components: list[str]
 
 
-class BackupIn(Schema):
+class Input(BaseModel):
+    """Request bodies: a JSON object with known keys only (a typo like "confim" is an error, not
+    silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupIn(Input):
     include_uploads: bool = Field(False, description="Without components: include upload folders too.")
     description: str = Field("", max_length=500)
     components: Optional[list[str]] = Field(None, description="Source names; default every configured source.")
@@ -96,8 +105,8 @@ class VerifyOut(Schema):
     artifacts: dict[str, Optional[str]] = Field(description="Per artifact: null when its SHA-256 matches, else why.")
 
 
-class RestoreIn(Schema):
-    backup_id: str
+class RestoreIn(Input):
+    backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
     confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
     components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
     dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")

@@ -4,12 +4,13 @@ No logic of its own; errors come from the services and are mapped in api/errors.
 from typing import Optional, Union
 
 from django.http import StreamingHttpResponse
-from ninja import NinjaAPI, Query, Status
+from ninja import NinjaAPI, Path, Query, Status
 
 from backups_app.api import errors
 from backups_app.api.auth import staff_with
 from backups_app.api.schemas import (BackupDetail, BackupIn, BackupList, ConfirmationOut, ErrorOut, PlanOut,
                                      RestoreAccepted, RestoreDetail, RestoreIn, VerifyOut)
+from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
 from backups_app.models import RunStatus, Trigger
 from backups_app.services import backups, restores
 
@@ -29,6 +30,7 @@ VIEW_RESTORE = "backups_app.view_restore"
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
 MB = 1024 * 1024
+BackupId = Path(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
 
 
 @api.post("/backup", auth=staff_with(ADD), response={201: BackupDetail, 202: BackupDetail, 400: ErrorOut,
@@ -47,7 +49,7 @@ def create_backup(request, payload: BackupIn, wait: bool = Query(False, descript
 
 
 @api.get("/backups", auth=staff_with(VIEW), response={200: BackupList, **DENIED}, summary="List backups")
-def list_backups(request, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0),
+def list_backups(request, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=2**31),
                  status: Optional[RunStatus] = None):
     """Newest first; `total` counts all matching backups, `storage_used_mb` all stored backups."""
     page, total = backups.list_backups(status, limit, offset)
@@ -56,7 +58,7 @@ def list_backups(request, limit: int = Query(20, ge=1, le=100), offset: int = Qu
 
 @api.get("/backup/{backup_id}", auth=staff_with(VIEW), response={200: BackupDetail, **BY_ID},
          summary="One backup: artifacts, checksums, counts, log tail")
-def get_backup(request, backup_id: str):
+def get_backup(request, backup_id: str = BackupId):
     return backups.get_backup(backup_id, completed=False)
 
 
@@ -67,7 +69,8 @@ TAR = {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
 @api.get("/backup/{backup_id}/download", auth=staff_with(DOWNLOAD), response={**BY_ID, 409: ErrorOut},
          openapi_extra={"responses": {200: {"description": "The set as a tar, or one artifact", "content": TAR}}},
          summary="Download the set as one tar, or one artifact")
-def download(request, backup_id: str, artifact: Optional[str] = Query(None, description="e.g. postgres.dump")):
+def download(request, backup_id: str = BackupId,
+             artifact: Optional[str] = Query(None, pattern=ARTIFACT_NAME_RE.pattern, examples=["postgres.dump"])):
     """Streamed (constant memory). After `tar -xf`, `sha256sum -c SHA256SUMS` inside the folder
     checks every artifact."""
     iterator, length, filename = backups.download(backup_id, artifact)
@@ -80,7 +83,7 @@ def download(request, backup_id: str, artifact: Optional[str] = Query(None, desc
 
 @api.delete("/backup/{backup_id}", auth=staff_with(DELETE), response={204: None, **BY_ID, 409: ErrorOut},
             summary="Delete a backup")
-def delete_backup(request, backup_id: str):
+def delete_backup(request, backup_id: str = BackupId):
     """409 while it runs or while a restore uses it."""
     backups.delete_backup(backup_id)
     return Status(204, None)
@@ -88,7 +91,7 @@ def delete_backup(request, backup_id: str):
 
 @api.post("/backup/{backup_id}/verify", auth=staff_with(VIEW), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
           summary="Check every artifact against its SHA-256")
-def verify_backup(request, backup_id: str):
+def verify_backup(request, backup_id: str = BackupId):
     return backups.verify_backup(backup_id)
 
 
@@ -114,5 +117,5 @@ def restore_status(request):
 
 @api.get("/restore/{restore_id}", auth=staff_with(VIEW_RESTORE), response={200: RestoreDetail, **BY_ID},
          summary="One restore")
-def get_restore(request, restore_id: str):
+def get_restore(request, restore_id: str = Path(pattern=RESTORE_ID_RE.pattern)):
     return restores.get_restore(restore_id)

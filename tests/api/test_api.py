@@ -113,8 +113,8 @@ def test_list_backups_newest_first_with_paging_and_filter(admin_api, stack):
 
 
 def test_get_backup_validates_the_id(admin_api, stack):
-    body = assert_error(admin_api.get(f"{API}/backup/backup_..etc"), 400, "invalid_id")
-    assert "backup_YYYYMMDD_HHMMSS" in body["detail"]
+    body = assert_error(admin_api.get(f"{API}/backup/backup_..etc"), 422, "validation_error")
+    assert "backup_id" in body["detail"] and "pattern" in body["detail"]
     assert_error(admin_api.get(f"{API}/backup/backup_20990101_000000"), 404, "not_found")
 
 
@@ -154,7 +154,9 @@ def test_download_one_artifact(admin_api, stack):
 
 def test_download_refuses_bad_artifacts_and_unfinished_backups(admin_api, stack):
     backup_id = take_backup(admin_api)["backup_id"]
-    assert_error(admin_api.get(f"{API}/backup/{backup_id}/download?artifact=../../etc/passwd"), 400, "invalid_id")
+    assert_error(admin_api.get(f"{API}/backup/{backup_id}/download?artifact=../../etc/passwd"), 422,
+                 "validation_error")
+    assert_error(admin_api.get(f"{API}/backup/{backup_id}/download?artifact=x..y"), 404, "not_found")
     body = assert_error(admin_api.get(f"{API}/backup/{backup_id}/download?artifact=nope.dump"), 404, "not_found")
     assert "postgres.dump" in body["detail"]
     Backup.objects.create(backup_id="backup_20990101_000000")
@@ -189,7 +191,7 @@ def test_delete_backup(admin_api, stack, backup_storage_dir):
     assert response.status_code == 204 and not response.content
     assert not (backup_storage_dir / backup_id).exists()
     assert_error(admin_api.delete(f"{API}/backup/{backup_id}"), 404, "not_found")
-    assert_error(admin_api.delete(f"{API}/backup/nonsense"), 400, "invalid_id")
+    assert_error(admin_api.delete(f"{API}/backup/nonsense"), 422, "validation_error")
 
 
 def test_delete_refused_while_a_restore_uses_the_backup(admin_api, stack, backup_storage_dir):
@@ -246,7 +248,10 @@ def test_restore_dry_run_plans_without_changing(admin_api, stack):
 def test_restore_errors(admin_api, stack):
     backup_id = take_backup(admin_api, components=["sqlite"])["backup_id"]
     post = lambda body: admin_api.post(f"{API}/restore", body, content_type="application/json")  # noqa: E731
-    assert_error(post({"backup_id": "../x", "confirm": True}), 400, "invalid_id")
+    assert_error(post({"backup_id": "../x", "confirm": True}), 422, "validation_error")
+    body = assert_error(post({"backup_id": backup_id, "confim": True}), 422, "validation_error")
+    assert "confim" in body["detail"]
+    assert_error(post([backup_id]), 422, "validation_error")
     assert_error(post({"backup_id": "backup_20990101_000000", "confirm": True}), 404, "not_found")
     body = assert_error(post({"backup_id": backup_id, "confirm": True, "components": ["postgres"]}), 400,
                         "unknown_component")
@@ -262,7 +267,7 @@ def test_restore_errors(admin_api, stack):
 
 def test_restore_status_lookups(admin_api, db):
     assert_error(admin_api.get(f"{API}/restore/status"), 404, "not_found")
-    assert_error(admin_api.get(f"{API}/restore/restore_x"), 400, "invalid_id")
+    assert_error(admin_api.get(f"{API}/restore/restore_x"), 422, "validation_error")
     assert_error(admin_api.get(f"{API}/restore/restore_20990101_000000"), 404, "not_found")
 
 
