@@ -29,7 +29,6 @@ DOWNLOAD, RESTORE = "backups_app.download_backup", "backups_app.restore_backup"
 VIEW_RESTORE = "backups_app.view_restore"
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
-MB = 1024 * 1024
 BackupId = Path(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
 
 
@@ -53,7 +52,7 @@ def list_backups(request, limit: int = Query(20, ge=1, le=100), offset: int = Qu
                  status: Optional[RunStatus] = None):
     """Newest first; `total` counts all matching backups, `storage_used_mb` all stored backups."""
     page, total = backups.list_backups(status, limit, offset)
-    return {"backups": page, "total": total, "storage_used_mb": round(backups.storage_used_bytes() / MB, 2)}
+    return {"backups": page, "total": total, "storage_used_mb": backups.storage_used_mb()}
 
 
 @api.get("/backup/{backup_id}", auth=staff_with(VIEW), response={200: BackupDetail, **BY_ID},

@@ -150,9 +150,10 @@ def list_backups(status=None, limit=None, offset=0):
     return list(backups[offset:end]), backups.count()
 
 
-def storage_used_bytes():
-    """What the recorded backups occupy in storage (sum of artifact sizes)."""
-    return Backup.objects.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+def storage_used_mb():
+    """What the recorded backups occupy in storage (sum of artifact sizes), in MiB like ``size_mb``."""
+    used = Backup.objects.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    return round(used / (1024 * 1024), 2)
 
 
 def download(backup_id, artifact=None):
