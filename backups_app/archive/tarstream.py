@@ -33,10 +33,11 @@ def stream_file(storage, path, size):
         raise BackupError(f"{path} changed while it was being sent ({sent} bytes instead of {size}).")
 
 
-def stream_set_tar(storage, backup_id, names):
+def stream_set_tar(storage, backup_id, names, mtime=None):
     """``(iterator, content_length)`` of a tar holding ``names`` (files of the set) as
-    ``<backup_id>/<name>``."""
-    mtime = int(time.time())
+    ``<backup_id>/<name>``. With a fixed ``mtime`` (epoch seconds) every download of a set is
+    byte-identical."""
+    mtime = int(time.time() if mtime is None else mtime)
     members = []
     for name in names:
         path = set_path(backup_id, name)

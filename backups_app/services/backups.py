@@ -166,7 +166,7 @@ def download(backup_id, artifact=None):
         raise NotFound(f"Backup {backup.backup_id} has no artifact {artifact!r}; it has {', '.join(files)}.")
     try:
         if artifact is None:
-            iterator, length = stream_set_tar(storage, backup.backup_id, files)
+            iterator, length = stream_set_tar(storage, backup.backup_id, files, mtime=backup.finished_at.timestamp())
             return iterator, length, f"{backup.backup_id}.tar"
         path = set_path(backup.backup_id, artifact)
         size = storage.size(path)
