@@ -8,3 +8,4 @@ class BackupsAppConfig(AppConfig):
 
     def ready(self):
         from backups_app import checks, signals  # noqa: F401  (registers checks and receivers)
+        from backups_app import token_admin  # noqa: F401  (registers the API token admin)
