@@ -25,6 +25,13 @@ def backup_storage_dir(settings, tmp_path):
 
 
 @pytest.fixture
+def sync_worker(settings):
+    """Enqueued runs execute at once in this process (django-q2's sync mode, read at use by
+    services.runs.enqueue), so 'queued' work really happens in the test."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+
+
+@pytest.fixture
 def sources(settings):
     """``sources(name=(engine_class_path, options), ...)`` sets BACKUP_SOURCES for the test."""
 

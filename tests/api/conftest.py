@@ -16,14 +16,6 @@ SQLITE_ENGINE = "backups_app.components.sqlite.SQLiteComponent"
 UPLOADS_ENGINE = "backups_app.components.uploads.UploadsComponent"
 
 
-@pytest.fixture
-def sync_worker(monkeypatch):
-    """``async_task`` runs the task at once, in this process (django-q2's sync mode)."""
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", True)
-
-
 def make_stack(root, dbname):
     """Fill the three stores with known data; returns their source options."""
     with pg_connect(dbname) as conn:
