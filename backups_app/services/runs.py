@@ -8,12 +8,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.dispatch import Signal
 from django.utils import timezone
 
 from backups_app import components
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
 
 logger = logging.getLogger("backups_app")
+
+# Sent with ``run=`` once a run has finished and nothing else will write to it (notifications,
+# metrics). Receivers must not raise.
+run_finished = Signal()
 
 
 def known_secrets():
