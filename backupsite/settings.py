@@ -154,6 +154,8 @@ BACKUP_SWEEP_MINUTES = env_int("BACKUP_SWEEP_MINUTES", 5)
 # Health: /api/system/health and `manage.py backup_health`.
 BACKUP_MAX_AGE_HOURS = env_int("BACKUP_MAX_AGE_HOURS", 26)
 BACKUP_MIN_FREE_MB = env_int("BACKUP_MIN_FREE_MB", 1024)
+# Off on hosts that schedule with cron (scripts/backup/schedule.sh) and run no django-q2 cluster.
+BACKUP_HEALTH_CHECK_WORKER = env_bool("BACKUP_HEALTH_CHECK_WORKER", True)
 # /metrics is open to these addresses or networks (comma-separated), loopback by default.
 BACKUP_METRICS_ALLOW = os.environ.get("BACKUP_METRICS_ALLOW", "127.0.0.1,::1")
 # Extra ways in for /metrics and the health endpoint: dotted paths to callable(request) -> bool.

@@ -74,6 +74,8 @@ def check_storage():
 def check_worker(now):
     from django_q.models import Schedule
 
+    if not settings.BACKUP_HEALTH_CHECK_WORKER:
+        return {"ok": True, "note": "not checked (BACKUP_HEALTH_CHECK_WORKER is off)"}
     sweep = Schedule.objects.filter(name=SWEEP_NAME).first()
     if sweep is None:
         return {"ok": False, "error": "no schedules: run `python manage.py setup_schedules`"}

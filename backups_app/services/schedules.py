@@ -7,6 +7,7 @@ from croniter import croniter
 from django.conf import settings
 
 from backups_app.errors import ConfigurationError
+from backups_app.models import RunStatus, Trigger
 
 SWEEP_NAME = "backups: sweep stale runs"
 BACKUP_TASK = "backups_app.tasks.scheduled_backup"
@@ -70,3 +71,24 @@ def setup_schedules(user=None, request=None):
     if changes:
         audit.record("schedule.setup", user=user, request=request, target="schedules", details=changes)
     return outcome
+
+
+def run_backup_job(label):
+    """What a backup schedule runs: a backup of BACKUP_SCHEDULE_COMPONENTS (every source when
+    empty), then a prune when it completed. Returns the Backup."""
+    from backups_app.services import audit, backups, retention
+
+    names = [n.strip() for n in settings.BACKUP_SCHEDULE_COMPONENTS.split(",") if n.strip()] or None
+    backup = backups.create_backup(names, description=f"{label} backup", trigger=Trigger.SCHEDULE)
+    audit.record("backup.create", target=backup.backup_id,
+                 details={"trigger": Trigger.SCHEDULE, "schedule": label, "status": backup.status})
+    if backup.status == RunStatus.COMPLETED and settings.BACKUP_PRUNE_AFTER_BACKUP:
+        retention.prune()
+    return backup
+
+
+def run_rehearsal_job():
+    """What the rehearsal schedule runs: a deep verification of the newest backup."""
+    from backups_app.services import verification
+
+    return verification.verify("latest", deep=True, trigger=Trigger.SCHEDULE)
