@@ -8,4 +8,4 @@ class BackupsAppConfig(AppConfig):
 
     def ready(self):
         from backups_app import checks, signals  # noqa: F401  (registers checks and receivers)
-        from backups_app import admin_ops, signals_ops  # noqa: F401  (operations admin and run receivers)
+        from backups_app import admin_ops, checks_ops, signals_ops  # noqa: F401  (operations admin, checks, receivers)

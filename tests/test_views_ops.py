@@ -132,3 +132,17 @@ def test_metrics_values_after_runs(client, demo_stack, sources, settings, tmp_pa
     settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_LAST = 0, 1
     assert retention.prune()["deleted"] == [first.backup_id]
     assert samples(client)[("backup_runs_total", (("status", "completed"),))] == 2  # counters never go down
+
+
+def test_system_checks_name_bad_operations_settings(settings):
+    from django.core.checks import run_checks
+
+    settings.BACKUP_SCHEDULE_DAILY = "2am"
+    settings.BACKUP_METRICS_ALLOW = "localhost"
+    settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_MONTHLY, settings.BACKUP_MAX_COUNT = 7, 12, 10
+    ids = {m.id: m.msg for m in run_checks()}
+    assert "BACKUP_SCHEDULE_DAILY='2am'" in ids["backups.E011"]
+    assert "'localhost' is not an address" in ids["backups.E012"]
+    assert "can keep 19 backups but BACKUP_MAX_COUNT=10" in ids["backups.W010"]
+    settings.BACKUP_KEEP_WITHIN = "1 week"
+    assert "BACKUP_KEEP_WITHIN='1 week'" in {m.id: m.msg for m in run_checks()}["backups.E010"]

@@ -31,6 +31,11 @@ def env(tmp_path):
     for name in ("POSTGRES_DB", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY"):
         env.pop(name, None)
     (tmp_path / "cron.d").mkdir()
+    return env
+
+
+@pytest.fixture
+def migrated(env):
     done = subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT,
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -52,7 +57,8 @@ def cron_jobs(path):
     return jobs
 
 
-def test_installed_cron_jobs_run_backups_prunes_and_rehearsals(env, tmp_path):
+def test_installed_cron_jobs_run_backups_prunes_and_rehearsals(migrated, tmp_path):
+    env = migrated
     done = script(env, "install-cron")
     assert done.returncode == 0, done.stderr
     cron_file = Path(env["BACKUP_CRON_FILE"])
@@ -84,8 +90,8 @@ def test_installed_cron_jobs_run_backups_prunes_and_rehearsals(env, tmp_path):
     assert "Nothing to remove" in script(env, "remove").stdout
 
 
-def test_health_check_fails_without_a_backup(env):
-    done = script(env, "health-check")
+def test_health_check_fails_without_a_backup(migrated):
+    done = script(migrated, "health-check")
     assert done.returncode == 1
     assert "FAIL backups" in done.stdout and "no completed backup yet" in done.stdout
 
