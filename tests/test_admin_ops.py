@@ -10,7 +10,6 @@ from django_q.models import OrmQ, Schedule
 
 from backups_app.models import AuditEvent, Backup, Verification
 from backups_app.services import backups
-from tests.ops_fixtures import demo_stack  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops_admin_urls")]
 RETENTION = "/admin/backups_app/backup/retention/"

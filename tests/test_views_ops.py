@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backups_app.models import Backup, RunStatus, Verification
 from backups_app.services import backups, restores, retention, verification
 from backups_app.services.schedules import SWEEP_NAME, setup_schedules
-from tests.ops_fixtures import SQLITE, UPLOADS, demo_stack  # noqa: F401
+from tests.ops_fixtures import SQLITE, UPLOADS
 
 pytestmark = pytest.mark.django_db
 

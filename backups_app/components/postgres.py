@@ -145,5 +145,6 @@ class PostgresComponent(Component):
                 return self._counts(cur)
         finally:
             with self.connect(autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+                force = sql.SQL(" WITH (FORCE)" if conn.info.server_version >= 130000 else "")
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(scratch), force))
             log(f"{self.name}: dropped {scratch}")

@@ -51,7 +51,9 @@ def check_backups(now):
         if age > limit:
             result[name]["error"] = f"newest backup is older than {settings.BACKUP_MAX_AGE_HOURS} h " \
                                     "(BACKUP_MAX_AGE_HOURS)"
-    return {"ok": bool(result) and all(r["ok"] for r in result.values()), "components": result}
+    if not result:
+        return {"ok": False, "components": {}, "error": "no backup source is configured"}
+    return {"ok": all(r["ok"] for r in result.values()), "components": result}
 
 
 def check_storage():

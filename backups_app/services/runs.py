@@ -12,7 +12,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from backups_app import components
-from backups_app.models import Backup, OperationLock, Restore, RunStatus
+from backups_app.models import Backup, OperationLock, Restore, RunStatus, Verification
 
 logger = logging.getLogger("backups_app")
 
@@ -102,7 +102,7 @@ def sweep_stale_runs():
     close_old_connections()
     cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
     swept = 0
-    for model in (Backup, Restore):
+    for model in (Backup, Restore, Verification):
         for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=cutoff):
             RunRecorder(run).finish(
                 RunStatus.FAILED,
@@ -111,7 +111,7 @@ def sweep_stale_runs():
             )
             if isinstance(run, Backup):
                 delete_set(backup_storage(), run.backup_id)
-            else:
+            elif isinstance(run, Restore):
                 OperationLock.objects.filter(holder=run.restore_id).delete()
             swept += 1
     return swept

@@ -10,7 +10,7 @@ A component without a rehearsal is not failed: its artifacts get the quick check
 import time
 
 from backups_app import components
-from backups_app.errors import UnknownComponent
+from backups_app.errors import NotFound, UnknownComponent
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import audit
 from backups_app.services.backups import _error_text, get_backup, open_reader
@@ -44,6 +44,8 @@ def run_verification(pk):
     recorder.start()
     with heartbeat(verification):
         try:
+            if verification.backup is None:
+                raise NotFound(f"Backup {verification.source_backup_id} was deleted before it could be verified.")
             reader = open_reader(verification.backup)
             if verification.kind == Verification.Kind.DEEP:
                 problems = _rehearse(verification, reader, recorder)

@@ -9,7 +9,6 @@ from django.test import RequestFactory
 
 from backups_app.models import AuditEvent
 from backups_app.services import audit
-from tests.ops_fixtures import demo_stack  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

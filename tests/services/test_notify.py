@@ -11,7 +11,7 @@ from django.core import mail
 
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, notify
-from tests.ops_fixtures import UPLOADS, demo_stack  # noqa: F401
+from tests.ops_fixtures import UPLOADS
 
 pytestmark = pytest.mark.django_db(transaction=True)  # delivery threads use their own connections
 

@@ -184,7 +184,6 @@ from django.core.management import CommandError  # noqa: E402
 from backups_app.errors import InvalidId, NotFound  # noqa: E402
 from backups_app.models import AuditEvent, Backup, Restore, RunStatus  # noqa: E402
 from backups_app.services import backups, retention  # noqa: E402
-from tests.ops_fixtures import demo_stack  # noqa: E402,F401
 
 
 @pytest.fixture

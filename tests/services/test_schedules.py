@@ -91,7 +91,8 @@ def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
         deadline, row = time.monotonic() + 90, None
         while time.monotonic() < deadline and cluster.poll() is None:
             with closing(sqlite3.connect(app_db, timeout=30)) as conn:
-                row = conn.execute("SELECT backup_id, status, \"trigger\", description FROM backups_app_backup").fetchone()
+                row = conn.execute(
+                    'SELECT backup_id, status, "trigger", description FROM backups_app_backup').fetchone()
             if row and row[1] in ("completed", "failed"):
                 break
             time.sleep(0.5)
@@ -103,7 +104,8 @@ def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
     assert (status, trigger, description) == ("completed", "schedule", "daily backup")
     assert (tmp_path / "backups" / backup_id / "metadata.json").is_file()
     with closing(sqlite3.connect(app_db)) as conn:
-        next_run = conn.execute("SELECT next_run FROM django_q_schedule WHERE name = 'backups: daily backup'").fetchone()[0]
+        next_run = conn.execute("SELECT next_run FROM django_q_schedule WHERE name = ?",
+                                ("backups: daily backup",)).fetchone()[0]
         audit = conn.execute("SELECT action, target FROM backups_app_auditevent").fetchall()
     assert datetime.fromisoformat(next_run).replace(tzinfo=dt_timezone.utc) > datetime.now(dt_timezone.utc)
     assert ("backup.create", backup_id) in audit

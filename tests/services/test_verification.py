@@ -14,7 +14,7 @@ from backups_app.components.uploads import UploadsComponent
 from backups_app.models import AuditEvent, RunStatus, Verification
 from backups_app.services import backups, verification
 from tests.conftest import pg_connect, pg_options
-from tests.ops_fixtures import POSTGRES, SQLITE, UPLOADS, demo_stack, make_stack  # noqa: F401
+from tests.ops_fixtures import POSTGRES, SQLITE, UPLOADS, make_stack
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +132,29 @@ def test_sqlite_rehearsal_leaves_no_spool_files(demo_stack, settings):
     assert list(settings.BACKUP_SPOOL_DIR.iterdir()) == []
     with closing(sqlite3.connect(demo_stack[1])) as conn:
         assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 7
+
+
+def test_a_verification_whose_worker_died_is_swept(demo_stack, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backups_app.services.runs import sweep_stale_runs
+
+    backup = backups.create_backup(["sqlite"])
+    stale = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS + 5)
+    stuck = Verification.objects.create(backup=backup, source_backup_id=backup.backup_id, kind="deep",
+                                        status=RunStatus.IN_PROGRESS, heartbeat_at=stale)
+    assert sweep_stale_runs() == 1
+    stuck.refresh_from_db()
+    assert stuck.status == RunStatus.FAILED and "stopped responding" in stuck.error
+
+
+def test_a_queued_verification_of_a_deleted_backup_fails_clearly(demo_stack):
+    backup = backups.create_backup(["sqlite"])
+    queued = verification.verify(backup.backup_id, deep=True, run_async=True)
+    backups.delete_backup(backup.backup_id)
+    verification.run_verification(queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.FAILED
+    assert queued.error == f"Backup {backup.backup_id} was deleted before it could be verified."

@@ -23,4 +23,5 @@ class Command(ServiceCommand):
             self.stdout.write(f"{status:7} {name}{timing}" + (f": {detail}" if detail else ""))
         if result.status != RunStatus.COMPLETED:
             raise CommandError(f"{result.source_backup_id} failed verification: {result.error}")
-        self.stdout.write(f"{result.source_backup_id}: {'rehearsal passed' if opts['deep'] else 'all artifacts verified'}")
+        passed = "rehearsal passed" if opts["deep"] else "all artifacts verified"
+        self.stdout.write(f"{result.source_backup_id}: {passed}")
