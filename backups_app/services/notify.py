@@ -117,5 +117,7 @@ def _deliver(model, pk, channels, subject, text):
             logger.warning("%s %s: %s", model.__name__, pk, failure)
             line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {failure}\n"
             model.objects.filter(pk=pk).update(log=Concat(F("log"), Value(line)))
+    except Exception:  # the run is recorded already; a busy database must not leave a traceback behind
+        logger.exception("could not record the notification outcome of %s %s", model.__name__, pk)
     finally:
         connection.close()  # this thread's own database connection
