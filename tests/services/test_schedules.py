@@ -1,6 +1,7 @@
 """django-q2 schedules: written idempotently from settings, and a due schedule really runs a
 backup through a qcluster started here against a file-based SQLite app database."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -77,7 +78,7 @@ def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.qcluster_settings", "VAR_DIR": str(tmp_path / "var"),
            "DATABASE_URL": f"sqlite:///{app_db}", "BACKUP_DIR": str(tmp_path / "backups"),
            "BACKUP_SPOOL_DIR": str(tmp_path / "spool"), "UPLOADS_DIR": str(uploads), "SQLITE_PATHS": str(db),
-           "BACKUP_HEARTBEAT_SECONDS": "0"}
+           "BACKUP_HEARTBEAT_SECONDS": "0", "BACKUP_MIN_FREE_MB": "1"}
     for name in ("POSTGRES_DB", "DJANGO_SECRET_KEY", "Q_REDIS_URL"):
         env.pop(name, None)
     _manage(env, "migrate", "--noinput", "-v0")
@@ -96,6 +97,9 @@ def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
             if row and row[1] in ("completed", "failed"):
                 break
             time.sleep(0.5)
+        # Asked while the cluster runs; checked below, after the backup.
+        health = subprocess.run([sys.executable, "manage.py", "backup_health", "--json"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
     finally:
         os.killpg(cluster.pid, signal.SIGKILL)
         _out, err = cluster.communicate(timeout=30)
@@ -107,5 +111,7 @@ def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
         next_run = conn.execute("SELECT next_run FROM django_q_schedule WHERE name = ?",
                                 ("backups: daily backup",)).fetchone()[0]
         audit = conn.execute("SELECT action, target FROM backups_app_auditevent").fetchall()
+    # With the cluster running and a fresh backup every health check passes, the worker's included.
+    assert health.returncode == 0 and json.loads(health.stdout)["checks"]["worker"] == {"ok": True}, health.stdout
     assert datetime.fromisoformat(next_run).replace(tzinfo=dt_timezone.utc) > datetime.now(dt_timezone.utc)
     assert ("backup.create", backup_id) in audit
