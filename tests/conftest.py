@@ -7,6 +7,8 @@ import uuid
 import psycopg
 import pytest
 
+pytest_plugins = ["tests.ops_fixtures"]
+
 PG = {"host": os.environ.get("TEST_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("TEST_PG_PORT", "5432")),
       "user": os.environ.get("TEST_PG_USER", "postgres")}
 

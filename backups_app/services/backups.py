@@ -17,7 +17,7 @@ from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.services import hooks, locks
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 FORMAT_VERSION = 1
 
@@ -90,6 +90,7 @@ def run_backup(pk):
         finally:
             if regular:
                 hooks.run_hooks("post_backup", recorder)
+    run_finished.send(sender=Backup, run=backup)
     return backup
 
 
