@@ -20,6 +20,23 @@ def parse_bool(value):
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def comma_list(value):
+    """A list from a list or a comma-separated string (as environment variables give it)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def choice(*allowed):
+    """A converter accepting one of ``allowed`` (restore modes and the like)."""
+
+    def convert(value):
+        if value not in allowed:
+            raise ValueError(f"expected {' or '.join(allowed)}, got {value!r}")
+        return value
+
+    return convert
+
+
 class Component:
     #: Source options: {key: (converter, default)}; a default of ``REQUIRED`` makes a key mandatory.
     options = {}

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import redis
 from redis.connection import parse_url
 
-from backups_app.components.base import Component, parse_bool
+from backups_app.components.base import Component, choice, comma_list, parse_bool
 from backups_app.errors import ComponentError
 from backups_app.procs import Program
 
@@ -31,14 +31,7 @@ RESTORE = b"RESTORE"
 
 
 def _dbs(value):
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return sorted({int(str(item).strip()) for item in items if str(item).strip()})
-
-
-def _mode(value):
-    if value not in ("exact", "merge"):
-        raise ValueError(f"expected exact or merge, got {value!r}")
-    return value
+    return sorted({int(item) for item in comma_list(value)})
 
 
 def split_password(url):
@@ -111,7 +104,7 @@ class RedisComponent(Component):
         "batch": (int, BATCH),
     }
     secret_options = ("password",)
-    restore_options = {"mode": (_mode, "exact")}
+    restore_options = {"mode": (choice("exact", "merge"), "exact")}
 
     def __init__(self, name, options):
         super().__init__(name, options)
