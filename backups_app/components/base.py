@@ -96,6 +96,16 @@ class Component:
         live data. Used by deep verification (restore rehearsal)."""
         raise NotImplementedError
 
+    def changes_data(self, options):
+        """Whether a restore with these parsed options writes anything. A restore whose selected
+        components all answer False (a preview) needs no safety backup and has nothing to roll back."""
+        return True
+
+    def rollback_options(self):
+        """Restore options that put a safety backup back exactly (the defaults, unless a
+        component's default restore only previews)."""
+        return self.parse_restore_options({})
+
     def required_programs(self):
         """[(program path or name, install hint)] checked at startup."""
         return []

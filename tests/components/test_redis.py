@@ -248,3 +248,16 @@ def test_password_is_split_from_url():
     assert split_password("redis://user:p%40ss@host:6380/2") == ("redis://user@host:6380/2", "p@ss")
     assert split_password("redis://:pw@[::1]:6379") == ("redis://[::1]:6379", "pw")
     assert split_password("unix:///run/redis.sock?db=1") == ("unix:///run/redis.sock?db=1", "")
+
+
+@pytest.mark.django_db
+def test_plan_shows_live_and_backup_keys(sources, redis_url):
+    fill(redis_url)
+    sources(redis=(ENGINE, {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    with client(redis_url, 3) as c:
+        c.set("one-more", "x")
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert plan["counts"]["redis"] == {"live": {"db0": 3010, "db3": 3, "db15": 1},
+                                       "backup": {"db0": 3010, "db3": 2, "db15": 1}}
+    assert plan["affected"] == {"redis.db0": 3010, "redis.db3": 3, "redis.db15": 1}
