@@ -16,12 +16,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import hiredis
 import redis
+from hiredis import pack_command
 from redis.connection import parse_url
 
+from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component, choice, comma_list, parse_bool
 from backups_app.errors import ComponentError
 from backups_app.procs import Program
@@ -46,53 +49,20 @@ def split_password(url):
     return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
 
 
-def resp_command(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        out += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
-    return b"".join(out)
-
-
-class RespReader:
-    """Reads the commands back from a RESP stream (what ``resp_command`` wrote), in chunks."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._buffer = bytearray()
-
-    def _fill(self, wanted):
-        while len(self._buffer) < wanted:
-            chunk = self._stream.read(1024 * 1024)
-            if not chunk:
-                return False
-            self._buffer += chunk
-        return True
-
-    def _line(self):
-        while (end := self._buffer.find(b"\r\n")) < 0:
-            if not self._fill(len(self._buffer) + 1):
-                return None
-        line = bytes(self._buffer[:end])
-        del self._buffer[:end + 2]
-        return line
-
-    def _bulk(self):
-        header = self._line()
-        if not header or header[:1] != b"$":
-            raise ComponentError(f"Redis dump is damaged: expected a bulk string, got {header[:20]!r}.")
-        size = int(header[1:])
-        if not self._fill(size + 2):
-            raise ComponentError("Redis dump is truncated.")
-        value = bytes(self._buffer[:size])
-        del self._buffer[:size + 2]
-        return value
-
-    def __iter__(self):
-        while (header := self._line()) is not None:
-            if header[:1] != b"*":
-                raise ComponentError(f"Redis dump is damaged: expected a command, got {header[:20]!r}.")
-            yield [self._bulk() for _ in range(int(header[1:]))]
+def read_commands(stream):
+    """The commands of a RESP stream (what ``pack_command`` wrote), parsed in C by hiredis."""
+    parser = hiredis.Reader()
+    try:
+        while chunk := stream.read(CHUNK_SIZE):
+            parser.feed(chunk)
+            while (command := parser.gets()) is not False:
+                if not isinstance(command, list) or not command:
+                    raise ComponentError(f"Redis dump is damaged: expected a command, got {str(command)[:40]}.")
+                yield command
+    except hiredis.ProtocolError as exc:
+        raise ComponentError(f"Redis dump is damaged: {exc}") from None
+    if parser.has_data():
+        raise ComponentError("Redis dump is truncated: it ends inside a command.")
 
 
 class RedisComponent(Component):
@@ -122,10 +92,13 @@ class RedisComponent(Component):
     def _connection_kwargs(self, url=None):
         return {**parse_url(url or self.config["url"]), "password": self.config["password"] or None}
 
+    def _pool(self, db, url=None):
+        """Connections to ``db`` (the URL's own db number does not limit which dbs are backed up)."""
+        return redis.ConnectionPool(**{**self._connection_kwargs(url), "db": db, "socket_timeout": 60,
+                                       "socket_connect_timeout": 10})
+
     def client(self, db=0, url=None):
-        """A client on ``db`` (the URL's own db number does not limit which dbs are backed up)."""
-        kwargs = {**self._connection_kwargs(url), "db": db, "socket_timeout": 60, "socket_connect_timeout": 10}
-        return redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
+        return redis.Redis(connection_pool=self._pool(db, url))
 
     @contextmanager
     def _connected(self, url=None):
@@ -157,7 +130,7 @@ class RedisComponent(Component):
             counts = {}
             with writer.open_compressed(self.dump_stem) as (name, out):
                 for db in dbs:
-                    out.write(resp_command("SELECT", db))
+                    out.write(pack_command(("SELECT", db)))
                     counts[f"db{db}"] = self._dump_db(db, out)
             log(f"{self.name}: dumped {sum(counts.values())} keys from db {', '.join(map(str, dbs)) or '(none)'} "
                 f"into {name} (server {server_version})")
@@ -165,27 +138,35 @@ class RedisComponent(Component):
             self._backup_rdb(writer, log)
         return {"counts": counts, "server_version": server_version, "method": "logical"}
 
-    def _dump_db(self, db, out):
-        client = self.client(db)
+    @contextmanager
+    def _bare(self, db, url=None):
+        """A bare connection on ``db``: we write RESP ourselves and read the replies in bulk, which
+        skips the per-command Python work of a redis-py pipeline (most of the time at 200k keys)."""
+        pool = self._pool(db, url)
         try:
-            written = 0
+            yield pool.get_connection()
+        finally:
+            pool.disconnect()
+
+    @staticmethod
+    def _exchange(conn, commands, replies):
+        conn.send_packed_command([commands], check_health=False)
+        return [conn.read_response() for _ in range(replies)]
+
+    def _dump_db(self, db, out):
+        written = 0
+        with self.client(db) as client, self._bare(db) as conn:
             for keys in self._scan_batches(client):
-                pipe = client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.dump(key)
-                    pipe.pttl(key)
-                pipe.time()
-                *replies, (seconds, micros) = pipe.execute()
-                now_ms = seconds * 1000 + micros // 1000
+                batch = b"".join(pack_command((b"DUMP", key)) + pack_command((b"PTTL", key)) for key in keys)
+                *replies, (seconds, micros) = self._exchange(conn, batch + pack_command((b"TIME",)), 2 * len(keys) + 1)
+                now_ms = int(seconds) * 1000 + int(micros) // 1000
                 for key, payload, pttl in zip(keys, replies[::2], replies[1::2]):
                     if payload is None or pttl == -2:  # deleted or expired since SCAN
                         continue
                     expiry = now_ms + pttl if pttl >= 0 else 0
-                    out.write(resp_command(RESTORE, key, expiry, payload, "REPLACE", "ABSTTL"))
+                    out.write(pack_command((RESTORE, key, expiry, payload, b"REPLACE", b"ABSTTL")))
                     written += 1
-            return written
-        finally:
-            client.close()
+        return written
 
     def _scan_batches(self, client):
         cursor = 0
@@ -246,38 +227,38 @@ class RedisComponent(Component):
         return dumps[0]
 
     def _load(self, reader, dump, url=None):
-        """Replay the dump through pipelines of RESTORE; returns ({"db<n>": keys}, skipped)."""
-        counts, skipped, client, pipe = {}, 0, None, None
-        try:
-            with reader.open_decompressed(dump) as stream:
-                for command in RespReader(stream):
-                    if command[0] == b"SELECT":
-                        if pipe is not None:
-                            pipe.execute()
-                            client.close()
-                        db = int(command[1])
-                        client = self.client(db, url=url)
-                        pipe = client.pipeline(transaction=False)
-                        counts[f"db{db}"] = 0
-                    elif command[0] == RESTORE and pipe is not None:
-                        expiry = int(command[2])
-                        if expiry and expiry <= time.time() * 1000:
-                            skipped += 1  # expired since the backup: Redis would drop it anyway
-                            continue
-                        counts[f"db{db}"] += 1
-                        pipe.execute_command(*command)
-                        if len(pipe) >= self.config["batch"]:
-                            pipe.execute()
-                    else:
-                        raise ComponentError(f"{self.name}: unexpected command {command[0][:20]!r} in {dump}.")
-                if pipe is not None:
-                    pipe.execute()
-        except redis.RedisError as exc:
-            raise ComponentError(f"{self.name}: RESTORE failed: {exc}") from None
-        finally:
-            if client is not None:
-                client.close()
+        """Replay the dump's RESTOREs in batches; returns ({"db<n>": keys}, skipped)."""
+        counts, skipped, db, batch = {}, 0, None, []
+        with ExitStack() as stack:
+            conn = None
+            try:
+                with reader.open_decompressed(dump) as stream:
+                    for command in read_commands(stream):
+                        if command[0] == b"SELECT":
+                            self._flush(conn, batch)
+                            db = int(command[1])
+                            conn = stack.enter_context(self._bare(db, url))
+                            counts[f"db{db}"] = 0
+                        elif command[0] == RESTORE and conn is not None:
+                            expiry = int(command[2])
+                            if expiry and expiry <= time.time() * 1000:
+                                skipped += 1  # expired since the backup: Redis would drop it anyway
+                                continue
+                            counts[f"db{db}"] += 1
+                            batch.append(pack_command(tuple(command)))
+                            if len(batch) >= self.config["batch"]:
+                                self._flush(conn, batch)
+                        else:
+                            raise ComponentError(f"{self.name}: unexpected command {command[0][:20]!r} in {dump}.")
+                    self._flush(conn, batch)
+            except redis.RedisError as exc:
+                raise ComponentError(f"{self.name}: RESTORE failed: {exc}") from None
         return counts, skipped
+
+    def _flush(self, conn, batch):
+        if batch:
+            self._exchange(conn, b"".join(batch), len(batch))
+            batch.clear()
 
     def rehearse(self, reader, artifacts, log):
         """Load the dump into a private redis-server on a unix socket in a temporary folder."""

@@ -2,13 +2,17 @@
 by-hand path (zstd -dc | redis-cli --pipe), the optional RDB snapshot and the rehearsal.
 Every test uses its own redis-server on a free port; the shared server is never flushed."""
 
+import io
 import subprocess
 import time
 
 import pytest
 import redis
 
-from backups_app.components.redis import split_password
+from hiredis import pack_command
+
+from backups_app.components.redis import read_commands, split_password
+from backups_app.errors import ComponentError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.servers import redis_server
@@ -261,3 +265,12 @@ def test_plan_shows_live_and_backup_keys(sources, redis_url):
     assert plan["counts"]["redis"] == {"live": {"db0": 3010, "db3": 3, "db15": 1},
                                        "backup": {"db0": 3010, "db3": 2, "db15": 1}}
     assert plan["affected"] == {"redis.db0": 3010, "redis.db3": 3, "redis.db15": 1}
+
+
+def test_damaged_or_truncated_dump_is_reported():
+    whole = pack_command(("SELECT", 0)) + pack_command((b"RESTORE", b"k", 0, b"payload", b"REPLACE", b"ABSTTL"))
+    assert [c[0] for c in read_commands(io.BytesIO(whole))] == [b"SELECT", b"RESTORE"]
+    with pytest.raises(ComponentError, match="truncated"):
+        list(read_commands(io.BytesIO(whole[:-5])))
+    with pytest.raises(ComponentError, match="damaged"):
+        list(read_commands(io.BytesIO(b"+OK\r\n")))
