@@ -99,7 +99,7 @@ class ConfigComponent(Component):
                         raise ComponentError(f"{self.name}: {path} does not exist (check CONFIG_PATHS).")
                     absent.append(rel)
                     continue
-                tar.add(path, arcname=rel)
+                tar.add(path, arcname=rel, filter=self._no_hard_links)
         counts = self._counts()
         log(f"{self.name}: archived {counts['files']} files, {counts['bytes']} bytes from {self.base_dir} into {name}")
         if not getattr(settings, "BACKUP_AGE_RECIPIENTS", None):
@@ -107,6 +107,13 @@ class ConfigComponent(Component):
                 "keep the backup storage private or set BACKUP_AGE_RECIPIENTS.")
         return {"counts": counts, "base_dir": self.base_dir, "paths": sorted(self._relative()), "absent": absent,
                 "sensitive": True}
+
+    def _no_hard_links(self, info):
+        """Hard-linked files are stored whole, so that every member reads from the stream alone."""
+        if info.islnk():
+            info.type, info.linkname = tarfile.REGTYPE, ""
+            info.size = os.path.getsize(os.path.join(self.base_dir, info.name))
+        return info
 
     # Restore
 

@@ -15,7 +15,6 @@ mode (default) then deletes objects that are not in the backup; merge mode keeps
 import hashlib
 import json
 import os
-import posixpath
 import shutil
 import tarfile
 import tempfile

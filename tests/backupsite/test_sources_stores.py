@@ -3,11 +3,12 @@ what is shown."""
 
 from pathlib import Path
 
+from django.utils.module_loading import import_string
+
 from backups_app.components.config import ConfigComponent
 from backups_app.components.objects import ObjectsComponent
 from backups_app.components.redis import RedisComponent
 from backupsite.sources import build_backup_sources
-from django.utils.module_loading import import_string
 
 ENV = {
     "REDIS_URL": "redis://:redis-pw@cache:6379/0", "REDIS_DBS": "0, 1", "REDIS_RDB": "true",

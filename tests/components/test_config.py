@@ -157,3 +157,15 @@ def test_unknown_mode_is_refused(configured):
     with pytest.raises(Exception, match="expected preview or apply"):
         restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "force"}}, confirm=True)
     assert os.path.exists(configured / ".env")
+
+
+@pytest.mark.django_db
+def test_hard_linked_files_are_stored_whole(configured):
+    os.link(configured / "monitoring" / "prometheus.yml", configured / "monitoring" / "prometheus-copy.yml")
+    before = tree(configured)
+    backup = backups.create_backup(["config"])
+    (configured / "monitoring" / "prometheus.yml").unlink()
+    (configured / "monitoring" / "prometheus-copy.yml").unlink()
+    restore = restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "apply"}}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert tree(configured) == before
