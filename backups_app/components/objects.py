@@ -10,16 +10,22 @@ content type, metadata and sha256 (it can only be written once the bodies have b
 
 Restore puts every object back (multipart above the threshold, streamed from the tar). Mirror
 mode (default) then deletes objects that are not in the backup; merge mode keeps them.
+
+Requests overlap (a few GETs ahead of the tar writer, small PUTs in parallel) so that per-object
+latency does not add up; memory stays bounded (open bodies are streamed, at most a few MB buffered).
 """
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
 import uuid
-from contextlib import contextmanager
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 
 import boto3
 import botocore.exceptions
@@ -35,6 +41,8 @@ INDEX_NAME = "index.jsonl"
 PAX = "BACKUPS."
 # get_object response fields that upload_fileobj accepts back as ExtraArgs.
 HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+PREFETCH = 8  # requests in flight: GETs while the tar is written in order, PUTs of small objects
+SMALL_OBJECT = 1024 * 1024
 S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
@@ -51,24 +59,42 @@ def member_name(key):
 
 
 class Hashing:
-    """Reads through to ``raw`` while hashing and counting."""
+    """Reads through to ``raw`` while hashing."""
 
     def __init__(self, raw):
         self._raw = raw
         self.sha256 = hashlib.sha256()
-        self.size = 0
 
     def read(self, size=-1):
         data = self._raw.read(size)
         self.sha256.update(data)
-        self.size += len(data)
         return data
 
 
 class StoredObject:
-    def __init__(self, body, size, mtime, headers=None, metadata=None):
-        self.body, self.size, self.mtime = body, size, mtime
+    def __init__(self, key, body, size, mtime, headers=None, metadata=None):
+        self.key, self.body, self.size, self.mtime = key, body, size, mtime
         self.headers, self.metadata = headers or {}, metadata or {}
+
+    def close(self):
+        self.body.close()
+
+
+def prefetched(fetch, keys, depth=PREFETCH):
+    """``fetch(key)`` for each key, up to ``depth`` requests ahead in threads, yielded in order, so
+    that one round trip per object stops adding up. Fetched objects left unconsumed are closed."""
+    with ThreadPoolExecutor(depth) as pool:
+        pending = deque()
+        try:
+            for key in keys:
+                pending.append(pool.submit(fetch, key))
+                if len(pending) > depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.add_done_callback(lambda f: f.exception() is None and f.result() and f.result().close())
 
 
 class Bucket:
@@ -87,19 +113,14 @@ class Bucket:
             for item in page.get("Contents", []):
                 yield item["Key"], item["Size"]
 
-    @contextmanager
-    def open(self, key):
-        """The object streamed, or None if it was deleted since the listing."""
+    def fetch(self, key):
+        """The object, its body streaming, or None if it was deleted since the listing."""
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except self.client.exceptions.NoSuchKey:
-            yield None
-            return
-        try:
-            yield StoredObject(response["Body"], response["ContentLength"], response["LastModified"].timestamp(),
-                               {h: response[h] for h in HEADERS if response.get(h)}, response.get("Metadata"))
-        finally:
-            response["Body"].close()
+            return None
+        return StoredObject(key, response["Body"], response["ContentLength"], response["LastModified"].timestamp(),
+                            {h: response[h] for h in HEADERS if response.get(h)}, response.get("Metadata"))
 
     def exists(self):
         try:
@@ -162,16 +183,13 @@ class Folder:
                 if os.path.isfile(path) and not os.path.islink(path):
                     yield os.path.relpath(path, self.root).replace(os.sep, "/"), os.path.getsize(path)
 
-    @contextmanager
-    def open(self, key):
+    def fetch(self, key):
         path = self._path(key)
         try:
             body = open(path, "rb")
         except FileNotFoundError:
-            yield None
-            return
-        with body:
-            yield StoredObject(body, os.fstat(body.fileno()).st_size, os.path.getmtime(path))
+            return None
+        return StoredObject(key, body, os.fstat(body.fileno()).st_size, os.path.getmtime(path))
 
     def _path(self, key):
         if not is_safe_path(key):
@@ -245,7 +263,7 @@ class ObjectsComponent(Component):
                 aws_access_key_id=c["access_key_id"] or None, aws_secret_access_key=c["secret_access_key"] or None,
                 # MinIO and most S3-compatible servers want path-style addressing.
                 config=Config(s3={"addressing_style": "path" if c["endpoint_url"] else "auto"},
-                              retries={"max_attempts": 5, "mode": "standard"}),
+                              retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=PREFETCH + 4),
             )
             transfer = TransferConfig(multipart_threshold=c["multipart_threshold"],
                                       multipart_chunksize=c["multipart_chunksize"], max_concurrency=4)
@@ -308,22 +326,24 @@ class ObjectsComponent(Component):
         with tempfile.TemporaryFile(dir=spool) as index, writer.open(self.artifact(store)) as out, \
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             tar.copybufsize = CHUNK_SIZE
-            for key, _listed_size in store.keys():
-                with store.open(key) as obj:
+            with closing(prefetched(store.fetch, (key for key, _size in store.keys()))) as fetched:
+                for obj in fetched:
                     if obj is None:
                         continue  # deleted since the listing
-                    info = tarfile.TarInfo(member_name(key))
-                    info.size, info.mtime, info.mode = obj.size, int(obj.mtime), 0o644
-                    info.pax_headers = {f"{PAX}key": key, **{f"{PAX}{h}": v for h, v in obj.headers.items()},
-                                        **{f"{PAX}meta.{k}": v for k, v in obj.metadata.items()}}
-                    body = Hashing(obj.body)
-                    tar.addfile(info, body)
-                entry = {"key": key, "member": info.name, "size": obj.size, "sha256": body.sha256.hexdigest(),
-                         "content_type": obj.headers.get("ContentType"), "headers": obj.headers,
-                         "metadata": obj.metadata}
-                index.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
-                objects += 1
-                size += obj.size
+                    with closing(obj):
+                        info = tarfile.TarInfo(member_name(obj.key))
+                        info.size, info.mtime, info.mode = obj.size, int(obj.mtime), 0o644
+                        info.pax_headers = {f"{PAX}key": obj.key,
+                                            **{f"{PAX}{h}": v for h, v in obj.headers.items()},
+                                            **{f"{PAX}meta.{k}": v for k, v in obj.metadata.items()}}
+                        body = Hashing(obj.body)
+                        tar.addfile(info, body)
+                    entry = {"key": obj.key, "member": info.name, "size": obj.size,
+                             "sha256": body.sha256.hexdigest(), "content_type": obj.headers.get("ContentType"),
+                             "headers": obj.headers, "metadata": obj.metadata}
+                    index.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+                    objects += 1
+                    size += obj.size
             info = tarfile.TarInfo(INDEX_NAME)
             info.size, info.mode = index.tell(), 0o644
             index.seek(0)
@@ -360,7 +380,9 @@ class ObjectsComponent(Component):
     def _load(self, reader, artifact, store):
         store.ensure()
         keys, size = set(), 0
-        with reader.open(artifact) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with reader.open(artifact) as stream, tarfile.open(fileobj=stream, mode="r|") as tar, \
+                ThreadPoolExecutor(PREFETCH) as pool:
+            pending = deque()
             for member in tar:
                 if member.name == INDEX_NAME:
                     continue
@@ -370,9 +392,21 @@ class ObjectsComponent(Component):
                                         "archive written by this app.")
                 headers = {h: member.pax_headers[f"{PAX}{h}"] for h in HEADERS if f"{PAX}{h}" in member.pax_headers}
                 metadata = {k[len(PAX) + 5:]: v for k, v in member.pax_headers.items() if k.startswith(f"{PAX}meta.")}
-                store.put(key, ReadOnly(tar.extractfile(member)), member.size, headers, metadata)
+                body = tar.extractfile(member)
+                if member.size <= SMALL_OBJECT:
+                    # Small objects go up PREFETCH at a time (at most PREFETCH x 1 MB buffered).
+                    data = io.BytesIO(body.read())
+                    pending.append(pool.submit(store.put, key, data, member.size, headers, metadata))
+                    if len(pending) > PREFETCH:
+                        pending.popleft().result()
+                else:
+                    while pending:
+                        pending.popleft().result()
+                    store.put(key, ReadOnly(body), member.size, headers, metadata)
                 keys.add(key)
                 size += member.size
+            while pending:
+                pending.popleft().result()
         return {"objects": len(keys), "bytes": size, "keys": keys}
 
     def rehearse(self, reader, artifacts, log):
