@@ -135,19 +135,20 @@ class ConfigComponent(Component):
                 summary[state] += 1
         absent = reader.facts_of(self.name).get("absent", [])
         for rel in [rel for rel in absent if os.path.lexists(os.path.join(base, rel))]:
-            self._only_live(rel, apply, log)
+            self._only_live(rel, "move" if apply else "would move", log)
         extra = self._live_files_not_in(seen)
         for rel in extra:
-            self._only_live(rel, apply and options["prune"], log)
+            self._only_live(rel, ("move" if apply else "would move") if options["prune"] else "keep", log)
         verb = "wrote" if apply else "preview (nothing written):"
         log(f"{self.name}: {verb} {summary['changed']} changed, {summary['new']} new, "
             f"{summary['unchanged']} unchanged files under {base}; {len(extra)} files only live"
             + ("" if apply else "; restore with --set config.mode=apply to write them"))
 
-    def _only_live(self, rel, set_aside, log):
-        if set_aside:
+    def _only_live(self, rel, action, log):
+        if action == "move":
             self._set_aside(os.path.join(self.base_dir, rel))
-        log(f"{self.name}: {rel} is not in the backup; " + (f"moved it to {rel}.bak" if set_aside else "kept"))
+        outcome = {"move": f"moved it to {rel}.bak", "would move": f"apply would move it to {rel}.bak", "keep": "kept"}
+        log(f"{self.name}: {rel} is not in the backup; {outcome[action]}")
 
     def _live_files_not_in(self, seen):
         """Files inside the configured folders that the backup does not have (our .bak files aside)."""
@@ -181,7 +182,10 @@ class ConfigComponent(Component):
             log(f"{self.name}: {rel}: large file ({member.size} bytes) differs; not shown")
             return "changed" if exists else "new"
         backup = tar.extractfile(member).read()
-        live = open(target, "rb").read() if exists else b""
+        live = b""
+        if exists:
+            with open(target, "rb") as f:
+                live = f.read()
         if exists and live == backup:
             return "unchanged"
         old, new = _text_lines(live), _text_lines(backup)

@@ -272,6 +272,10 @@ class ObjectsComponent(Component):
             stores.append(Folder(c["path"]))
         if not stores:
             raise ComponentError(f"{self.name}: nothing configured; set OBJECTS_S3_BUCKETS or OBJECTS_DIR.")
+        labels = [store.label for store in stores]
+        if len(set(labels)) != len(labels):
+            raise ComponentError(f"{self.name}: artifact names would clash ({', '.join(labels)}); a bucket named "
+                                 "'disk' needs the folder fallback configured as a separate source.")
         return stores
 
     def artifact(self, store):
