@@ -90,7 +90,9 @@ class RedisComponent(Component):
         return [("redis-cli", "apt-get install redis-tools (needed for REDIS_RDB).")] if self.config["rdb"] else []
 
     def _connection_kwargs(self, url=None):
-        return {**parse_url(url or self.config["url"]), "password": self.config["password"] or None}
+        if url:  # a scratch server of our own (the rehearsal): no password of the live one
+            return parse_url(url)
+        return {**parse_url(self.config["url"]), "password": self.config["password"] or None}
 
     def _pool(self, db, url=None):
         """Connections to ``db`` (the URL's own db number does not limit which dbs are backed up)."""
