@@ -169,3 +169,15 @@ def test_hard_linked_files_are_stored_whole(configured):
     restore = restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "apply"}}, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert tree(configured) == before
+
+
+@pytest.mark.django_db
+def test_cli_preview_exits_zero_and_prints_the_diff(configured, capsys):
+    from django.core.management import call_command
+
+    backup = backups.create_backup(["config"])
+    (configured / "docker-compose.yml").write_text("services:\n  api:\n    image: app:2.0\n")
+    call_command("restore", backup.backup_id, "--components", "config", "--yes", "--set", "config.mode=preview")
+    err = capsys.readouterr().err
+    assert "-    image: app:2.0\n+    image: app:1.0" in err
+    assert (configured / "docker-compose.yml").read_text().endswith("app:2.0\n")

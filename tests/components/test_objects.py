@@ -231,3 +231,17 @@ def test_folder_fallback_round_trip(sources, tmp_path, mode):
     expected = files if mode == "mirror" else {**files, "extra/new.txt": b"new"}
     assert read_tree(root) == expected
     assert (root / "extra").exists() == (mode == "merge")
+
+
+@pytest.mark.django_db
+def test_restore_into_a_bucket_that_is_no_longer_configured_is_refused(sources, endpoint, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    backup = backups.create_backup(["objects"])
+    sources(objects=(ENGINE, s3_options(endpoint, "renamed-bucket")))
+    s3.create_bucket(Bucket="renamed-bucket")
+    restore = restores.start_restore(backup.backup_id, ["objects"], confirm=True)
+    assert restore.status == RunStatus.ROLLED_BACK
+    assert f"no configured bucket or folder for objects_{bucket}.tar (configured: bucket renamed-bucket)" in \
+        restore.error
+    assert not s3.list_objects_v2(Bucket="renamed-bucket").get("Contents")
