@@ -82,7 +82,7 @@ class ConfigComponent(Component):
             if os.path.isdir(path):
                 n, b = folder_counts(path)
                 files, size = files + n, size + b
-            elif os.path.isfile(path):
+            elif os.path.isfile(path) and not os.path.islink(path):  # a symlink is stored as a link
                 files, size = files + 1, size + os.path.getsize(path)
         return {"files": files, "bytes": size}
 

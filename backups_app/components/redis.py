@@ -219,7 +219,7 @@ class RedisComponent(Component):
                 log(f"{self.name}: exact mode: cleared db {', '.join(map(str, cleared))} before loading")
         counts, skipped = self._load(reader, dump)
         log(f"{self.name}: restored {sum(counts.values())} keys ({options['mode']} mode), "
-            f"skipped {skipped} that expired since the backup")
+            f"skipped {sum(skipped.values())} that expired since the backup")
         return counts
 
     def _dump_artifact(self, artifacts):
@@ -229,8 +229,9 @@ class RedisComponent(Component):
         return dumps[0]
 
     def _load(self, reader, dump, url=None):
-        """Replay the dump's RESTOREs in batches; returns ({"db<n>": keys}, skipped)."""
-        counts, skipped, db, batch = {}, 0, None, []
+        """Replay the dump's RESTOREs in batches; returns ({"db<n>": keys restored}, {"db<n>": keys
+        skipped because they expired since the backup})."""
+        counts, skipped, db, batch = {}, {}, None, []
         with ExitStack() as stack:
             conn = None
             try:
@@ -240,11 +241,11 @@ class RedisComponent(Component):
                             self._flush(conn, batch)
                             db = int(command[1])
                             conn = stack.enter_context(self._bare(db, url))
-                            counts[f"db{db}"] = 0
+                            counts[f"db{db}"] = skipped[f"db{db}"] = 0
                         elif command[0] == RESTORE and conn is not None:
                             expiry = int(command[2])
                             if expiry and expiry <= time.time() * 1000:
-                                skipped += 1  # expired since the backup: Redis would drop it anyway
+                                skipped[f"db{db}"] += 1  # expired since the backup: Redis would drop it too
                                 continue
                             counts[f"db{db}"] += 1
                             batch.append(pack_command(tuple(command)))
@@ -280,14 +281,15 @@ class RedisComponent(Component):
             self._wait_for(socket, server, folder)
             counts, skipped = self._load(reader, dump, url=url)
             with self._connected(url=url) as client:
-                loaded = {f"db{int(db[2:])}": info["keys"] for db, info in client.info("keyspace").items()}
+                loaded = sum(info["keys"] for info in client.info("keyspace").values())
         finally:
             server.terminate()
             server.wait()
             shutil.rmtree(folder, ignore_errors=True)
-        log(f"{self.name}: rehearsal loaded {sum(loaded.values())} keys into a temporary redis-server "
-            f"({skipped} expired since the backup)")
-        return {db: loaded.get(db, 0) for db in counts}
+        log(f"{self.name}: rehearsal loaded {loaded} keys into a temporary redis-server; "
+            f"{sum(skipped.values())} more had expired since the backup")
+        # Keys that expired since the backup were in it and would be restored if still alive.
+        return {db: counts[db] + skipped[db] for db in counts}
 
     def _wait_for(self, socket, server, folder, timeout=10):
         deadline = time.monotonic() + timeout
