@@ -3,6 +3,7 @@
 import platform
 
 import django
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -10,12 +11,12 @@ from backups_app import components
 from backups_app.archive import compression
 from backups_app.archive.ids import new_run_id, validate_backup_id
 from backups_app.archive.reader import BackupSetReader, load_manifest
-from backups_app.archive.storage import backup_storage, delete_set
+from backups_app.archive.storage import backup_storage, delete_set, is_s3, presigned_url, set_path
 from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
-from backups_app.services import hooks, locks
+from backups_app.services import hooks, locks, offsite
 from backups_app.services.runs import RunRecorder, heartbeat
 
 FORMAT_VERSION = 1
@@ -83,10 +84,16 @@ def run_backup(pk):
                 recorder.progress(name, "done")
             manifest = writer.finish(_manifest(backup, facts))
             _record_completion(backup, manifest)
+            if regular:
+                offsite.copy_offsite(backup, recorder.log)
             recorder.finish(RunStatus.COMPLETED)
         except Exception as exc:
-            delete_set(storage, backup.backup_id)
-            recorder.finish(RunStatus.FAILED, _error_text(exc))
+            error = _error_text(exc)
+            try:
+                delete_set(storage, backup.backup_id)
+            except BackupError as cleanup:
+                error += f" Its partial files could not be removed: {cleanup}"
+            recorder.finish(RunStatus.FAILED, error)
         finally:
             if regular:
                 hooks.run_hooks("post_backup", recorder)
@@ -109,7 +116,6 @@ def _manifest(backup, facts):
         "status": RunStatus.COMPLETED,
         "components": facts,
         "compression": compression.method(),
-        "encryption": None,
         "tools": {"python": platform.python_version(), "django": django.get_version()},
     }
 
@@ -141,9 +147,31 @@ def get_backup(backup_id, completed=True):
 
 
 def open_reader(backup):
-    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache)."""
+    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache).
+    When the primary copy cannot be read, the verified offsite copy is used (``reader.copy``)."""
     storage = backup_storage()
-    return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
+    try:
+        return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
+    except BackupError as primary_error:
+        try:
+            reader = offsite.open_offsite_reader(backup)
+        except BackupError as exc:
+            raise BackupError(f"{primary_error} The offsite copy cannot be read either: {exc}") from exc
+        if reader is None:
+            raise
+        return reader
+
+
+def download_url(backup_id, artifact):
+    """A short-lived presigned URL for one artifact's stored file when the primary storage is S3
+    and BACKUP_S3_PRESIGNED_DOWNLOADS is on; None means: stream it through the app."""
+    backup = get_backup(backup_id)
+    storage = backup_storage()
+    if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
+        return None
+    reader = BackupSetReader(storage, backup.backup_id, backup.manifest)
+    file = reader.stored_file(artifact)
+    return presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
 
 
 def verify_backup(backup_id):
@@ -160,5 +188,6 @@ def delete_backup(backup_id):
         raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
     if backup.restores.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS]).exists():
         raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+    offsite.delete_offsite(backup)
     delete_set(backup_storage(), backup.backup_id)
     backup.delete()  # restores keep their history through source_backup_id

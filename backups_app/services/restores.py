@@ -58,7 +58,8 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
     _parse_options(names, options)
     reader = open_reader(backup)
     selected = {n: reader.artifacts_of(n) for n in names}
-    checks = reader.verify([a for arts in selected.values() for a in arts]) if verify else {}
+    # Decrypting too proves the age identity works before anything is touched.
+    checks = reader.verify([a for arts in selected.values() for a in arts], decrypt=True) if verify else {}
     affected, live, problems = {}, {}, []
     for name in names:
         backup_counts = reader.manifest["components"][name].get("counts", {})
@@ -83,6 +84,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
         "affected": affected,
         "confirm_required": True,
         "problems": problems,
+        "copy": reader.copy,
         "ok": not any(checks.values()),
     }
 
@@ -157,6 +159,7 @@ def _apply(restore, recorder):
     recorder.log(f"safety backup {safety.backup_id} completed")
 
     reader = open_reader(restore.backup)
+    recorder.log(f"reading {restore.source_backup_id} from its {reader.copy} copy")
     touched = []
     try:
         for name in names:
