@@ -237,6 +237,8 @@ class PipeReader:
 
 def delete_set(storage, backup_id):
     """Remove every file stored under the backup's prefix (partial sets included)."""
+    from botocore.exceptions import ClientError
+
     try:
         try:
             _, files = storage.listdir(backup_id)
@@ -244,6 +246,9 @@ def delete_set(storage, backup_id):
             return
         for name in files:
             storage.delete(set_path(backup_id, name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":  # no bucket: nothing was stored
+            raise storage_error(exc, storage, backup_id) from None
     except _storage_failures() as exc:
         raise storage_error(exc, storage, backup_id) from None
     # FileSystemStorage leaves the empty folder behind; object stores have none.

@@ -92,7 +92,9 @@ def run_backup(pk):
             try:
                 delete_set(storage, backup.backup_id)
             except BackupError as cleanup:
-                error += f" Its partial files could not be removed: {cleanup}"
+                recorder.log(f"cleanup failed: {cleanup}")
+                error += (" Its partial files could not be removed yet; deleting this failed backup removes them "
+                          "once the storage is reachable again.")
             recorder.finish(RunStatus.FAILED, error)
         finally:
             if regular:

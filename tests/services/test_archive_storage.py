@@ -2,15 +2,17 @@
 S3 (moto's real HTTP server) with age encryption on, restored and compared exactly; failures of
 the store and of the key leave nothing behind and touch nothing."""
 
+import shutil
 import sqlite3
 from contextlib import closing
 
 import pytest
 
-from backups_app.models import Backup, RunStatus
-from backups_app.services.backups import create_backup, download_url, verify_backup
+from backups_app.models import Backup, OffsiteStatus, RunStatus
+from backups_app.services.backups import create_backup, delete_backup, download_url, verify_backup
+from backups_app.services.offsite import copy_offsite
 from backups_app.services.restores import start_restore
-from tests.conftest import bucket_keys, pg_connect, pg_options, s3_client
+from tests.conftest import bucket_keys, new_bucket, pg_connect, pg_options, s3_client, s3_entry
 
 ENGINES = "backups_app.components"
 pytestmark = pytest.mark.django_db
@@ -115,3 +117,55 @@ def test_presigned_download_url_serves_the_stored_file(stack, s3_backups, settin
     stored = s3_client(settings.STORAGES["backups"]["OPTIONS"]["endpoint_url"]).get_object(
         Bucket=s3_backups, Key=f"{backup.backup_id}/uploads.tar.zst")["Body"].read()
     assert body == stored
+
+
+@pytest.fixture
+def offsite_bucket(settings, moto_endpoint):
+    """Primary copies on the local disk, the offsite copy in a fresh S3 bucket."""
+    bucket = new_bucket(moto_endpoint)
+    settings.STORAGES = {**settings.STORAGES, "backups_offsite": s3_entry(moto_endpoint, bucket, "BACKUP_OFFSITE_")}
+    return bucket
+
+
+def test_offsite_copy_is_verified_serves_restores_and_is_deleted_with_the_backup(
+        stack, offsite_bucket, age_key, moto_endpoint, backup_storage_dir):
+    before = snapshot(stack)
+    backup = create_backup()
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert (backup.offsite_status, backup.offsite_error) == (OffsiteStatus.VERIFIED, "")
+    assert backup.offsite_verified_at is not None and "offsite copy in s3://" in backup.log
+    stored = sorted(p.name for p in (backup_storage_dir / backup.backup_id).iterdir())
+    assert bucket_keys(moto_endpoint, offsite_bucket) == [f"{backup.backup_id}/{name}" for name in stored]
+
+    # Server loss: the primary copy is gone; the restore reads the offsite copy.
+    shutil.rmtree(backup_storage_dir / backup.backup_id)
+    damage(stack)
+    restore = start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert restore.plan["copy"] == "offsite" and "from its offsite copy" in restore.log
+    assert snapshot(stack) == before
+    # The safety backup is temporary: never copied offsite.
+    assert all(k.startswith(backup.backup_id) for k in bucket_keys(moto_endpoint, offsite_bucket))
+
+    delete_backup(backup.backup_id)
+    assert bucket_keys(moto_endpoint, offsite_bucket) == []
+    assert not (backup_storage_dir / backup.backup_id).exists()
+
+
+def test_failed_offsite_copy_keeps_the_backup_and_records_why(stack, settings, moto_endpoint, backup_storage_dir):
+    missing = new_bucket(moto_endpoint, create=False)
+    settings.STORAGES = {**settings.STORAGES, "backups_offsite": s3_entry(moto_endpoint, missing, "BACKUP_OFFSITE_")}
+    backup = create_backup(["uploads"])
+    assert backup.status == RunStatus.COMPLETED
+    assert backup.offsite_status == OffsiteStatus.FAILED
+    assert f"bucket '{missing}' does not exist" in backup.offsite_error and backup.offsite_error in backup.log
+    assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()
+
+
+def test_offsite_copy_that_does_not_verify_is_removed(stack, settings, offsite_bucket, moto_endpoint,
+                                                      backup_storage_dir):
+    backup = create_backup(["uploads"])
+    (backup_storage_dir / backup.backup_id / "uploads.tar.zst").write_bytes(b"rotted")  # damaged before the copy
+    assert copy_offsite(backup, lambda line: None) == OffsiteStatus.FAILED
+    assert "does not match its manifest" in backup.offsite_error
+    assert bucket_keys(moto_endpoint, offsite_bucket) == []
