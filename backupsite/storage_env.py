@@ -9,8 +9,8 @@ the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks
 MB = 1024 * 1024
 # S3 allows 10,000 parts per object: 16 MB parts give objects up to 156 GB. Parts in flight are
 # held in memory, so part size × parts in memory bounds the upload's memory.
-DEFAULT_PART_MB = 16
-PARTS_IN_MEMORY = 4
+DEFAULT_PART_MB = 8
+PARTS_IN_MEMORY = 2
 
 
 def _transfer_config(part_mb):
