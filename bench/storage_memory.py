@@ -96,10 +96,7 @@ def stock_times(storage_kind, data_dir, work, endpoint):
         started = time.perf_counter()
         subprocess.run(["sha256sum", str(archive)], stdout=subprocess.DEVNULL, check=True)
         return up, time.perf_counter() - started
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                          aws_secret_access_key="bench-secret")
+    client = s3_client(endpoint)
     started = time.perf_counter()
     client.upload_file(str(archive), BUCKET, "stock.tar.zst")
     up += time.perf_counter() - started
@@ -110,6 +107,13 @@ def stock_times(storage_kind, data_dir, work, endpoint):
     return up, time.perf_counter() - started
 
 
+def s3_client(endpoint):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                        aws_secret_access_key="bench-secret")
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,13 +122,12 @@ def free_port():
 
 def start_moto(work):
     port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(work)})
+    moto = str(Path(sys.executable).parent / "moto_server")
+    # moto keeps objects in temporary files: under the bench's own folder, removed at the end.
+    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(work)})
     endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-                          aws_secret_access_key="bench-secret")
+    client = s3_client(endpoint)
     for _ in range(100):
         try:
             client.create_bucket(Bucket=BUCKET)
@@ -169,14 +172,15 @@ def main():
                         run_env.update(S3_KEYS, BACKUP_STORAGE="s3", BACKUP_S3_ENDPOINT_URL=endpoint,
                                        BACKUP_S3_PREFIX=f"run{size}")
                     # The app database is migrated beforehand, as a worker finds it; the child measures the run.
-                    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=run_env, check=True, cwd=ROOT)
+                    subprocess.run([sys.executable, "manage.py", "migrate", "-v0", "--skip-checks"], env=run_env, check=True, cwd=ROOT)
                     out = subprocess.run([sys.executable, __file__, "--child", kind, str(data)], env=run_env,
                                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
                     result = json.loads(out.strip().splitlines()[-1])
                     stock_up, stock_down = stock_times(kind, data, work, endpoint)
                     (work / "stock.tar.zst").unlink()
+                    download_speed = result["downloaded_mb"] / result["download_s"]
                     print(f"{kind:8} {size:8d} {size / result['backup_s']:12.0f} "
-                          f"{result['backup_s'] / stock_up:8.2f}x {result['downloaded_mb'] / result['download_s']:14.0f} "
+                          f"{result['backup_s'] / stock_up:8.2f}x {download_speed:14.0f} "
                           f"{result['download_s'] / stock_down:8.2f}x {result['peak_rss_mb']:12.0f} "
                           f"{result['baseline_rss_mb']:11.0f}", flush=True)
                     shutil.rmtree(run_dir)

@@ -10,6 +10,7 @@ import os
 import posixpath
 import threading
 
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
@@ -18,6 +19,8 @@ from backups_app.errors import BackupError
 
 CHUNK_SIZE = 1024 * 1024
 OFFSITE_ALIAS = "backups_offsite"
+# What a storage raises when it cannot read or write: disks and S3 (botocore) alike.
+STORAGE_FAILURES = (OSError, BotoCoreError, ClientError)
 
 
 def backup_storage():
@@ -45,14 +48,16 @@ def describe(storage):
     return getattr(storage, "location", type(storage).__name__)
 
 
+def _error_code(exc):
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
 def storage_error(exc, storage, path):
     """A BackupError naming the failed path and, for S3's usual failures, the fix."""
     if isinstance(exc, BackupError):
         return exc
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
     where = describe(storage)
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    code = _error_code(exc)
     if code == "NoSuchBucket":
         hint = f"bucket {storage.bucket_name!r} does not exist; create it or fix BACKUP_S3_BUCKET"
     elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
@@ -65,12 +70,6 @@ def storage_error(exc, storage, path):
     else:
         hint = f"{type(exc).__name__}: {exc}"
     return BackupError(f"Storage {where}: cannot access {path}: {hint}.")
-
-
-def _storage_failures():
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (OSError, BotoCoreError, ClientError)
 
 
 class _S3Body:
@@ -86,13 +85,13 @@ class _S3Body:
             self._body = client.get_object(Bucket=storage.bucket_name, Key=key)["Body"]
         except client.exceptions.NoSuchKey:
             raise FileNotFoundError(path) from None
-        except _storage_failures() as exc:
+        except STORAGE_FAILURES as exc:
             raise storage_error(exc, storage, path) from None
 
-    def read(self, size=CHUNK_SIZE):
+    def read(self, size=-1):
         try:
-            return self._body.read(size if size and size > 0 else CHUNK_SIZE)
-        except _storage_failures() as exc:
+            return self._body.read(size if size is not None and size >= 0 else None)
+        except STORAGE_FAILURES as exc:
             raise storage_error(exc, self._storage, self._path) from None
 
     def readable(self):
@@ -186,7 +185,7 @@ class PipeUpload(PipeWriter):
     def _save(storage, path, reader):
         try:
             saved = storage.save(path, File(reader, name=posixpath.basename(path)))
-        except _storage_failures() as exc:
+        except STORAGE_FAILURES as exc:
             raise storage_error(exc, storage, path) from None
         if saved != path:
             raise BackupError(f"Storage saved {path} as {saved}: the name was taken.")
@@ -237,8 +236,6 @@ class PipeReader:
 
 def delete_set(storage, backup_id):
     """Remove every file stored under the backup's prefix (partial sets included)."""
-    from botocore.exceptions import ClientError
-
     try:
         try:
             _, files = storage.listdir(backup_id)
@@ -247,9 +244,9 @@ def delete_set(storage, backup_id):
         for name in files:
             storage.delete(set_path(backup_id, name))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":  # no bucket: nothing was stored
+        if _error_code(exc) != "NoSuchBucket":  # no bucket: nothing was stored
             raise storage_error(exc, storage, backup_id) from None
-    except _storage_failures() as exc:
+    except STORAGE_FAILURES as exc:
         raise storage_error(exc, storage, backup_id) from None
     # FileSystemStorage leaves the empty folder behind; object stores have none.
     location = getattr(storage, "location", None)
@@ -257,7 +254,6 @@ def delete_set(storage, backup_id):
         folder = os.path.join(location, backup_id)
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
-
 
 
 def save_chunks(storage, path, chunks):

@@ -3,7 +3,6 @@ failures an operator meets (missing bucket, rejected credentials, endpoint gone 
 each failing the backup with a clear error and leaving no partial set."""
 
 import hashlib
-import os
 
 import moto.settings
 import pytest
