@@ -148,13 +148,21 @@ def get_backup(backup_id, completed=True):
     return backup
 
 
-def open_reader(backup):
+def open_reader(backup, copy=None):
     """A reader over the stored set, trusting the stored manifest (the database copy is only a cache).
-    When the primary copy cannot be read, the verified offsite copy is used (``reader.copy``)."""
+    ``copy`` picks "primary" or "offsite"; by default the primary copy, or the verified offsite copy
+    when the primary one cannot be read (``reader.copy`` tells which)."""
+    if copy == "offsite":
+        reader = offsite.open_offsite_reader(backup)
+        if reader is None:
+            raise NotFound(f"Backup {backup.backup_id} has no verified offsite copy.")
+        return reader
     storage = backup_storage()
     try:
         return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
     except BackupError as primary_error:
+        if copy == "primary":
+            raise
         try:
             reader = offsite.open_offsite_reader(backup)
         except BackupError as exc:

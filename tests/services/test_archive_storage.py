@@ -169,3 +169,24 @@ def test_offsite_copy_that_does_not_verify_is_removed(stack, settings, offsite_b
     assert copy_offsite(backup, lambda line: None) == OffsiteStatus.FAILED
     assert "does not match its manifest" in backup.offsite_error
     assert bucket_keys(moto_endpoint, offsite_bucket) == []
+
+
+def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(stack, settings, tmp_path,
+                                                                       backup_storage_dir):
+    from backupsite.storage_env import storage_entry
+
+    settings.STORAGES = {**settings.STORAGES, "backups_offsite": storage_entry(
+        {"BACKUP_OFFSITE_STORAGE": "local", "BACKUP_OFFSITE_DIR": str(tmp_path / "nas")}, "BACKUP_OFFSITE_", None)}
+    before = snapshot(stack)
+    backup = create_backup(["uploads", "sqlite"])
+    assert backup.offsite_status == OffsiteStatus.VERIFIED, backup.offsite_error
+    assert (tmp_path / "nas" / backup.backup_id / "metadata.json").exists()
+    (backup_storage_dir / backup.backup_id / "sqlite_app.db").write_bytes(b"bit rot")
+    damage(stack)
+
+    assert not verify_backup(backup.backup_id)["ok"]  # verification reports the primary copy as it is
+    restore = start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert restore.plan["copy"] == "offsite"
+    assert any("primary copy: sqlite_app.db: " in p and "does not match" in p for p in restore.plan["problems"])
+    assert snapshot(stack)[1:] == before[1:]  # uploads and SQLite as backed up
