@@ -80,6 +80,10 @@ class BackupSetReader:
     def artifacts_of(self, component):
         return sorted(n for n, meta in self.manifest.get("artifacts", {}).items() if meta["component"] == component)
 
+    def facts_of(self, component):
+        """What ``backup()`` returned for the component (counts, versions, ``absent`` markers)."""
+        return self.manifest.get("components", {}).get(component, {})
+
     def meta(self, name):
         validate_artifact_name(name)
         meta = self.manifest.get("artifacts", {}).get(name)

@@ -49,6 +49,9 @@ class BackupSetWriter:
         #          "plaintext_size", "plaintext_sha256"}; size and sha256 are of the stored file.
         self.artifacts = {}
         self.current_component = None
+        # Safety backups record a missing file or folder as absent instead of failing, so a
+        # rollback can put the "nothing was there" state back.
+        self.allow_missing = False
 
     @contextmanager
     def open(self, name):

@@ -53,8 +53,12 @@ class SQLiteComponent(Component):
         return {self._artifact(p): p for p in self.config["paths"]}
 
     def backup(self, writer, log):
-        counts = {}
+        counts, absent = {}, []
         for artifact, path in self._by_artifact().items():
+            if not os.path.exists(path) and writer.allow_missing:
+                log(f"{self.name}: {path} does not exist; recorded as absent")
+                absent.append(artifact)
+                continue
             if not os.path.isfile(path):
                 raise ComponentError(f"{self.name}: database file {path} does not exist (check SQLITE_PATHS).")
             copy = self._spool()
@@ -69,7 +73,7 @@ class SQLiteComponent(Component):
             finally:
                 os.unlink(copy)
             log(f"{self.name}: copied {path} ({sum(counts[Path(path).stem].values())} rows)")
-        return {"counts": counts, "server_version": sqlite3.sqlite_version}
+        return {"counts": counts, "server_version": sqlite3.sqlite_version, "absent": absent}
 
     def inspect(self):
         counts = {}
@@ -79,6 +83,31 @@ class SQLiteComponent(Component):
                     counts[Path(path).stem] = _table_counts(conn)
             else:
                 counts[Path(path).stem] = {}
+        return counts
+
+    def _stage(self, reader, artifact):
+        """Copy the artifact into the spool and check it; returns the file's path."""
+        copy = self._spool()
+        try:
+            with reader.open(artifact) as stream, open(copy, "wb") as out:
+                shutil.copyfileobj(stream, out, CHUNK_SIZE)
+            _check(copy)
+        except BaseException:
+            os.unlink(copy)
+            raise
+        return copy
+
+    def rehearse(self, reader, artifacts, log):
+        """Each file restored into a temporary file in the spool, checked, counted and removed."""
+        counts = {}
+        for artifact in artifacts:
+            copy = self._stage(reader, artifact)
+            try:
+                with closing(sqlite3.connect(copy)) as conn:
+                    counts[artifact.removeprefix(f"{self.name}_").removesuffix(".db")] = _table_counts(conn)
+            finally:
+                os.unlink(copy)
+            log(f"{self.name}: rehearsal restored {artifact} into a temporary file")
         return counts
 
     def restore(self, reader, artifacts, options, log):
@@ -91,10 +120,11 @@ class SQLiteComponent(Component):
         try:
             # Stage and check every file before touching any live database.
             for artifact in artifacts:
-                staged[artifact] = self._spool()
-                with reader.open(artifact) as stream, open(staged[artifact], "wb") as out:
-                    shutil.copyfileobj(stream, out, CHUNK_SIZE)
-                _check(staged[artifact])
+                staged[artifact] = self._stage(reader, artifact)
+            for artifact in reader.facts_of(self.name).get("absent", []):
+                if artifact in targets and os.path.exists(targets[artifact]):
+                    log(f"{self.name}: {targets[artifact]} did not exist in this backup; removing it")
+                    os.unlink(targets[artifact])
             for artifact, copy in staged.items():
                 live = targets[artifact]
                 os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)

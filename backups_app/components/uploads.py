@@ -8,6 +8,8 @@ import shutil
 import tarfile
 import tempfile
 
+from django.conf import settings
+
 from backups_app.archive.safetar import folder_counts, safe_extract
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
@@ -22,6 +24,9 @@ class UploadsComponent(Component):
 
     def backup(self, writer, log):
         root = self.config["path"]
+        if not os.path.exists(root) and writer.allow_missing:
+            log(f"{self.name}: folder {root} does not exist; recorded as absent")
+            return {"counts": {"files": 0, "bytes": 0}, "absent": True}
         if not os.path.isdir(root):
             raise ComponentError(f"{self.name}: folder {root} does not exist (check UPLOADS_DIR).")
         with writer.open_compressed(f"{self.name}.tar") as (_name, out):
@@ -35,9 +40,28 @@ class UploadsComponent(Component):
     def inspect(self):
         return self._counts() if os.path.isdir(self.config["path"]) else {"files": 0, "bytes": 0}
 
-    def restore(self, reader, artifacts, options, log):
+    def rehearse(self, reader, artifacts, log):
+        """Extract into a temporary folder in the spool, count, remove it."""
         (name,) = artifacts
+        spool = settings.BACKUP_SPOOL_DIR
+        os.makedirs(spool, exist_ok=True)
+        scratch = tempfile.mkdtemp(prefix=f"rehearsal-{self.name}-", dir=spool)
+        try:
+            with reader.open_decompressed(name) as stream:
+                safe_extract(stream, scratch, mode="r|")
+            files, size = folder_counts(scratch)
+            log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into {scratch}")
+            return {"files": files, "bytes": size}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def restore(self, reader, artifacts, options, log):
         live = os.path.abspath(self.config["path"])
+        if reader.facts_of(self.name).get("absent"):
+            log(f"{self.name}: the folder did not exist in this backup; removing {live}")
+            shutil.rmtree(live, ignore_errors=True)
+            return
+        (name,) = artifacts
         parent = os.path.dirname(live)
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)

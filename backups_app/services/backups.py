@@ -4,20 +4,21 @@ import platform
 
 import django
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from backups_app import components
 from backups_app.archive import compression
 from backups_app.archive.ids import new_run_id, validate_backup_id
-from backups_app.archive.reader import BackupSetReader, load_manifest
+from backups_app.archive.reader import BackupSetReader, load_manifest, stored_files
 from backups_app.archive.storage import backup_storage, delete_set, is_s3, presigned_url, set_path
+from backups_app.archive.tarstream import stream_file, stream_set_tar
 from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.uploads import UploadsComponent
-from backups_app.errors import BackupError, Busy, NotFound
+from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.services import hooks, locks, offsite
-from backups_app.services.runs import RunRecorder, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 FORMAT_VERSION = 1
 
@@ -45,9 +46,7 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
             components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
         )
     if run_async:
-        from django_q.tasks import async_task
-
-        async_task("backups_app.tasks.run_backup", backup.pk, task_name=backup.backup_id)
+        enqueue("backups_app.tasks.run_backup", backup, backup.backup_id)
     else:
         run_backup(backup.pk)
         backup.refresh_from_db()
@@ -63,6 +62,7 @@ def run_backup(pk):
     storage = backup_storage()
     writer = BackupSetWriter(storage, backup.backup_id)
     regular = backup.kind == Backup.Kind.REGULAR
+    writer.allow_missing = not regular
     with heartbeat(backup):
         try:
             if regular:
@@ -99,6 +99,7 @@ def run_backup(pk):
         finally:
             if regular:
                 hooks.run_hooks("post_backup", recorder)
+    run_finished.send(sender=Backup, run=backup)
     return backup
 
 
@@ -144,8 +145,63 @@ def get_backup(backup_id, completed=True):
     if backup is None:
         raise NotFound(f"Backup {backup_id} does not exist.")
     if completed and backup.status != RunStatus.COMPLETED:
-        raise BackupError(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
+        raise NotCompleted(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
     return backup
+
+
+def list_backups(status=None, limit=None, offset=0):
+    """``(page, total)``: backups newest first, optionally of one status."""
+    backups = Backup.objects.all()
+    if status:
+        backups = backups.filter(status=status)
+    end = offset + limit if limit is not None else None
+    return list(backups[offset:end]), backups.count()
+
+
+def storage_used_mb():
+    """What the recorded backups occupy in storage (sum of artifact sizes), in MiB like ``size_mb``."""
+    used = Backup.objects.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    return round(used / (1024 * 1024), 2)
+
+
+def _stored_file(backup, artifact):
+    """The stored file an artifact (or SHA256SUMS / metadata.json) of the set is kept in: encrypted
+    artifacts are asked for by their name and sent as ``<name>.age``."""
+    files = stored_files(backup.manifest)
+    file = backup.manifest.get("artifacts", {}).get(artifact, {}).get("file", artifact)
+    if file not in files:  # only names of the set: no path reaches storage
+        raise NotFound(f"Backup {backup.backup_id} has no artifact {artifact!r}; it has {', '.join(files)}.")
+    return file
+
+
+def download(backup_id, artifact=None):
+    """``(iterator, content_length, filename)``: the whole set as one streamed tar, or one stored
+    file of it (an artifact, SHA256SUMS or metadata.json) as it is (still encrypted, if it is)."""
+    backup = get_backup(backup_id)
+    storage = backup_storage()
+    try:
+        if artifact is None:
+            iterator, length = stream_set_tar(storage, backup.backup_id, stored_files(backup.manifest),
+                                              mtime=backup.finished_at.timestamp())
+            return iterator, length, f"{backup.backup_id}.tar"
+        file = _stored_file(backup, artifact)
+        path = set_path(backup.backup_id, file)
+        size = storage.size(path)
+        return stream_file(storage, path, size), size, file
+    except FileNotFoundError:
+        raise NotFound(f"A file of backup {backup.backup_id} is missing from storage; verify the backup "
+                       "and take a new one.") from None
+
+
+def download_url(backup_id, artifact):
+    """A short-lived presigned URL for one stored file of the set when the primary storage is S3
+    and BACKUP_S3_PRESIGNED_DOWNLOADS is on; None means: stream it through the app (``download``)."""
+    backup = get_backup(backup_id)
+    storage = backup_storage()
+    if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
+        return None
+    file = _stored_file(backup, artifact)
+    return presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
 
 
 def open_reader(backup, copy=None):
@@ -170,18 +226,6 @@ def open_reader(backup, copy=None):
         if reader is None:
             raise
         return reader
-
-
-def download_url(backup_id, artifact):
-    """A short-lived presigned URL for one artifact's stored file when the primary storage is S3
-    and BACKUP_S3_PRESIGNED_DOWNLOADS is on; None means: stream it through the app."""
-    backup = get_backup(backup_id)
-    storage = backup_storage()
-    if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
-        return None
-    reader = BackupSetReader(storage, backup.backup_id, backup.manifest)
-    file = reader.stored_file(artifact)
-    return presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
 
 
 def verify_backup(backup_id):

@@ -6,19 +6,7 @@ from django.core.management.base import CommandError
 from backups_app.errors import ConfirmationRequired
 from backups_app.management.commands._base import ServiceCommand, split_names
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import restores
-
-
-def parse_sets(values):
-    """``--set postgres.no_owner=true`` → {"postgres": {"no_owner": "true"}}"""
-    options = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        component, dot, option = key.partition(".")
-        if not (sep and dot and component and option):
-            raise CommandError(f"--set {item!r}: expected COMPONENT.KEY=VALUE.")
-        options.setdefault(component, {})[option] = value
-    return options
+from backups_app.services import audit, restores
 
 
 class Command(ServiceCommand):
@@ -34,7 +22,7 @@ class Command(ServiceCommand):
         parser.add_argument("--async", dest="run_async", action="store_true")
 
     def handle(self, *args, **opts):
-        names, options = split_names(opts["components"]), parse_sets(opts["set"])
+        names, options = split_names(opts["components"]), restores.parse_option_assignments(opts["set"])
         if opts["dry_run"]:
             plan = restores.plan_restore(opts["backup_id"], names, options)
             self.stdout.write(json.dumps(plan, indent=2, default=str))
@@ -48,6 +36,8 @@ class Command(ServiceCommand):
             self._confirm(required.plan)
             restore = restores.start_restore(opts["backup_id"], names, options, confirm=True, trigger=Trigger.CLI,
                                              run_async=opts["run_async"])
+        audit.record("restore.start", target=restore.restore_id,
+                     details={"backup_id": restore.source_backup_id, "components": restore.components})
         self.stderr.write(restore.log)
         if restore.status not in (RunStatus.COMPLETED, RunStatus.PENDING):
             raise CommandError(f"Restore {restore.restore_id} {restore.status}: {restore.error}")

@@ -1,0 +1,133 @@
+import subprocess
+
+import pytest
+
+from backups_app.models import RunStatus
+from backups_app.services import backups, restores
+from tests.conftest import pg_connect, pg_options
+
+PG_ENGINE = "backups_app.components.postgres.PostgresComponent"
+
+SCHEMA = """
+CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE documents (
+    id bigserial PRIMARY KEY, author_id int REFERENCES authors(id), title text, meta jsonb,
+    blob bytea, created timestamptz DEFAULT now());
+CREATE SEQUENCE ticket_seq START 100;
+CREATE SCHEMA rag;
+CREATE TABLE rag.chunks (doc_id bigint REFERENCES documents(id) ON DELETE CASCADE, n int, body text,
+                         PRIMARY KEY (doc_id, n));
+CREATE VIEW document_titles AS SELECT d.id, d.title, a.name FROM documents d JOIN authors a ON a.id = d.author_id;
+INSERT INTO authors (name) VALUES ('Ada'), ('김민지'), ('Zoë');
+INSERT INTO documents (author_id, title, meta, blob)
+    SELECT 1 + i % 3, 'doc ' || i || ' ✓ 한글', jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i)),
+           decode(md5(i::text), 'hex') || '\\x00ff'::bytea
+    FROM generate_series(1, 500) i;
+INSERT INTO rag.chunks SELECT id, n, repeat('텍스트 ', n) FROM documents, generate_series(1, 3) n;
+SELECT nextval('ticket_seq'), nextval('ticket_seq');
+"""
+
+TABLES = ["authors", "documents", "rag.chunks", "document_titles"]
+
+
+def snapshot(dbname):
+    with pg_connect(dbname) as conn:
+        data = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+        data["ticket_seq"] = conn.execute("SELECT last_value FROM ticket_seq").fetchone()
+        data["authors_id_seq"] = conn.execute("SELECT last_value FROM authors_id_seq").fetchone()
+    return data
+
+
+@pytest.fixture
+def pg_source(sources, pg_database):
+    with pg_connect(pg_database) as conn:
+        conn.execute(SCHEMA)
+    sources(postgres=(PG_ENGINE, pg_options(pg_database)))
+    return pg_database
+
+
+@pytest.mark.django_db
+def test_round_trip_restores_every_table_exactly(pg_source, backup_storage_dir):
+    before = snapshot(pg_source)
+    backup = backups.create_backup(["postgres"], description="pg")
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    counts = backup.manifest["components"]["postgres"]["counts"]
+    assert counts == {"authors": 3, "documents": 500, "rag.chunks": 1500}
+
+    # The dump is a standard custom-format archive.
+    dump = backup_storage_dir / backup.backup_id / "postgres.dump"
+    listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+    assert "TABLE DATA public documents" in listing.stdout
+    subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dump.parent, check=True, capture_output=True)
+
+    with pg_connect(pg_source) as conn:
+        conn.execute("DELETE FROM rag.chunks WHERE n = 2")
+        conn.execute("UPDATE documents SET meta = '{}' WHERE id < 10")
+        conn.execute("DROP VIEW document_titles")
+        conn.execute("SELECT nextval('ticket_seq')")
+
+    restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert snapshot(pg_source) == before
+    assert restore.safety_backup is None or not backups.Backup.objects.filter(pk=restore.safety_backup_id).exists()
+
+
+@pytest.mark.django_db
+def test_failing_pg_restore_leaves_database_unchanged_and_rolls_back(pg_source):
+    role = f"{pg_source}_owner"
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        conn.execute(f'CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO "{role}"')
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    with pg_connect(pg_source) as conn:
+        conn.execute("DROP TABLE owned")
+        conn.execute(f'DROP ROLE "{role}"')
+        conn.execute("DELETE FROM rag.chunks")
+    changed = snapshot(pg_source)
+
+    restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+
+    assert restore.status == RunStatus.ROLLED_BACK
+    assert "pg_restore failed" in restore.error and role in restore.error
+    assert snapshot(pg_source) == changed
+    assert backups.Backup.objects.filter(pk=restore.safety_backup_id, kind="safety").exists()
+
+    # The documented way out: --set postgres.no_owner=true.
+    retry = restores.start_restore(backup.backup_id, ["postgres"], {"postgres": {"no_owner": "true"}}, confirm=True)
+    assert retry.status == RunStatus.COMPLETED, retry.error
+    with pg_connect(pg_source) as conn:
+        assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 1500
+
+
+@pytest.mark.django_db
+def test_password_travels_in_environment_only(sources, pg_database, settings):
+    # A wrong password on a trust server still connects; what matters is where it travels.
+    sources(postgres=(PG_ENGINE, {**pg_options(pg_database), "password": "s3cr3t-value"}))
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert "s3cr3t-value" not in backup.log + str(backup.manifest)
+
+
+@pytest.mark.django_db
+def test_unreachable_server_fails_with_readable_error(sources):
+    sources(postgres=(PG_ENGINE, {"host": "127.0.0.1", "port": 1, "dbname": "nope", "password": "hidden-pw"}))
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.FAILED
+    assert "Cannot connect to PostgreSQL postgres@127.0.0.1:1/nope" in backup.error
+    assert "hidden-pw" not in backup.error + backup.log
+
+
+@pytest.mark.django_db
+def test_old_pg_dump_is_detected_with_the_fix(sources, pg_database, tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        script = fake_bin / tool
+        script.write_text("#!/bin/sh\necho \"pg_dump (PostgreSQL) 9.6.24\"\n")
+        script.chmod(0o755)
+    sources(postgres=(PG_ENGINE, {**pg_options(pg_database), "bin_dir": str(fake_bin)}))
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.FAILED
+    assert "pg_dump 9 is older than the PostgreSQL" in backup.error
+    assert "apt-get install postgresql-client-" in backup.error
