@@ -4,59 +4,47 @@ the store and of the key leave nothing behind and touch nothing."""
 
 import shutil
 import sqlite3
+import subprocess
 from contextlib import closing
 
 import pytest
+from django.urls import reverse
 
 from backups_app.models import Backup, OffsiteStatus, RunStatus
-from backups_app.services.backups import create_backup, delete_backup, download_url, verify_backup
+from backups_app.services.backups import create_backup, delete_backup, download, download_url, verify_backup
 from backups_app.services.offsite import copy_offsite
 from backups_app.services.restores import start_restore
-from tests.conftest import bucket_keys, new_bucket, pg_connect, pg_options, s3_client, s3_entry
+from tests.api.conftest import make_stack
+from tests.conftest import bucket_keys, new_bucket, pg_connect, s3_client, s3_entry
 
-ENGINES = "backups_app.components"
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def stack(sources, pg_database, tmp_path):
-    """A small real stack: a PostgreSQL table, an uploads folder, a SQLite file."""
-    with pg_connect(pg_database) as conn:
-        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO docs SELECT g, md5(g::text) FROM generate_series(1, 500) g")
-    uploads = tmp_path / "uploads"
-    (uploads / "sub").mkdir(parents=True)
-    (uploads / "a.txt").write_text("alpha")
-    (uploads / "sub" / "b.bin").write_bytes(bytes(range(256)) * 400)
-    db = tmp_path / "app.sqlite3"
-    with closing(sqlite3.connect(db)) as conn:
-        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
-        conn.executemany("INSERT INTO notes (text) VALUES (?)", [(f"note {i}",) for i in range(100)])
-        conn.commit()
-    sources(postgres=(f"{ENGINES}.postgres.PostgresComponent", pg_options(pg_database)),
-            uploads=(f"{ENGINES}.uploads.UploadsComponent", {"path": str(uploads)}),
-            sqlite=(f"{ENGINES}.sqlite.SQLiteComponent", {"paths": [str(db)]}))
-    return {"pg": pg_database, "uploads": uploads, "db": db}
+    """The API tests' small real stack: PostgreSQL, an uploads folder, a SQLite file."""
+    sources(**make_stack(tmp_path, pg_database))
+    return {"pg": pg_database, "uploads": tmp_path / "uploads", "db": tmp_path / "app.sqlite3"}
 
 
 def snapshot(stack):
     with pg_connect(stack["pg"]) as conn:
-        rows = conn.execute("SELECT id, body FROM docs ORDER BY id").fetchall()
+        rows = conn.execute("SELECT id, title FROM documents ORDER BY id").fetchall()
     files = {str(p.relative_to(stack["uploads"])): p.read_bytes()
              for p in sorted(stack["uploads"].rglob("*")) if p.is_file()}
     with closing(sqlite3.connect(stack["db"])) as conn:
-        notes = conn.execute("SELECT id, text FROM notes ORDER BY id").fetchall()
-    return rows, files, notes
+        chunks = conn.execute("SELECT id, body FROM chunks ORDER BY id").fetchall()
+    return rows, files, chunks
 
 
 def damage(stack):
     with pg_connect(stack["pg"]) as conn:
-        conn.execute("DELETE FROM docs WHERE id > 100")
-        conn.execute("UPDATE docs SET body = 'changed'")
+        conn.execute("DELETE FROM documents WHERE id > 100")
+        conn.execute("UPDATE documents SET title = 'changed'")
     (stack["uploads"] / "a.txt").write_text("changed")
     (stack["uploads"] / "new.txt").write_text("new")
     with closing(sqlite3.connect(stack["db"])) as conn:
-        conn.execute("DELETE FROM notes WHERE id % 2 = 0")
+        conn.execute("DELETE FROM chunks WHERE id % 2 = 0")
         conn.commit()
 
 
@@ -190,3 +178,27 @@ def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(stack, se
     assert restore.plan["copy"] == "offsite"
     assert any("primary copy: sqlite_app.db: " in p and "does not match" in p for p in restore.plan["problems"])
     assert snapshot(stack)[1:] == before[1:]  # uploads and SQLite as backed up
+
+
+def test_download_of_an_encrypted_set_checks_with_stock_tools(stack, age_key, tmp_path):
+    backup = create_backup(["uploads", "sqlite"])
+    chunks, length, filename = download(backup.backup_id)
+    archive = tmp_path / filename
+    archive.write_bytes(b"".join(chunks))
+    assert archive.stat().st_size == length
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(tmp_path)], check=True)
+    folder = tmp_path / backup.backup_id
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "SHA256SUMS", "metadata.json", "sqlite_app.db.age", "uploads.tar.zst.age"]
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder, check=True)
+    # One artifact, asked for by its name, comes as its stored (encrypted) file.
+    chunks, length, filename = download(backup.backup_id, "sqlite_app.db")
+    assert filename == "sqlite_app.db.age" and b"".join(chunks) == (folder / filename).read_bytes()
+
+
+def test_admin_shows_the_offsite_copy(stack, offsite_bucket, admin_client):
+    backup = create_backup(["uploads"])
+    page = admin_client.get(reverse("admin:backups_app_backup_change", args=[backup.pk])).content.decode()
+    assert "Offsite copy" in page and "Verified" in page
+    listing = admin_client.get(reverse("admin:backups_app_backup_changelist") + "?offsite_status=verified")
+    assert backup.backup_id in listing.content.decode()
