@@ -6,6 +6,8 @@
 the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks (backups.E1xx).
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 MB = 1024 * 1024
 # S3 allows 10,000 parts per object: 16 MB parts give objects up to 156 GB. Parts in flight are
 # held in memory, so part size × parts in memory bounds the upload's memory.
@@ -21,6 +23,13 @@ def _transfer_config(part_mb):
     # s3transfer buffers this many parts of a non-seekable stream (our pipes); the default is 10.
     config.max_in_memory_upload_chunks = PARTS_IN_MEMORY
     return config
+
+
+def _part_mb(env, name):
+    value = env.get(name) or str(DEFAULT_PART_MB)
+    if not value.isdigit() or not 5 <= int(value) <= 5120:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a whole number of MB from 5 to 5120 (S3's part sizes).")
+    return int(value)
 
 
 def storage_entry(env, prefix, local_dir):
@@ -42,6 +51,6 @@ def storage_entry(env, prefix, local_dir):
         "addressing_style": "path" if endpoint else None,
         "file_overwrite": True,
         "default_acl": None,
-        "transfer_config": _transfer_config(int(env.get(f"{prefix}S3_PART_MB") or DEFAULT_PART_MB)),
+        "transfer_config": _transfer_config(_part_mb(env, f"{prefix}S3_PART_MB")),
     }
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

@@ -1,5 +1,7 @@
 """System checks for the archive storage and age settings (backups.E1xx / W1xx)."""
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 from pyrage import x25519
 
 from backups_app.checks import check_archive_storage
@@ -58,3 +60,11 @@ def test_age_settings(settings, tmp_path):
     key.write_text(f"# created by age-keygen\n{identity}\n")
     key.chmod(0o600)
     assert check_archive_storage(None) == []
+
+
+def test_part_size_must_be_a_valid_s3_part_size():
+    for wrong in ("4", "16MB", "9000"):
+        with pytest.raises(ImproperlyConfigured, match="BACKUP_S3_PART_MB.*from 5 to 5120"):
+            s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB=wrong)
+    assert s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB="64")["OPTIONS"][
+        "transfer_config"].multipart_chunksize == 64 * 1024 * 1024
