@@ -50,6 +50,9 @@ def storage_entry(env, prefix, local_dir):
         # MinIO and most S3-compatible servers want path-style URLs.
         "addressing_style": "path" if endpoint else None,
         "file_overwrite": True,
+        # Artifacts are opaque bytes. Guessing from the name would store ``.tar.gz`` with
+        # ``Content-Encoding: gzip``, and browsers would then unpack it on download.
+        "object_parameters": {"ContentType": "application/octet-stream"},
         "default_acl": None,
         "transfer_config": _transfer_config(_part_mb(env, f"{prefix}S3_PART_MB")),
     }

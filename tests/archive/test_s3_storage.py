@@ -130,3 +130,15 @@ def test_endpoint_down_mid_upload_fails_cleanly(settings, sources, monkeypatch):
     finally:
         BlobComponent.during = None
         server.stop()
+
+
+def test_artifacts_are_stored_as_opaque_bytes(settings, moto_endpoint):
+    """A .tar.gz must not get Content-Encoding: gzip, or HTTP clients would unpack it."""
+    bucket = new_bucket(moto_endpoint)
+    settings.STORAGES = {**settings.STORAGES, "backups": s3_entry(moto_endpoint, bucket)}
+    settings.BACKUP_COMPRESSION = "gzip"
+    writer = BackupSetWriter(backup_storage(), BACKUP_ID)
+    with writer.open_compressed("files.tar") as (_name, out):
+        out.write(b"x" * 1000)
+    head = s3_client(moto_endpoint).head_object(Bucket=bucket, Key=f"{BACKUP_ID}/files.tar.gz")
+    assert head["ContentType"] == "application/octet-stream" and "ContentEncoding" not in head
