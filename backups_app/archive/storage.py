@@ -37,7 +37,8 @@ def set_path(backup_id, name):
 
 
 def is_s3(storage):
-    return hasattr(storage, "bucket_name") and hasattr(storage, "connection")
+    """django-storages' S3Storage or a subclass (checked by name: local setups need not load boto3)."""
+    return any(f"{cls.__module__}.{cls.__name__}" == "storages.backends.s3.S3Storage" for cls in type(storage).__mro__)
 
 
 def describe(storage):
