@@ -9,6 +9,8 @@ ENGINES = {
     "postgres": "backups_app.components.postgres.PostgresComponent",
     "uploads": "backups_app.components.uploads.UploadsComponent",
     "sqlite": "backups_app.components.sqlite.SQLiteComponent",
+    "qdrant": "backups_app.components.qdrant.QdrantComponent",
+    "chroma": "backups_app.components.chroma.ChromaComponent",
 }
 
 
@@ -35,4 +37,32 @@ def build_backup_sources(env, demo_dir):
     sqlite_paths = env.get("SQLITE_PATHS") or (str(demo_dir / "app.sqlite3") if demo else None)
     if sqlite_paths:
         sources["sqlite"] = _source("sqlite", paths=[p.strip() for p in sqlite_paths.split(",") if p.strip()])
+    sources.update(_vector_sources(env))
+    return sources
+
+
+def _vector_sources(env):
+    """Qdrant (a server by URL or host/port, or qdrant-client's local folder) and ChromaDB (a
+    persistent folder or a server); the components reject contradicting settings."""
+    sources = {}
+    qdrant_url = env.get("QDRANT_URL") or (
+        f"http://{env['QDRANT_HOST']}:{env.get('QDRANT_PORT') or 6333}" if env.get("QDRANT_HOST") else None)
+    if qdrant_url or env.get("QDRANT_PATH"):
+        sources["qdrant"] = _source(
+            "qdrant",
+            url=qdrant_url,
+            api_key=env.get("QDRANT_API_KEY"),
+            path=env.get("QDRANT_PATH"),
+            collections=env.get("QDRANT_COLLECTIONS"),
+            method=env.get("QDRANT_METHOD"),
+            keep_snapshots=env.get("QDRANT_KEEP_SNAPSHOTS"),
+            timeout=env.get("QDRANT_TIMEOUT"),
+        )
+    if env.get("CHROMA_PATH") or env.get("CHROMA_HOST"):
+        sources["chroma"] = _source(
+            "chroma",
+            path=env.get("CHROMA_PATH"),
+            host=env.get("CHROMA_HOST"),
+            port=env.get("CHROMA_PORT"),
+        )
     return sources
