@@ -95,21 +95,27 @@ class SnapshotMethod:
         except httpx.HTTPError as exc:
             raise ComponentError(f"Cannot reach Qdrant at {self.url} ({method} {path}): {exc}") from None
 
-    def call(self, method, path, **kwargs):
+    def _body(self, method, path, **kwargs):
         with self._request(method, path, **kwargs) as response:
             response.read()
-            try:
-                return response.json()["result"] if response.content else None
-            except (ValueError, KeyError) as exc:
-                raise ComponentError(f"Qdrant at {self.url} answered {method} {path} with something that is not "
-                                     f"Qdrant's JSON ({exc}).") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ComponentError(f"Qdrant at {self.url} answered {method} {path} with something that is not "
+                                 "Qdrant's JSON: is QDRANT_URL right?")
+        return body
+
+    def call(self, method, path, **kwargs):
+        return self._body(method, path, **kwargs).get("result")
 
     @staticmethod
     def _c(collection):
         return f"/collections/{quote(collection, safe='')}"
 
     def version(self):
-        return self.call("GET", "/").get("version", "unknown")
+        return self._body("GET", "/").get("version", "unknown")
 
     def collections(self):
         return sorted(c["name"] for c in self.call("GET", "/collections")["collections"])
