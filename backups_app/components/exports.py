@@ -11,10 +11,21 @@ their shortest round-trip representation, so vectors come back bit for bit. The 
 truncated file an error instead of a silently smaller restore.
 """
 
+import hashlib
 import json
+import re
 
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.errors import ComponentError
+
+
+def artifact_stem(source, collection):
+    """``<source>_<collection>``; a collection name that is not a safe file name gets a hash
+    suffix, so two collections never share an artifact."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", collection).lstrip(".")
+    if safe != collection:
+        safe = f"{safe}-{hashlib.sha256(collection.encode()).hexdigest()[:8]}"
+    return f"{source}_{safe}"
 
 
 def _line(obj):

@@ -16,7 +16,6 @@ Run ``python -m backups_app.components.qdrant --help`` to import an export by ha
 """
 
 import argparse
-import hashlib
 import importlib.metadata
 import os
 import re
@@ -32,7 +31,7 @@ from qdrant_client.http.exceptions import ApiException
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component, parse_bool
-from backups_app.components.exports import batches, read_export, write_export
+from backups_app.components.exports import artifact_stem, batches, read_export, write_export
 from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError
 
 EXPORT_FORMAT = "qdrant-collection"
@@ -275,13 +274,6 @@ class QdrantComponent(Component):
                                      "(QDRANT_PATH) is backed up with QDRANT_METHOD=export (or auto).")
         self.method = c["method"] if c["method"] != "auto" else ("export" if c["path"] else "snapshot")
 
-    def artifact_stem(self, collection):
-        """``<source>_<collection>``; names that are not safe file names get a hash suffix."""
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", collection)
-        if safe != collection or safe.startswith("."):
-            safe = f"{safe.lstrip('.')}-{hashlib.sha256(collection.encode()).hexdigest()[:8]}"
-        return f"{self.name}_{safe}"
-
     @contextmanager
     def _open(self, method):
         c = self.config
@@ -327,7 +319,7 @@ class QdrantComponent(Component):
             selected, absent = self._selected(store, writer.allow_missing, log)
             for collection in selected:
                 counts[collection] = store.count(collection)
-                name = store.backup_collection(writer, self.artifact_stem(collection), collection,
+                name = store.backup_collection(writer, artifact_stem(self.name, collection), collection,
                                                self.config["keep_snapshots"], log)
                 artifacts[name] = collection
                 log(f"{self.name}: {collection}: {counts[collection]} points into {name} ({self.method})")

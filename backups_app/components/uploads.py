@@ -6,9 +6,8 @@ is replaced whole or not at all."""
 import os
 import shutil
 import tarfile
-import tempfile
 
-from backups_app.archive.safetar import folder_counts, safe_extract
+from backups_app.archive.safetar import extract_beside, folder_counts
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
 
@@ -45,29 +44,6 @@ class UploadsComponent(Component):
             shutil.rmtree(live, ignore_errors=True)
             return
         (name,) = artifacts
-        parent = os.path.dirname(live)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
-        try:
-            with reader.open_decompressed(name) as stream:
-                files, size = safe_extract(stream, staging, mode="r|")
-            log(f"{self.name}: extracted {files} files, {size} bytes; swapping into {live}")
-            self._swap(staging, live)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-
-    @staticmethod
-    def _swap(staging, live):
-        if not os.path.exists(live):
-            os.rename(staging, live)
-            return
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.old-", dir=os.path.dirname(live))
-        os.rmdir(old)
-        os.rename(live, old)
-        try:
-            os.rename(staging, live)
-        except BaseException:
-            os.rename(old, live)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        with reader.open_decompressed(name) as stream:
+            files, size = extract_beside(stream, live)
+        log(f"{self.name}: extracted {files} files, {size} bytes and swapped them into {live}")
