@@ -22,7 +22,7 @@ from backups_app.errors import ComponentError
 def artifact_stem(source, collection):
     """``<source>_<collection>``; a collection name that is not a safe file name gets a hash
     suffix, so two collections never share an artifact."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", collection).lstrip(".")
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", collection)
     if safe != collection:
         safe = f"{safe}-{hashlib.sha256(collection.encode()).hexdigest()[:8]}"
     return f"{source}_{safe}"

@@ -126,6 +126,8 @@ class SnapshotMethod:
         self.call("DELETE", self._c(collection))
 
     def backup_collection(self, writer, stem, collection, keep, log):
+        """Returns (artifact name, points); the count is taken just before the snapshot."""
+        points = self.count(collection)
         snapshot = self.call("POST", f"{self._c(collection)}/snapshots", params={"wait": "true"})
         path = f"{self._c(collection)}/snapshots/{quote(snapshot['name'], safe='')}"
         name = stem + SNAPSHOT_SUFFIX
@@ -145,7 +147,7 @@ class SnapshotMethod:
                     self.call("DELETE", path, params={"wait": "true"})
                 except ComponentError as exc:
                     log(f"could not delete snapshot {snapshot['name']} on the server; delete it by hand: {exc}")
-        return name
+        return name, points
 
     def restore_collection(self, reader, artifact, collection):
         meta = reader.manifest["artifacts"][artifact]
@@ -205,8 +207,7 @@ class ExportMethod:
                   "config": info.config.model_dump(mode="json", exclude_none=True),
                   "payload_schema": {field: index.model_dump(mode="json", exclude_none=True)
                                      for field, index in (info.payload_schema or {}).items()}}
-        name, _count = write_export(writer, stem, header, self._points(collection))
-        return name
+        return write_export(writer, stem, header, self._points(collection))
 
     def load(self, stream, collection=None):
         """Recreate ``collection`` (default: the exported one) from an export stream; returns
@@ -306,21 +307,21 @@ class QdrantComponent(Component):
             log(f"{self.name}: collection {collection} does not exist; recorded as absent")
         return [c for c in wanted if c in live], missing
 
-    def _check_local_path(self):
-        if self.config["path"] and not os.path.isdir(self.config["path"]):
-            raise ComponentError(f"{self.name}: the Qdrant folder {self.config['path']} does not exist "
-                                 "(check QDRANT_PATH).")
-
     def backup(self, writer, log):
-        self._check_local_path()
         counts, artifacts = {}, {}
+        path = self.config["path"]
+        if path and not os.path.isdir(path):
+            if not writer.allow_missing:
+                raise ComponentError(f"{self.name}: the Qdrant folder {path} does not exist (check QDRANT_PATH).")
+            log(f"{self.name}: folder {path} does not exist; recorded as absent")
+            return {"counts": counts, "method": self.method, "collections": artifacts,
+                    "absent": self.config["collections"]}
         with self._open(self.method) as store:
             version = store.version()
             selected, absent = self._selected(store, writer.allow_missing, log)
             for collection in selected:
-                counts[collection] = store.count(collection)
-                name = store.backup_collection(writer, artifact_stem(self.name, collection), collection,
-                                               self.config["keep_snapshots"], log)
+                name, counts[collection] = store.backup_collection(
+                    writer, artifact_stem(self.name, collection), collection, self.config["keep_snapshots"], log)
                 artifacts[name] = collection
                 log(f"{self.name}: {collection}: {counts[collection]} points into {name} ({self.method})")
         return {"counts": counts, "server_version": version, "method": self.method, "collections": artifacts,

@@ -169,6 +169,11 @@ def test_service_restore_plan_rehearsal_and_absent_collections(qdrant_path, sour
     assert read_all(qdrant_path) == expected
     assert collections(qdrant_path) == ["docs", "later"]  # not in the backup: left alone
 
+    shutil.rmtree(qdrant_path)  # a new machine: the folder is created by the restore
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert read_all(qdrant_path) == expected
+
 
 @pytest.mark.django_db
 def test_failed_restore_rolls_back_and_drops_collections_it_created(qdrant_path, sources, monkeypatch):
@@ -240,6 +245,7 @@ def test_configuration_errors_name_the_fix(qdrant_path):
     assert artifact_stem("qdrant", "docs") == "qdrant_docs"
     assert re.fullmatch(r"qdrant_______x-[0-9a-f]{8}", artifact_stem("qdrant", "문서/../x"))
     assert artifact_stem("qdrant", "a/b") != artifact_stem("qdrant", "a_b")
+    assert artifact_stem("qdrant", "v1.2") == "qdrant_v1_2-" + artifact_stem("qdrant", "v1.2")[-8:]
 
 
 @pytest.mark.django_db
