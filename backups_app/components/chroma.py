@@ -12,17 +12,20 @@
   ``chromadb-client`` package.
 """
 
+import argparse
 import importlib.util
 import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import tarfile
 import tempfile
 from contextlib import closing, contextmanager
 
 from django.conf import settings
 
+from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.safetar import extract_beside, safe_extract
 from backups_app.components.base import Component
 from backups_app.components.exports import artifact_stem, batches, read_export, write_export
@@ -56,6 +59,28 @@ def check_folder(folder):
         db_counts(path)
     except sqlite3.Error as exc:
         raise ComponentError(f"{path} is not a Chroma database this version understands: {exc}") from None
+
+
+def load_export(client, stream, target=None, batch_size=1000):
+    """Create collection ``target`` (default: the exported name) from a decompressed export and
+    fill it; returns (exported name, items)."""
+    from chromadb.api.types import Schema
+
+    header, records = read_export(stream, EXPORT_FORMAT)
+    target = target or header["collection"]
+    schema = Schema.deserialize_from_json(header["schema"]) if header.get("schema") else None
+    collection = client.create_collection(
+        target, metadata=header.get("metadata"), schema=schema,
+        configuration=None if schema else header.get("configuration"), embedding_function=None)
+    loaded = 0
+    for batch in batches(records, batch_size):
+        columns = {field: [item[field] for item in batch] for field in ("embedding", "document", "metadata", "uri")}
+        collection.add(ids=[item["id"] for item in batch],
+                       **{f"{field}s": values for field, values in columns.items() if any(v is not None for v in values)})
+        loaded += len(batch)
+    if collection.count() != loaded:
+        raise ComponentError(f"Chroma collection {target} has {collection.count()} items after loading {loaded}.")
+    return header["collection"], loaded
 
 
 class ChromaComponent(Component):
@@ -199,27 +224,8 @@ class ChromaComponent(Component):
         return {"counts": counts, "server_version": version, "collections": collections}
 
     def _load(self, client, reader, artifact, target):
-        """Create collection ``target`` from an export and fill it; returns (exported name, items)."""
-        from chromadb.api.types import Schema
-
         with reader.open_decompressed(artifact) as stream:
-            header, records = read_export(stream, EXPORT_FORMAT)
-            schema = Schema.deserialize_from_json(header["schema"]) if header.get("schema") else None
-            collection = client.create_collection(
-                target, metadata=header.get("metadata"), schema=schema,
-                configuration=None if schema else header.get("configuration"), embedding_function=None)
-            loaded = 0
-            for batch in batches(records, self.config["batch_size"]):
-                columns = {field: [item[field] for item in batch]
-                           for field in ("embedding", "document", "metadata", "uri")}
-                collection.add(ids=[item["id"] for item in batch],
-                               **{f"{field}s": values for field, values in columns.items()
-                                  if any(v is not None for v in values)})
-                loaded += len(batch)
-        if collection.count() != loaded:
-            raise ComponentError(f"{self.name}: collection {target} has {collection.count()} items after loading "
-                                 f"{loaded} from {artifact}.")
-        return header["collection"], loaded
+            return load_export(client, stream, target, self.config["batch_size"])
 
     def _restore_server(self, reader, artifacts, log):
         with self._client() as client:
@@ -249,3 +255,31 @@ class ChromaComponent(Component):
                         client.delete_collection(scratch)
                 log(f"{self.name}: rehearsal of {artifact}: {counts[name]} items")
         return counts
+
+
+def main(argv=None):
+    """Load a ``chroma_<collection>.jsonl.zst`` export into a Chroma server without the app."""
+    import chromadb
+    from chromadb.config import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m backups_app.components.chroma",
+                                     description="Import a Chroma export made by the backup app into a new "
+                                                 "collection (delete an existing one of that name first).")
+    parser.add_argument("export", help="chroma_<collection>.jsonl.zst from a backup set")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--collection", help="collection name (default: the one recorded in the export)")
+    args = parser.parse_args(argv)
+    try:
+        client = chromadb.HttpClient(host=args.host, port=args.port, settings=Settings(anonymized_telemetry=False))
+        with open(args.export, "rb") as raw, decompressing(raw, method_of(args.export)) as stream:
+            name, loaded = load_export(client, stream, args.collection)
+    except Exception as exc:  # a command for people: one readable line, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.collection or name}: {loaded} items")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from backups_app import components
+from backups_app.components.chroma import main as chroma_main
 from backups_app.errors import ConfigurationError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
@@ -149,7 +150,7 @@ def chroma_server(tmp_path):
 
 
 @pytest.mark.django_db
-def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir):
+def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, capsys):
     client = chromadb.HttpClient(host="127.0.0.1", port=chroma_server, settings=SETTINGS)
     fill(client, seed=1)
     before = dump(client)
@@ -180,6 +181,14 @@ def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir):
     # Chroma's HTTP API prints embeddings with about 8 significant digits (float32 needs 9), so a
     # trip through it moves a value by up to ~4e-7; path mode is bit-exact.
     assert_same(after, before, tolerance=1e-6)
+
+    # By hand, without the app: `python -m backups_app.components.chroma` loads an export into a
+    # new collection (called in-process here to spare an interpreter start).
+    assert chroma_main([str(backup_storage_dir / backup.backup_id / "chroma_notes.jsonl.zst"), "--host", "127.0.0.1",
+                        "--port", str(chroma_server), "--collection", "notes-by-hand"]) == 0
+    assert capsys.readouterr().out.strip().endswith("notes-by-hand: 2 items")
+    by_hand = dump(client)["notes-by-hand"]
+    assert by_hand["ids"] == ["a", "b"] and by_hand["documents"] == ["first", "second"]
 
 
 @pytest.mark.django_db
