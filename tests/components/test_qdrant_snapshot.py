@@ -55,7 +55,15 @@ def test_snapshot_round_trip(fake, qdrant_source, backup_storage_dir):
     assert artifacts["qdrant_docs.snapshot"]["sha256"] == fake.collections["docs"]["sha256"]
     assert artifacts["qdrant_docs.snapshot"]["size"] == fake.collections["docs"]["size"]
     assert fake.snapshots == {}  # deleted on the server once stored
-    subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=backup_storage_dir / backup.backup_id, check=True)
+    folder = backup_storage_dir / backup.backup_id
+    subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=folder, check=True)
+
+    # The by-hand restore from docs/vectors.md: curl uploads the snapshot with its checksum.
+    checksum = artifacts["qdrant_notes.snapshot"]["sha256"]
+    subprocess.run(["curl", "-sSf", "-X", "POST", "-H", f"api-key: {API_KEY}", "-F", "snapshot=@qdrant_notes.snapshot",
+                    f"{fake.url}/collections/by-hand/snapshots/upload?priority=snapshot&wait=true&checksum={checksum}"],
+                   cwd=folder, check=True, capture_output=True)
+    assert fake.collections.pop("by-hand") == fake.collections["notes"]
 
     fake.add("docs", points=1, size=100, seed=9)
     del fake.collections["notes"]
@@ -95,6 +103,7 @@ def test_keep_snapshots_and_rehearsal(fake, qdrant_source):
     ({"create": "timeout"}, "did not answer POST /collections/docs/snapshots within 1 s (raise QDRANT_TIMEOUT"),
     ({"download": "timeout"}, "did not answer GET /collections/docs/snapshots/docs-1-"),
     ({"download": 500}, "HTTP 500"),
+    ({"download": 404}, "HTTP 404"),
     ({"create": "bad-checksum"}, "arrived damaged"),
     ({"list_collections": 503}, "refused GET /collections: HTTP 503"),
 ])
