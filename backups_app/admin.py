@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -37,6 +38,16 @@ def pretty_json(value):
 
 def log_block(text):
     return format_html("<pre style='max-height:30em;overflow:auto;margin:0'>{}</pre>", text or "—")
+
+
+def count_rows(plan):
+    """[(component, what, live, in backup)] for the plan's comparison table."""
+    rows = []
+    for name, counts in plan["counts"].items():
+        live, stored = (restores.flatten_counts(name, counts[side]) for side in ("live", "backup"))
+        for key in sorted(set(live) | set(stored)):
+            rows.append((name, key.removeprefix(f"{name}."), live.get(key, "—"), stored.get(key, "—")))
+    return rows
 
 
 class ReadOnlyRunAdmin(admin.ModelAdmin):
@@ -138,7 +149,7 @@ class BackupAdmin(ReadOnlyRunAdmin):
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
-        return f"{obj.size_mb} MB"
+        return filesizeformat(obj.size_bytes)
 
     @admin.display(description="counts")
     def counts(self, obj):
@@ -222,7 +233,7 @@ class BackupAdmin(ReadOnlyRunAdmin):
                 form.add_error(None, str(exc))
         return TemplateResponse(request, "admin/backups_app/backup/restore.html",
                                 self._context(request, f"Restore {backup.backup_id}", backup=backup, form=form,
-                                              plan=plan))
+                                              plan=plan, count_rows=plan and count_rows(plan)))
 
     def restore_confirm_view(self, request, backup_id):
         backup = self._restorable(request, backup_id)

@@ -6,6 +6,7 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+from contextlib import contextmanager
 
 from backups_app.errors import UnsafeArchive
 
@@ -83,3 +84,15 @@ def swap_in(staging, live):
         os.rename(old, live)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def extracted(stream, spool, prefix):
+    """Extract a tar stream into a new scratch folder under ``spool``; removed on exit."""
+    os.makedirs(spool, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=prefix, dir=spool)
+    try:
+        safe_extract(stream, scratch, mode="r|")
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -26,7 +26,7 @@ from contextlib import closing, contextmanager
 from django.conf import settings
 
 from backups_app.archive.compression import decompressing, method_of
-from backups_app.archive.safetar import extract_beside, safe_extract
+from backups_app.archive.safetar import extract_beside, extracted
 from backups_app.components.base import Component
 from backups_app.components.exports import artifact_stem, batches, read_export, write_export
 from backups_app.components.sqlite import _check as check_sqlite
@@ -123,10 +123,6 @@ class ChromaComponent(Component):
 
     # path mode
 
-    def _spool(self):
-        os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
-        return str(settings.BACKUP_SPOOL_DIR)
-
     def _backup_folder(self, writer, log):
         root = self.config["path"]
         if not os.path.exists(root) and writer.allow_missing:
@@ -135,7 +131,8 @@ class ChromaComponent(Component):
         if not os.path.isfile(os.path.join(root, SQLITE_NAME)):
             raise ComponentError(f"{self.name}: {root} is not a Chroma folder: it has no {SQLITE_NAME} "
                                  "(check CHROMA_PATH).")
-        copy = tempfile.NamedTemporaryFile(dir=self._spool(), suffix=".sqlite3", delete=False).name
+        os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
+        copy = tempfile.NamedTemporaryFile(dir=settings.BACKUP_SPOOL_DIR, suffix=".sqlite3", delete=False).name
         try:
             with closing(sqlite3.connect(f"file:{os.path.join(root, SQLITE_NAME)}?mode=ro", uri=True)) as src, \
                     closing(sqlite3.connect(copy)) as dst:
@@ -166,14 +163,10 @@ class ChromaComponent(Component):
 
     def _rehearse_folder(self, reader, artifacts, log):
         (name,) = artifacts
-        scratch = tempfile.mkdtemp(prefix="chroma-rehearsal-", dir=self._spool())
-        try:
-            with reader.open_decompressed(name) as stream:
-                safe_extract(stream, scratch, mode="r|")
+        with reader.open_decompressed(name) as stream, \
+                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
             check_folder(scratch)
             counts = db_counts(os.path.join(scratch, SQLITE_NAME))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         log(f"{self.name}: rehearsal of {name}: {sum(counts.values())} items in {len(counts)} collections")
         return counts
 

@@ -7,7 +7,9 @@ import os
 import shutil
 import tarfile
 
-from backups_app.archive.safetar import extract_beside, folder_counts
+from django.conf import settings
+
+from backups_app.archive.safetar import extract_beside, extracted, folder_counts
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
 
@@ -36,6 +38,15 @@ class UploadsComponent(Component):
 
     def inspect(self):
         return self._counts() if os.path.isdir(self.config["path"]) else {"files": 0, "bytes": 0}
+
+    def rehearse(self, reader, artifacts, log):
+        """Extract into a temporary folder in the spool, count, remove it."""
+        (name,) = artifacts
+        with reader.open_decompressed(name) as stream, \
+                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
+            files, size = folder_counts(scratch)
+        log(f"{self.name}: rehearsal extracted {files} files, {size} bytes")
+        return {"files": files, "bytes": size}
 
     def restore(self, reader, artifacts, options, log):
         live = os.path.abspath(self.config["path"])

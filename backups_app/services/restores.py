@@ -11,7 +11,7 @@ from backups_app.errors import BackupError, ConfirmationRequired, NotFound, Unkn
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks
 from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 WARNING = "This will overwrite existing data"
 
@@ -52,11 +52,11 @@ def parse_option_assignments(items):
     return options
 
 
-def _flatten(component, counts, prefix=""):
+def flatten_counts(component, counts, prefix=""):
     flat = {}
     for key, value in counts.items():
         if isinstance(value, dict):
-            flat.update(_flatten(component, value, f"{prefix}{key}."))
+            flat.update(flatten_counts(component, value, f"{prefix}{key}."))
         else:
             flat[f"{component}.{prefix}{key}"] = value
     return flat
@@ -80,7 +80,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             live_counts = {}
             problems.append(f"{name}: cannot read live counts: {exc}")
         live[name] = {"live": live_counts, "backup": backup_counts}
-        affected.update(_flatten(name, live_counts))
+        affected.update(flatten_counts(name, live_counts))
     problems += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
     return {
         "backup_id": backup.backup_id,
@@ -119,7 +119,11 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
         locks.release(locks.RESTORE_LOCK, restore_id)
         raise
     if run_async:
-        enqueue("backups_app.tasks.run_restore", restore.pk, restore_id)
+        try:
+            enqueue("backups_app.tasks.run_restore", restore, restore_id)
+        finally:
+            if restore.status == RunStatus.FAILED:
+                locks.release(locks.RESTORE_LOCK, restore_id)
     else:
         run_restore(restore.pk)
         restore.refresh_from_db()
@@ -142,6 +146,7 @@ def run_restore(pk):
         finally:
             hooks.run_hooks("post_restore", recorder)
             locks.release(locks.RESTORE_LOCK, restore.restore_id)
+    run_finished.send(sender=Restore, run=restore)
     return restore
 
 
