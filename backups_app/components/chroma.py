@@ -162,6 +162,8 @@ class ChromaComponent(Component):
         log(f"{self.name}: extracted {files} files, {size} bytes, checked {SQLITE_NAME} and swapped into {live}")
 
     def _rehearse_folder(self, reader, artifacts, log):
+        if not artifacts:  # the folder was absent (a safety backup)
+            return {}
         (name,) = artifacts
         with reader.open_decompressed(name) as stream, \
                 extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:

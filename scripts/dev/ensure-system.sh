@@ -6,7 +6,7 @@ set -euo pipefail
 target="${1:-run}"
 packages=(python3-venv postgresql-client zstd)
 if [ "$target" = test ]; then
-  packages+=(postgresql redis-server redis-tools chromium)
+  packages+=(postgresql redis-server redis-tools chromium curl)
 fi
 missing=()
 for p in "${packages[@]}"; do
