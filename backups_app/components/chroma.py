@@ -243,8 +243,8 @@ class ChromaComponent(Component):
             for artifact in artifacts:
                 scratch = f"rehearsal-{secrets.token_hex(6)}"
                 try:
-                    name, counts_loaded = self._load(client, reader, artifact, scratch)
-                    counts[name] = counts_loaded
+                    name, items = self._load(client, reader, artifact, scratch)
+                    counts[name] = items
                 finally:
                     if scratch in {c.name for c in client.list_collections()}:
                         client.delete_collection(scratch)
