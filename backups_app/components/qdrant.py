@@ -133,7 +133,7 @@ class SnapshotMethod:
         name = stem + SNAPSHOT_SUFFIX
         try:
             with writer.open(name) as sink, self._request("GET", path) as response:
-                for chunk in response.iter_bytes(CHUNK_SIZE):
+                for chunk in response.iter_bytes():
                     sink.write(chunk)
                 if snapshot.get("checksum") and sink.sha256 != snapshot["checksum"]:
                     raise ChecksumMismatch(
