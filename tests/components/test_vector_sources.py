@@ -20,6 +20,7 @@ def test_qdrant_from_host_port_url_or_path():
     assert build_backup_sources({"QDRANT_PATH": "/srv/q", "QDRANT_METHOD": "export", "QDRANT_TIMEOUT": "60"},
                                 DEMO)["qdrant"]["OPTIONS"] == {"path": "/srv/q", "method": "export", "timeout": "60"}
     assert "qdrant" not in build_backup_sources({}, DEMO) and "chroma" not in build_backup_sources({}, DEMO)
+    assert "uploads" not in sources  # a configured vector store turns the demo stack off
 
 
 def test_chroma_from_path_or_host():
