@@ -24,7 +24,11 @@ from chromadb.api.client import SharedSystemClient  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
 
 CHROMA = "backups_app.components.chroma.ChromaComponent"
-SETTINGS = Settings(anonymized_telemetry=False)
+
+
+def chroma_settings():
+    """Fresh each time: chromadb's client constructors write into the Settings they are given."""
+    return Settings(anonymized_telemetry=False)
 
 
 def fill(client, seed=0):
@@ -71,7 +75,7 @@ def assert_same(after, before, tolerance=0.0):
 
 
 def persistent(path):
-    return chromadb.PersistentClient(path=str(path), settings=SETTINGS)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings())
 
 
 def release():
@@ -151,7 +155,7 @@ def chroma_server(tmp_path):
 
 @pytest.mark.django_db
 def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, capsys):
-    client = chromadb.HttpClient(host="127.0.0.1", port=chroma_server, settings=SETTINGS)
+    client = chromadb.HttpClient(host="127.0.0.1", port=chroma_server, settings=chroma_settings())
     fill(client, seed=1)
     before = dump(client)
     sources(chroma=(CHROMA, {"host": "127.0.0.1", "port": chroma_server, "batch_size": 400}))

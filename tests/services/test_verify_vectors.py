@@ -1,12 +1,11 @@
 """Deep verification (restore rehearsal) of the vector stores through the verification service:
 scratch collections and folders only, counts equal to the manifest's, live data untouched."""
 
-import chromadb
 import pytest
 
 from backups_app.models import RunStatus
 from backups_app.services import backups, verification
-from tests.components.test_chroma import SETTINGS, release
+from tests.components.test_chroma import persistent, release
 from tests.components.test_qdrant import collections, fill, qdrant_path  # noqa: F401 (fixture)
 from tests.components.test_qdrant_snapshot import API_KEY, fake  # noqa: F401 (fixture)
 
@@ -16,8 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_rehearsal_of_qdrant_both_methods_and_chroma(sources, qdrant_path, fake, tmp_path):  # noqa: F811
     fill(qdrant_path, 40, seed=4)
     chroma_path = tmp_path / "chroma"
-    client = chromadb.PersistentClient(path=str(chroma_path), settings=SETTINGS)
-    client.create_collection("notes", embedding_function=None).add(ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
+    persistent(chroma_path).create_collection("notes", embedding_function=None).add(ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
     release()
     sources(qdrant=("backups_app.components.qdrant.QdrantComponent", {"path": qdrant_path}),
             qdrant_server=("backups_app.components.qdrant.QdrantComponent", {"url": fake.url, "api_key": API_KEY}),
