@@ -12,10 +12,12 @@ ENGINES = {
     "redis": "backups_app.components.redis.RedisComponent",
     "objects": "backups_app.components.objects.ObjectsComponent",
     "config": "backups_app.components.config.ConfigComponent",
+    "qdrant": "backups_app.components.qdrant.QdrantComponent",
+    "chroma": "backups_app.components.chroma.ChromaComponent",
 }
 # Any of these turns the demo stack off: the operator configured real sources.
 REAL_SOURCE_VARIABLES = ("POSTGRES_DB", "UPLOADS_DIR", "SQLITE_PATHS", "REDIS_URL", "OBJECTS_S3_BUCKETS", "OBJECTS_DIR",
-                         "CONFIG_PATHS")
+                         "CONFIG_PATHS", "QDRANT_URL", "QDRANT_HOST", "QDRANT_PATH", "CHROMA_PATH", "CHROMA_HOST")
 
 
 def _source(engine, **options):
@@ -42,6 +44,7 @@ def build_backup_sources(env, demo_dir):
     if sqlite_paths:
         sources["sqlite"] = _source("sqlite", paths=[p.strip() for p in sqlite_paths.split(",") if p.strip()])
     sources.update(_redis_objects_config_sources(env))
+    sources.update(_vector_sources(env))
     return sources
 
 
@@ -62,4 +65,31 @@ def _redis_objects_config_sources(env):
         )
     if env.get("CONFIG_PATHS"):
         sources["config"] = _source("config", paths=env["CONFIG_PATHS"], base_dir=env.get("CONFIG_BASE_DIR"))
+    return sources
+
+
+def _vector_sources(env):
+    """Qdrant (a server by URL or host/port, or qdrant-client's local folder) and ChromaDB (a
+    persistent folder or a server); the components reject contradicting settings."""
+    sources = {}
+    qdrant_url = env.get("QDRANT_URL") or (
+        f"http://{env['QDRANT_HOST']}:{env.get('QDRANT_PORT') or 6333}" if env.get("QDRANT_HOST") else None)
+    if qdrant_url or env.get("QDRANT_PATH"):
+        sources["qdrant"] = _source(
+            "qdrant",
+            url=qdrant_url,
+            api_key=env.get("QDRANT_API_KEY"),
+            path=env.get("QDRANT_PATH"),
+            collections=env.get("QDRANT_COLLECTIONS"),
+            method=env.get("QDRANT_METHOD"),
+            keep_snapshots=env.get("QDRANT_KEEP_SNAPSHOTS"),
+            timeout=env.get("QDRANT_TIMEOUT"),
+        )
+    if env.get("CHROMA_PATH") or env.get("CHROMA_HOST"):
+        sources["chroma"] = _source(
+            "chroma",
+            path=env.get("CHROMA_PATH"),
+            host=env.get("CHROMA_HOST"),
+            port=env.get("CHROMA_PORT"),
+        )
     return sources

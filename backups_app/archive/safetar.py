@@ -3,7 +3,10 @@ absolute names, ``..``, links pointing outside, device files and FIFOs. Streams 
 
 import os
 import posixpath
+import shutil
 import tarfile
+import tempfile
+from contextlib import contextmanager
 
 from backups_app.errors import UnsafeArchive
 
@@ -48,3 +51,48 @@ def folder_counts(path):
                 files += 1
                 size += os.path.getsize(full)
     return files, size
+
+
+def extract_beside(stream, live, check=None):
+    """Extract a tar stream into a new sibling folder of ``live``, run ``check(folder)``, then
+    swap it in, so ``live`` is replaced whole or not at all. Returns (files, bytes)."""
+    parent = os.path.dirname(live)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
+    try:
+        files, size = safe_extract(stream, staging, mode="r|")
+        if check:
+            check(staging)
+        swap_in(staging, live)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return files, size
+
+
+def swap_in(staging, live):
+    """Put folder ``staging`` in place of ``live`` (two renames; the old folder is removed)."""
+    if not os.path.exists(live):
+        os.rename(staging, live)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.old-", dir=os.path.dirname(live))
+    os.rmdir(old)
+    os.rename(live, old)
+    try:
+        os.rename(staging, live)
+    except BaseException:
+        os.rename(old, live)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def extracted(stream, spool, prefix):
+    """Extract a tar stream into a new scratch folder under ``spool``; removed on exit."""
+    os.makedirs(spool, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=prefix, dir=spool)
+    try:
+        safe_extract(stream, scratch, mode="r|")
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -6,11 +6,10 @@ is replaced whole or not at all."""
 import os
 import shutil
 import tarfile
-import tempfile
 
 from django.conf import settings
 
-from backups_app.archive.safetar import folder_counts, safe_extract
+from backups_app.archive.safetar import extract_beside, extracted, folder_counts
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
 
@@ -43,17 +42,11 @@ class UploadsComponent(Component):
     def rehearse(self, reader, artifacts, log):
         """Extract into a temporary folder in the spool, count, remove it."""
         (name,) = artifacts
-        spool = settings.BACKUP_SPOOL_DIR
-        os.makedirs(spool, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix=f"rehearsal-{self.name}-", dir=spool)
-        try:
-            with reader.open_decompressed(name) as stream:
-                safe_extract(stream, scratch, mode="r|")
+        with reader.open_decompressed(name) as stream, \
+                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
             files, size = folder_counts(scratch)
-            log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into {scratch}")
-            return {"files": files, "bytes": size}
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        log(f"{self.name}: rehearsal extracted {files} files, {size} bytes")
+        return {"files": files, "bytes": size}
 
     def restore(self, reader, artifacts, options, log):
         live = os.path.abspath(self.config["path"])
@@ -62,29 +55,6 @@ class UploadsComponent(Component):
             shutil.rmtree(live, ignore_errors=True)
             return
         (name,) = artifacts
-        parent = os.path.dirname(live)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
-        try:
-            with reader.open_decompressed(name) as stream:
-                files, size = safe_extract(stream, staging, mode="r|")
-            log(f"{self.name}: extracted {files} files, {size} bytes; swapping into {live}")
-            self._swap(staging, live)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-
-    @staticmethod
-    def _swap(staging, live):
-        if not os.path.exists(live):
-            os.rename(staging, live)
-            return
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.old-", dir=os.path.dirname(live))
-        os.rmdir(old)
-        os.rename(live, old)
-        try:
-            os.rename(staging, live)
-        except BaseException:
-            os.rename(old, live)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        with reader.open_decompressed(name) as stream:
+            files, size = extract_beside(stream, live)
+        log(f"{self.name}: extracted {files} files, {size} bytes and swapped them into {live}")

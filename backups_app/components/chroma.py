@@ -1,0 +1,280 @@
+"""ChromaDB, either of two ways:
+
+- ``path`` (CHROMA_PATH, a persistent folder): a file-level copy into ``<name>.tar.zst``, with
+  ``chroma.sqlite3`` taken through SQLite's online backup API and the segment folders beside it.
+  Chroma writes the folders and the database separately, so writers must be stopped while it runs
+  (pre_backup/post_backup hooks). Restore extracts beside the folder, checks the database and
+  swaps the folders. Needs no Chroma package at all.
+- ``server`` (CHROMA_HOST/CHROMA_PORT): every collection paged out through the HTTP client into
+  ``<name>_<collection>.jsonl.zst`` (ids, embeddings, documents, metadatas, uris, collection
+  metadata, configuration and schema). Restore loads a new collection beside the live one, checks
+  its count, then drops the live one and renames the new one into place. Needs the thin
+  ``chromadb-client`` package.
+"""
+
+import argparse
+import importlib.util
+import os
+import secrets
+import shutil
+import sqlite3
+import sys
+import tarfile
+import tempfile
+from contextlib import closing, contextmanager
+
+from django.conf import settings
+
+from backups_app.archive.compression import decompressing, method_of
+from backups_app.archive.safetar import extract_beside, extracted
+from backups_app.components.base import Component
+from backups_app.components.exports import artifact_stem, batches, read_export, write_export
+from backups_app.components.sqlite import _check as check_sqlite
+from backups_app.errors import ComponentError, ConfigurationError
+
+SQLITE_NAME = "chroma.sqlite3"
+EXPORT_FORMAT = "chroma-collection"
+CLIENT_PACKAGE = "chromadb-client==1.5.9"
+COUNTS_SQL = """
+    SELECT d.name, c.name, (SELECT count(*) FROM embeddings e JOIN segments s ON s.id = e.segment_id
+                            WHERE s.collection = c.id AND s.scope = 'METADATA')
+    FROM collections c JOIN databases d ON d.id = c.database_id ORDER BY 1, 2
+"""
+
+
+def db_counts(path):
+    """Items per collection read straight from a ``chroma.sqlite3`` (collections outside the
+    default database are named ``<database>/<collection>``)."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return {(name if database == "default_database" else f"{database}/{name}"): items
+                for database, name, items in conn.execute(COUNTS_SQL)}
+
+
+def check_folder(folder):
+    path = os.path.join(folder, SQLITE_NAME)
+    if not os.path.isfile(path):
+        raise ComponentError(f"{folder} is not a Chroma folder: it has no {SQLITE_NAME}.")
+    check_sqlite(path)
+    try:
+        db_counts(path)
+    except sqlite3.Error as exc:
+        raise ComponentError(f"{path} is not a Chroma database this version understands: {exc}") from None
+
+
+def load_export(client, stream, target=None, batch_size=1000):
+    """Create collection ``target`` (default: the exported name) from a decompressed export and
+    fill it; returns (exported name, items)."""
+    from chromadb.api.types import Schema
+
+    header, records = read_export(stream, EXPORT_FORMAT)
+    target = target or header["collection"]
+    schema = Schema.deserialize_from_json(header["schema"]) if header.get("schema") else None
+    collection = client.create_collection(
+        target, metadata=header.get("metadata"), schema=schema,
+        configuration=None if schema else header.get("configuration"), embedding_function=None)
+    loaded = 0
+    for batch in batches(records, batch_size):
+        columns = {field: [item[field] for item in batch] for field in ("embedding", "document", "metadata", "uri")}
+        collection.add(ids=[item["id"] for item in batch],
+                       **{f"{field}s": values for field, values in columns.items() if any(v is not None for v in values)})
+        loaded += len(batch)
+    if collection.count() != loaded:
+        raise ComponentError(f"Chroma collection {target} has {collection.count()} items after loading {loaded}.")
+    return header["collection"], loaded
+
+
+class ChromaComponent(Component):
+    options = {
+        "path": (str, ""),
+        "host": (str, ""),
+        "port": (int, 8000),
+        "batch_size": (int, 1000),
+    }
+
+    def __init__(self, name, options):
+        super().__init__(name, options)
+        if bool(self.config["path"]) == bool(self.config["host"]):
+            raise ConfigurationError(f"Chroma source {name!r} needs exactly one of CHROMA_PATH (a persistent folder) "
+                                     "or CHROMA_HOST/CHROMA_PORT (a server).")
+        if self.config["host"] and importlib.util.find_spec("chromadb") is None:
+            raise ConfigurationError(f"Chroma source {name!r} points at a server (CHROMA_HOST), which needs the "
+                                     f"ChromaDB client: pip install {CLIENT_PACKAGE}")
+
+    def backup(self, writer, log):
+        return self._backup_folder(writer, log) if self.config["path"] else self._backup_server(writer, log)
+
+    def inspect(self):
+        if self.config["path"]:
+            path = os.path.join(self.config["path"], SQLITE_NAME)
+            return db_counts(path) if os.path.isfile(path) else {}
+        with self._client() as client:
+            return {c.name: c.count() for c in client.list_collections()}
+
+    def restore(self, reader, artifacts, options, log):
+        if self.config["path"]:
+            self._restore_folder(reader, artifacts, log)
+        else:
+            self._restore_server(reader, artifacts, log)
+
+    def rehearse(self, reader, artifacts, log):
+        if self.config["path"]:
+            return self._rehearse_folder(reader, artifacts, log)
+        return self._rehearse_server(reader, artifacts, log)
+
+    # path mode
+
+    def _backup_folder(self, writer, log):
+        root = self.config["path"]
+        if not os.path.exists(root) and writer.allow_missing:
+            log(f"{self.name}: folder {root} does not exist; recorded as absent")
+            return {"counts": {}, "absent": True}
+        if not os.path.isfile(os.path.join(root, SQLITE_NAME)):
+            raise ComponentError(f"{self.name}: {root} is not a Chroma folder: it has no {SQLITE_NAME} "
+                                 "(check CHROMA_PATH).")
+        os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
+        copy = tempfile.NamedTemporaryFile(dir=settings.BACKUP_SPOOL_DIR, suffix=".sqlite3", delete=False).name
+        try:
+            with closing(sqlite3.connect(f"file:{os.path.join(root, SQLITE_NAME)}?mode=ro", uri=True)) as src, \
+                    closing(sqlite3.connect(copy)) as dst:
+                src.backup(dst)
+            check_sqlite(copy)
+            with writer.open_compressed(f"{self.name}.tar") as (name, out), \
+                    tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(copy, arcname=SQLITE_NAME)
+                for entry in sorted(os.listdir(root)):
+                    if not entry.startswith(SQLITE_NAME):  # the live database and its -wal/-shm/-journal
+                        tar.add(os.path.join(root, entry), arcname=entry)
+            counts = db_counts(copy)
+        finally:
+            os.unlink(copy)
+        log(f"{self.name}: {sum(counts.values())} items in {len(counts)} collections from {root} into {name}")
+        return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}"}
+
+    def _restore_folder(self, reader, artifacts, log):
+        live = os.path.abspath(self.config["path"])
+        if reader.facts_of(self.name).get("absent"):
+            log(f"{self.name}: the folder did not exist in this backup; removing {live}")
+            shutil.rmtree(live, ignore_errors=True)
+            return
+        (name,) = artifacts
+        with reader.open_decompressed(name) as stream:
+            files, size = extract_beside(stream, live, check=check_folder)
+        log(f"{self.name}: extracted {files} files, {size} bytes, checked {SQLITE_NAME} and swapped into {live}")
+
+    def _rehearse_folder(self, reader, artifacts, log):
+        if not artifacts:  # the folder was absent (a safety backup)
+            return {}
+        (name,) = artifacts
+        with reader.open_decompressed(name) as stream, \
+                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
+            check_folder(scratch)
+            counts = db_counts(os.path.join(scratch, SQLITE_NAME))
+        log(f"{self.name}: rehearsal of {name}: {sum(counts.values())} items in {len(counts)} collections")
+        return counts
+
+    # server mode
+
+    @contextmanager
+    def _client(self):
+        import chromadb
+        from chromadb.config import Settings
+
+        where = f"{self.config['host']}:{self.config['port']}"
+        try:
+            client = chromadb.HttpClient(host=self.config["host"], port=self.config["port"],
+                                         settings=Settings(anonymized_telemetry=False))
+        except Exception as exc:  # the client raises ValueError, httpx errors, ...
+            raise ComponentError(f"{self.name}: cannot reach Chroma at {where}: {exc}") from None
+        try:
+            yield client
+        except (ComponentError, OSError):
+            raise
+        except Exception as exc:
+            raise ComponentError(f"{self.name}: Chroma at {where} failed: {type(exc).__name__}: {exc}") from None
+
+    def _items(self, collection):
+        size = self.config["batch_size"]
+        for offset in range(0, collection.count(), size):
+            page = collection.get(limit=size, offset=offset,
+                                  include=["embeddings", "documents", "metadatas", "uris"])
+            embeddings = page["embeddings"]
+            for i, item_id in enumerate(page["ids"]):
+                yield {"id": item_id,
+                       "embedding": None if embeddings is None else [float(x) for x in embeddings[i]],
+                       "document": page["documents"][i], "metadata": page["metadatas"][i], "uri": page["uris"][i]}
+
+    def _backup_server(self, writer, log):
+        counts, collections = {}, {}
+        with self._client() as client:
+            version = client.get_version()
+            for listed in client.list_collections():
+                collection = client.get_collection(listed.name, embedding_function=None)
+                header = {"format": EXPORT_FORMAT, "version": 1, "collection": collection.name,
+                          "metadata": collection.metadata, "configuration": collection.configuration_json,
+                          "schema": collection.schema.serialize_to_json() if collection.schema else None}
+                name, counts[collection.name] = write_export(writer, artifact_stem(self.name, collection.name), header,
+                                                             self._items(collection))
+                collections[name] = collection.name
+                log(f"{self.name}: {collection.name}: {counts[collection.name]} items into {name}")
+        return {"counts": counts, "server_version": version, "collections": collections}
+
+    def _load(self, client, reader, artifact, target):
+        with reader.open_decompressed(artifact) as stream:
+            return load_export(client, stream, target, self.config["batch_size"])
+
+    def _restore_server(self, reader, artifacts, log):
+        with self._client() as client:
+            for artifact in artifacts:
+                staging = f"restoring-{secrets.token_hex(6)}"
+                try:
+                    name, loaded = self._load(client, reader, artifact, staging)
+                    if name in {c.name for c in client.list_collections()}:
+                        client.delete_collection(name)
+                    client.get_collection(staging, embedding_function=None).modify(name=name)
+                except BaseException:
+                    if staging in {c.name for c in client.list_collections()}:
+                        client.delete_collection(staging)
+                    raise
+                log(f"{self.name}: restored {name} from {artifact}: {loaded} items")
+
+    def _rehearse_server(self, reader, artifacts, log):
+        counts = {}
+        with self._client() as client:
+            for artifact in artifacts:
+                scratch = f"rehearsal-{secrets.token_hex(6)}"
+                try:
+                    name, items = self._load(client, reader, artifact, scratch)
+                    counts[name] = items
+                finally:
+                    if scratch in {c.name for c in client.list_collections()}:
+                        client.delete_collection(scratch)
+                log(f"{self.name}: rehearsal of {artifact}: {counts[name]} items")
+        return counts
+
+
+def main(argv=None):
+    """Load a ``chroma_<collection>.jsonl.zst`` export into a Chroma server without the app."""
+    import chromadb
+    from chromadb.config import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m backups_app.components.chroma",
+                                     description="Import a Chroma export made by the backup app into a new "
+                                                 "collection (delete an existing one of that name first).")
+    parser.add_argument("export", help="chroma_<collection>.jsonl.zst from a backup set")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--collection", help="collection name (default: the one recorded in the export)")
+    args = parser.parse_args(argv)
+    try:
+        client = chromadb.HttpClient(host=args.host, port=args.port, settings=Settings(anonymized_telemetry=False))
+        with open(args.export, "rb") as raw, decompressing(raw, method_of(args.export)) as stream:
+            name, loaded = load_export(client, stream, args.collection)
+    except Exception as exc:  # a command for people: one readable line, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.collection or name}: {loaded} items")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
