@@ -16,7 +16,7 @@ from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.services import hooks, locks
-from backups_app.services.runs import RunRecorder, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat
 
 FORMAT_VERSION = 1
 
@@ -44,9 +44,7 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
             components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
         )
     if run_async:
-        from django_q.tasks import async_task
-
-        async_task("backups_app.tasks.run_backup", backup.pk, task_name=backup.backup_id)
+        enqueue("backups_app.tasks.run_backup", backup, backup.backup_id)
     else:
         run_backup(backup.pk)
         backup.refresh_from_db()

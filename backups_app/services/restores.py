@@ -11,7 +11,7 @@ from backups_app.errors import BackupError, ConfirmationRequired, NotFound, Unkn
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks
 from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
-from backups_app.services.runs import RunRecorder, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat
 
 WARNING = "This will overwrite existing data"
 
@@ -40,11 +40,23 @@ def _parse_options(names, options):
     return {n: components.get_component(n).parse_restore_options(options.get(n)) for n in names}
 
 
-def _flatten(component, counts, prefix=""):
+def parse_option_assignments(items):
+    """``["postgres.no_owner=true"]`` (CLI ``--set``, admin form lines) → {"postgres": {"no_owner": "true"}}"""
+    options = {}
+    for item in items:
+        key, sep, value = item.strip().partition("=")
+        component, dot, option = key.strip().partition(".")
+        if not (sep and dot and component and option):
+            raise BackupError(f"Restore option {item.strip()!r}: expected COMPONENT.KEY=VALUE.")
+        options.setdefault(component, {})[option] = value.strip()
+    return options
+
+
+def flatten_counts(component, counts, prefix=""):
     flat = {}
     for key, value in counts.items():
         if isinstance(value, dict):
-            flat.update(_flatten(component, value, f"{prefix}{key}."))
+            flat.update(flatten_counts(component, value, f"{prefix}{key}."))
         else:
             flat[f"{component}.{prefix}{key}"] = value
     return flat
@@ -68,7 +80,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             live_counts = {}
             problems.append(f"{name}: cannot read live counts: {exc}")
         live[name] = {"live": live_counts, "backup": backup_counts}
-        affected.update(_flatten(name, live_counts))
+        affected.update(flatten_counts(name, live_counts))
     problems += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
     return {
         "backup_id": backup.backup_id,
@@ -107,9 +119,11 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
         locks.release(locks.RESTORE_LOCK, restore_id)
         raise
     if run_async:
-        from django_q.tasks import async_task
-
-        async_task("backups_app.tasks.run_restore", restore.pk, task_name=restore_id)
+        try:
+            enqueue("backups_app.tasks.run_restore", restore, restore_id)
+        finally:
+            if restore.status == RunStatus.FAILED:
+                locks.release(locks.RESTORE_LOCK, restore_id)
     else:
         run_restore(restore.pk)
         restore.refresh_from_db()

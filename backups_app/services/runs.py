@@ -11,9 +11,23 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from backups_app import components
+from backups_app.errors import BackupError
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
 
 logger = logging.getLogger("backups_app")
+
+
+def enqueue(task, run, name):
+    """Hand a run to the django-q2 worker. ``Q_CLUSTER["sync"]`` is read here, at use (django-q2
+    reads its own settings once at import), so tests and single-process setups can run inline.
+    A broker that refuses the task fails the run instead of leaving it pending forever."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(task, run.pk, task_name=name, sync=settings.Q_CLUSTER.get("sync", False))
+    except Exception as exc:
+        RunRecorder(run).finish(RunStatus.FAILED, f"Could not hand the run to the task queue: {exc}")
+        raise BackupError(f"Could not queue {name}: {exc}. Is the django-q2 broker reachable?") from exc
 
 
 def known_secrets():

@@ -6,7 +6,7 @@ set -euo pipefail
 target="${1:-run}"
 packages=(python3-venv postgresql-client zstd)
 if [ "$target" = test ]; then
-  packages+=(postgresql redis-server redis-tools)
+  packages+=(postgresql redis-server redis-tools chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -9,18 +9,6 @@ from backups_app.models import RunStatus, Trigger
 from backups_app.services import restores
 
 
-def parse_sets(values):
-    """``--set postgres.no_owner=true`` → {"postgres": {"no_owner": "true"}}"""
-    options = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        component, dot, option = key.partition(".")
-        if not (sep and dot and component and option):
-            raise CommandError(f"--set {item!r}: expected COMPONENT.KEY=VALUE.")
-        options.setdefault(component, {})[option] = value
-    return options
-
-
 class Command(ServiceCommand):
     help = "Restore a backup (all its components unless --components is given), with a safety backup first."
 
@@ -34,7 +22,7 @@ class Command(ServiceCommand):
         parser.add_argument("--async", dest="run_async", action="store_true")
 
     def handle(self, *args, **opts):
-        names, options = split_names(opts["components"]), parse_sets(opts["set"])
+        names, options = split_names(opts["components"]), restores.parse_option_assignments(opts["set"])
         if opts["dry_run"]:
             plan = restores.plan_restore(opts["backup_id"], names, options)
             self.stdout.write(json.dumps(plan, indent=2, default=str))
