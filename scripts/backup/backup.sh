@@ -2,6 +2,7 @@
 # Back up the configured sources: a thin wrapper over `python manage.py backup`.
 # The backup id is the last line of stdout; progress goes to stderr; non-zero exit on failure.
 set -euo pipefail
+# shellcheck source=scripts/backup/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by backup.sh and restore.sh (sourced, not run): find the project, load the optional
 # configuration file and run `manage.py` with the project's Python. No eval, no shell strings.
 

@@ -2,6 +2,7 @@
 # Restore a backup: a thin wrapper over `python manage.py restore` (checksums verified, safety
 # backup first, automatic rollback on failure). Non-zero exit on any failure or refusal.
 set -euo pipefail
+# shellcheck source=scripts/backup/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
