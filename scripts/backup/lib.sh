@@ -8,7 +8,7 @@ PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # The file is read as data, never executed: no $(...), no $VAR expansion, one pair of quotes
 # around a value is removed. Variables already set in the environment win over the file, so
 # `POSTGRES_DB=other backup.sh` overrides it for one run. The same file works as a
-# docker compose `env_file`.
+# docker compose `env_file` (compose expands `$` in values unless they are single-quoted).
 load_config() {
   local file="${BACKUP_CONFIG:-$PROJECT_ROOT/scripts/backup/config.env}"
   if [ ! -f "$file" ]; then
@@ -26,7 +26,8 @@ load_config() {
     line="${line#"${line%%[![:space:]]*}"}"
     line="${line#export }"
     if [[ ! "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
-      echo "$file:$number: expected NAME=VALUE, got: $line" >&2
+      # The line itself is not shown: it may hold a password.
+      echo "$file:$number: expected NAME=VALUE (a variable name, '=', the value; no spaces around '=')." >&2
       return 2
     fi
     key="${BASH_REMATCH[1]}"
