@@ -31,6 +31,7 @@ run: system-run venv
 	$(PY) manage.py demo_stack
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py sweepruns
+	$(PY) manage.py setup_schedules
 	@echo "Starting the django-q2 worker and the web server on http://$(HOST):$(PORT)/admin/"
 	$(PY) manage.py qcluster & QPID=$$!; \
 	trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \

@@ -18,6 +18,10 @@ class UnknownComponent(BackupError):
     pass
 
 
+class NotCompleted(BackupError):
+    """The backup exists but is pending, running or failed, so it cannot be used yet (or at all)."""
+
+
 class ConfigurationError(BackupError):
     pass
 

@@ -61,6 +61,8 @@ class Backup(Run):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
     description = models.CharField(max_length=500, blank=True, default="")
     size_bytes = models.BigIntegerField(default=0)
+    # Pinned backups are never pruned by the retention policy.
+    pinned = models.BooleanField(default=False, db_index=True)
     # The stored metadata.json, kept here too so lists and plans need no storage round trip.
     manifest = models.JSONField(default=dict, blank=True)
 
@@ -118,3 +120,81 @@ class OperationLock(models.Model):
 
     def __str__(self):
         return f"{self.name} held by {self.holder}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API. Only its SHA-256 is stored: the token itself is shown once,
+    when it is created. Revoked tokens stay listed (with when) but no longer authenticate."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, default="")
+    # The first characters, to tell tokens apart in lists without revealing them.
+    prefix = models.CharField(max_length=12, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name or 'unnamed'}, {self.user})"
+class Verification(Run):
+    """A check of a stored backup. Quick: every artifact streamed through SHA-256. Deep (restore
+    rehearsal): every component restored into a scratch target and its counts compared with the
+    manifest, with the measured restore time per component (the real RTO)."""
+
+    class Kind(models.TextChoices):
+        QUICK = "quick"
+        DEEP = "deep"
+
+    backup = models.ForeignKey(Backup, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="verifications")
+    source_backup_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.QUICK)
+    # Quick: {artifact: {"ok", "error"}}. Deep: {component: {"ok", "seconds", "counts", "expected", "note"}}.
+    results = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.kind} verification of {self.source_backup_id}"
+
+
+class RunCounter(models.Model):
+    """Monotonic totals of finished runs by kind and status, for Prometheus counters: pruning
+    deletes Backup rows, so counting rows would make the counters go down."""
+
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        unique_together = [("kind", "status")]
+
+    def __str__(self):
+        return f"{self.kind} {self.status}: {self.count}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and from where. Written by services/audit.py, read-only in the admin."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    # Kept as text so the record survives the user's deletion.
+    username = models.CharField(max_length=150, blank=True, default="")
+    # The client address for web requests, ``user@host`` for commands and scheduled tasks.
+    origin = models.CharField(max_length=255, blank=True, default="")
+    target = models.CharField(max_length=255, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"

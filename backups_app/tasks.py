@@ -1,6 +1,6 @@
 """django-q2 entry points: thin wrappers over services."""
 
-from backups_app.services import backups, restores
+from backups_app.services import backups, restores, schedules, verification
 from backups_app.services.runs import sweep_stale_runs
 
 
@@ -12,5 +12,18 @@ def run_restore(pk):
     restores.run_restore(pk)
 
 
+def run_verification(pk):
+    verification.run_verification(pk)
+
+
 def sweep():
     return sweep_stale_runs()
+
+
+def scheduled_backup(label):
+    return schedules.run_backup_job(label).backup_id
+
+
+def scheduled_rehearsal():
+    result = schedules.run_rehearsal_job()
+    return f"{result.source_backup_id}: {result.status}"

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "ninja",  # serves the API docs' static files
     "backups_app",
 ]
 
@@ -130,6 +131,53 @@ BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)
 BACKUP_SPOOL_DIR = Path(os.environ.get("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
 # {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...}
 BACKUP_HOOKS = json.loads(os.environ.get("BACKUP_HOOKS", "{}") or "{}")
+
+# --- Operations: retention, schedules, health, metrics, notifications (docs/operations.md) ---
+# Retention with restic's meaning; counts: 0 = rule off, -1 = unlimited; durations like 7d, 1y6m, 36h.
+BACKUP_KEEP_LAST = env_int("BACKUP_KEEP_LAST", 0)
+BACKUP_KEEP_HOURLY = env_int("BACKUP_KEEP_HOURLY", 0)
+BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 7)
+BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
+BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
+BACKUP_KEEP_YEARLY = env_int("BACKUP_KEEP_YEARLY", 0)
+BACKUP_KEEP_WITHIN = os.environ.get("BACKUP_KEEP_WITHIN", "")
+BACKUP_KEEP_WITHIN_HOURLY = os.environ.get("BACKUP_KEEP_WITHIN_HOURLY", "")
+BACKUP_KEEP_WITHIN_DAILY = os.environ.get("BACKUP_KEEP_WITHIN_DAILY", "")
+BACKUP_KEEP_WITHIN_WEEKLY = os.environ.get("BACKUP_KEEP_WITHIN_WEEKLY", "")
+BACKUP_KEEP_WITHIN_MONTHLY = os.environ.get("BACKUP_KEEP_WITHIN_MONTHLY", "")
+BACKUP_KEEP_WITHIN_YEARLY = os.environ.get("BACKUP_KEEP_WITHIN_YEARLY", "")
+BACKUP_RETENTION_TIME_ZONE = os.environ.get("BACKUP_RETENTION_TIME_ZONE", "")  # default: TIME_ZONE
+BACKUP_SAFETY_RETENTION_DAYS = env_int("BACKUP_SAFETY_RETENTION_DAYS", 7)
+BACKUP_PRUNE_AFTER_BACKUP = env_bool("BACKUP_PRUNE_AFTER_BACKUP", True)
+# django-q2 schedules written by `manage.py setup_schedules` (cron in TIME_ZONE; empty = no schedule).
+BACKUP_SCHEDULE_DAILY = os.environ.get("BACKUP_SCHEDULE_DAILY", "0 2 * * *")
+BACKUP_SCHEDULE_WEEKLY = os.environ.get("BACKUP_SCHEDULE_WEEKLY", "0 3 * * 0")
+BACKUP_SCHEDULE_MONTHLY = os.environ.get("BACKUP_SCHEDULE_MONTHLY", "0 4 1 * *")
+BACKUP_SCHEDULE_REHEARSAL = os.environ.get("BACKUP_SCHEDULE_REHEARSAL", "0 5 * * 0")
+BACKUP_SCHEDULE_COMPONENTS = os.environ.get("BACKUP_SCHEDULE_COMPONENTS", "")  # empty = every source
+BACKUP_SWEEP_MINUTES = env_int("BACKUP_SWEEP_MINUTES", 5)
+# Health: /api/system/health and `manage.py backup_health`.
+BACKUP_MAX_AGE_HOURS = env_int("BACKUP_MAX_AGE_HOURS", 26)
+BACKUP_MIN_FREE_MB = env_int("BACKUP_MIN_FREE_MB", 1024)
+# Off on hosts that schedule with cron (scripts/backup/schedule.sh) and run no django-q2 cluster.
+BACKUP_HEALTH_CHECK_WORKER = env_bool("BACKUP_HEALTH_CHECK_WORKER", True)
+# /metrics is open to these addresses or networks (comma-separated), loopback by default.
+BACKUP_METRICS_ALLOW = os.environ.get("BACKUP_METRICS_ALLOW", "127.0.0.1,::1")
+# Extra ways in for /metrics and the health endpoint: dotted paths to callable(request) -> bool.
+BACKUP_MONITORING_AUTHENTICATORS = []
+# Notifications: on failure always, on success when asked.
+BACKUP_NOTIFY_EMAIL = os.environ.get("BACKUP_NOTIFY_EMAIL", "")  # comma-separated addresses
+BACKUP_NOTIFY_WEBHOOK = os.environ.get("BACKUP_NOTIFY_WEBHOOK", "")  # Slack-compatible incoming webhook
+BACKUP_NOTIFY_ON_SUCCESS = env_bool("BACKUP_NOTIFY_ON_SUCCESS", False)
+BACKUP_NOTIFY_ATTEMPTS = env_int("BACKUP_NOTIFY_ATTEMPTS", 3)
+BACKUP_NOTIFY_TIMEOUT = env_int("BACKUP_NOTIFY_TIMEOUT", 10)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backups@localhost")
+# --- end operations ---
 
 Q_CLUSTER = {
     "name": "backups",

@@ -7,6 +7,8 @@ import uuid
 import psycopg
 import pytest
 
+pytest_plugins = ["tests.ops_fixtures"]
+
 PG = {"host": os.environ.get("TEST_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("TEST_PG_PORT", "5432")),
       "user": os.environ.get("TEST_PG_USER", "postgres")}
 
@@ -22,6 +24,13 @@ def backup_storage_dir(settings, tmp_path):
     settings.BACKUP_KEEP_SAFETY = False
     settings.BACKUP_HEARTBEAT_SECONDS = 0
     return location
+
+
+@pytest.fixture
+def sync_worker(settings):
+    """Enqueued runs execute at once in this process (django-q2's sync mode, read at use by
+    services.runs.enqueue), so 'queued' work really happens in the test."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from backups_app.errors import InvalidId
 
-BACKUP_ID_RE = re.compile(r"^backup_\d{8}_\d{6}(?:_\d{1,4})?$")
-RESTORE_ID_RE = re.compile(r"^restore_\d{8}_\d{6}(?:_\d{1,4})?$")
+BACKUP_ID_RE = re.compile(r"^backup_[0-9]{8}_[0-9]{6}(?:_[0-9]{1,4})?$")
+RESTORE_ID_RE = re.compile(r"^restore_[0-9]{8}_[0-9]{6}(?:_[0-9]{1,4})?$")
 ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 

@@ -8,6 +8,7 @@ exactly the rows in the dump. The password travels in PGPASSWORD, never in argv.
 import os
 import re
 import subprocess
+import uuid
 
 import psycopg
 from psycopg import sql
@@ -110,15 +111,40 @@ class PostgresComponent(Component):
         with self.connect() as conn, conn.cursor() as cur:
             return self._counts(cur)
 
-    def restore(self, reader, artifacts, options, log):
-        (name,) = artifacts
+    def _pg_restore(self, reader, name, dbname, flags):
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT current_setting('server_version_num')::int")
             self._check_tool_version("pg_restore", cur.fetchone()[0])
-        argv = [self._tool("pg_restore"), *self._conn_args(), "--single-transaction", "--clean", "--if-exists",
-                "--exit-on-error", "--dbname", self.config["dbname"]]
-        if options["no_owner"]:
-            argv.append("--no-owner")
-        log(f"{self.name}: pg_restore --single-transaction from {name}")
+        argv = [self._tool("pg_restore"), *self._conn_args(), *flags, "--exit-on-error", "--dbname", dbname]
         with reader.open(name) as stream, Program(argv, env=self._env(), stdin=subprocess.PIPE) as restore:
             feed(stream, restore)
+
+    def restore(self, reader, artifacts, options, log):
+        (name,) = artifacts
+        flags = ["--single-transaction", "--clean", "--if-exists"] + (["--no-owner"] if options["no_owner"] else [])
+        log(f"{self.name}: pg_restore --single-transaction from {name}")
+        self._pg_restore(reader, name, self.config["dbname"], flags)
+
+    def rehearse(self, reader, artifacts, log):
+        """Restore into a temporary database on the same server (needs CREATEDB), count, drop it."""
+        (name,) = artifacts
+        scratch = f"rehearsal_{uuid.uuid4().hex[:16]}"
+        with self.connect(autocommit=True) as conn:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+            except psycopg.errors.InsufficientPrivilege:
+                raise ComponentError(
+                    f"{self.name}: the rehearsal needs to create a temporary database; grant it with "
+                    f"ALTER ROLE {self.config['user']} CREATEDB."
+                ) from None
+        log(f"{self.name}: rehearsing {name} into temporary database {scratch}")
+        try:
+            # Ownership and grants are not rehearsed: the scratch database belongs to our user.
+            self._pg_restore(reader, name, scratch, ["--no-owner", "--no-privileges"])
+            with self.connect(dbname=scratch) as conn, conn.cursor() as cur:
+                return self._counts(cur)
+        finally:
+            with self.connect(autocommit=True) as conn:
+                force = sql.SQL(" WITH (FORCE)" if conn.info.server_version >= 130000 else "")
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(scratch), force))
+            log(f"{self.name}: dropped {scratch}")

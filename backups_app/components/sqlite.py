@@ -85,6 +85,31 @@ class SQLiteComponent(Component):
                 counts[Path(path).stem] = {}
         return counts
 
+    def _stage(self, reader, artifact):
+        """Copy the artifact into the spool and check it; returns the file's path."""
+        copy = self._spool()
+        try:
+            with reader.open(artifact) as stream, open(copy, "wb") as out:
+                shutil.copyfileobj(stream, out, CHUNK_SIZE)
+            _check(copy)
+        except BaseException:
+            os.unlink(copy)
+            raise
+        return copy
+
+    def rehearse(self, reader, artifacts, log):
+        """Each file restored into a temporary file in the spool, checked, counted and removed."""
+        counts = {}
+        for artifact in artifacts:
+            copy = self._stage(reader, artifact)
+            try:
+                with closing(sqlite3.connect(copy)) as conn:
+                    counts[artifact.removeprefix(f"{self.name}_").removesuffix(".db")] = _table_counts(conn)
+            finally:
+                os.unlink(copy)
+            log(f"{self.name}: rehearsal restored {artifact} into a temporary file")
+        return counts
+
     def restore(self, reader, artifacts, options, log):
         targets = self._by_artifact()
         unknown = [a for a in artifacts if a not in targets]
@@ -95,10 +120,7 @@ class SQLiteComponent(Component):
         try:
             # Stage and check every file before touching any live database.
             for artifact in artifacts:
-                staged[artifact] = self._spool()
-                with reader.open(artifact) as stream, open(staged[artifact], "wb") as out:
-                    shutil.copyfileobj(stream, out, CHUNK_SIZE)
-                _check(staged[artifact])
+                staged[artifact] = self._stage(reader, artifact)
             for artifact in reader.facts_of(self.name).get("absent", []):
                 if artifact in targets and os.path.exists(targets[artifact]):
                     log(f"{self.name}: {targets[artifact]} did not exist in this backup; removing it")

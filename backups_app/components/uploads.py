@@ -8,6 +8,8 @@ import shutil
 import tarfile
 import tempfile
 
+from django.conf import settings
+
 from backups_app.archive.safetar import folder_counts, safe_extract
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
@@ -37,6 +39,21 @@ class UploadsComponent(Component):
 
     def inspect(self):
         return self._counts() if os.path.isdir(self.config["path"]) else {"files": 0, "bytes": 0}
+
+    def rehearse(self, reader, artifacts, log):
+        """Extract into a temporary folder in the spool, count, remove it."""
+        (name,) = artifacts
+        spool = settings.BACKUP_SPOOL_DIR
+        os.makedirs(spool, exist_ok=True)
+        scratch = tempfile.mkdtemp(prefix=f"rehearsal-{self.name}-", dir=spool)
+        try:
+            with reader.open_decompressed(name) as stream:
+                safe_extract(stream, scratch, mode="r|")
+            files, size = folder_counts(scratch)
+            log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into {scratch}")
+            return {"files": files, "bytes": size}
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def restore(self, reader, artifacts, options, log):
         live = os.path.abspath(self.config["path"])

@@ -3,20 +3,21 @@
 import platform
 
 import django
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from backups_app import components
 from backups_app.archive import compression
 from backups_app.archive.ids import new_run_id, validate_backup_id
 from backups_app.archive.reader import BackupSetReader, load_manifest
-from backups_app.archive.storage import backup_storage, delete_set
-from backups_app.archive.writer import BackupSetWriter
+from backups_app.archive.storage import backup_storage, delete_set, set_path
+from backups_app.archive.tarstream import stream_file, stream_set_tar
+from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME, BackupSetWriter
 from backups_app.components.uploads import UploadsComponent
-from backups_app.errors import BackupError, Busy, NotFound
+from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.services import hooks, locks
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 FORMAT_VERSION = 1
 
@@ -89,6 +90,7 @@ def run_backup(pk):
         finally:
             if regular:
                 hooks.run_hooks("post_backup", recorder)
+    run_finished.send(sender=Backup, run=backup)
     return backup
 
 
@@ -135,8 +137,43 @@ def get_backup(backup_id, completed=True):
     if backup is None:
         raise NotFound(f"Backup {backup_id} does not exist.")
     if completed and backup.status != RunStatus.COMPLETED:
-        raise BackupError(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
+        raise NotCompleted(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
     return backup
+
+
+def list_backups(status=None, limit=None, offset=0):
+    """``(page, total)``: backups newest first, optionally of one status."""
+    backups = Backup.objects.all()
+    if status:
+        backups = backups.filter(status=status)
+    end = offset + limit if limit is not None else None
+    return list(backups[offset:end]), backups.count()
+
+
+def storage_used_mb():
+    """What the recorded backups occupy in storage (sum of artifact sizes), in MiB like ``size_mb``."""
+    used = Backup.objects.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    return round(used / (1024 * 1024), 2)
+
+
+def download(backup_id, artifact=None):
+    """``(iterator, content_length, filename)``: the whole set as one streamed tar, or one stored
+    file of it (an artifact, SHA256SUMS or metadata.json) as it is."""
+    backup = get_backup(backup_id)
+    storage = backup_storage()
+    files = [*sorted(backup.manifest.get("artifacts", {})), SUMS_NAME, MANIFEST_NAME]
+    if artifact is not None and artifact not in files:  # only names of the set: no path reaches storage
+        raise NotFound(f"Backup {backup.backup_id} has no artifact {artifact!r}; it has {', '.join(files)}.")
+    try:
+        if artifact is None:
+            iterator, length = stream_set_tar(storage, backup.backup_id, files, mtime=backup.finished_at.timestamp())
+            return iterator, length, f"{backup.backup_id}.tar"
+        path = set_path(backup.backup_id, artifact)
+        size = storage.size(path)
+        return stream_file(storage, path, size), size, artifact
+    except FileNotFoundError:
+        raise NotFound(f"A file of backup {backup.backup_id} is missing from storage; verify the backup "
+                       "and take a new one.") from None
 
 
 def open_reader(backup):

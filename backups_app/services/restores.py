@@ -11,7 +11,7 @@ from backups_app.errors import BackupError, ConfirmationRequired, NotFound, Unkn
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks
 from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 WARNING = "This will overwrite existing data"
 
@@ -146,6 +146,7 @@ def run_restore(pk):
         finally:
             hooks.run_hooks("post_restore", recorder)
             locks.release(locks.RESTORE_LOCK, restore.restore_id)
+    run_finished.send(sender=Restore, run=restore)
     return restore
 
 

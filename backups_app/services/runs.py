@@ -8,13 +8,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.dispatch import Signal
 from django.utils import timezone
 
 from backups_app import components
 from backups_app.errors import BackupError
-from backups_app.models import Backup, OperationLock, Restore, RunStatus
+from backups_app.models import Backup, OperationLock, Restore, RunStatus, Verification
 
 logger = logging.getLogger("backups_app")
+
+# Sent with ``run=`` once a run has finished and nothing else will write to it (notifications,
+# metrics). Receivers must not raise.
+run_finished = Signal()
 
 
 def enqueue(task, run, name):
@@ -111,7 +116,7 @@ def sweep_stale_runs():
     close_old_connections()
     cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
     swept = 0
-    for model in (Backup, Restore):
+    for model in (Backup, Restore, Verification):
         for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=cutoff):
             RunRecorder(run).finish(
                 RunStatus.FAILED,
@@ -120,7 +125,7 @@ def sweep_stale_runs():
             )
             if isinstance(run, Backup):
                 delete_set(backup_storage(), run.backup_id)
-            else:
+            elif isinstance(run, Restore):
                 OperationLock.objects.filter(holder=run.restore_id).delete()
             swept += 1
     return swept

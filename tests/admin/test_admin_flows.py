@@ -15,9 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def run_tasks_inline(settings):
-    """django-q2's sync mode runs enqueued tasks in-process, so 'queued' work really happens."""
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+def run_tasks_inline(sync_worker):
+    pass
 
 
 @pytest.fixture

@@ -30,8 +30,7 @@ def browser_page(tmp_path):
         browser.close()
 
 
-def test_backup_and_restore_from_the_admin(live_server, browser_page, sources, settings, tmp_path):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+def test_backup_and_restore_from_the_admin(live_server, browser_page, sources, sync_worker, tmp_path):
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     (uploads / "report.txt").write_text("quarterly numbers")

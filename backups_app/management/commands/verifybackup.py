@@ -1,19 +1,27 @@
 from django.core.management.base import CommandError
 
 from backups_app.management.commands._base import ServiceCommand
-from backups_app.services import backups
+from backups_app.models import RunStatus
+from backups_app.services import verification
 
 
 class Command(ServiceCommand):
-    help = "Stream every artifact of a backup and compare its SHA-256 with the manifest."
+    help = ("Verify a backup: stream every artifact and compare its SHA-256 with the manifest, or with --deep "
+            "restore each component into a scratch target and compare counts (restore rehearsal).")
 
     def add_arguments(self, parser):
         parser.add_argument("backup_id", help="backup_YYYYMMDD_HHMMSS or 'latest'")
+        parser.add_argument("--deep", action="store_true",
+                            help="Restore rehearsal: temporary database/folder/file, never the live data.")
 
     def handle(self, *args, **opts):
-        result = backups.verify_backup(opts["backup_id"])
-        for name, error in result["artifacts"].items():
-            self.stdout.write(f"{'FAILED' if error else 'OK':7} {name}" + (f": {error}" if error else ""))
-        if not result["ok"]:
-            raise CommandError(f"{result['backup_id']} failed verification.")
-        self.stdout.write(f"{result['backup_id']}: all artifacts verified")
+        result = verification.verify(opts["backup_id"], deep=opts["deep"])
+        for name, outcome in result.results.items():
+            status = "SKIPPED" if outcome.get("skipped") else ("OK" if outcome["ok"] else "FAILED")
+            timing = f" restored in {outcome['seconds']} s" if "seconds" in outcome else ""
+            detail = outcome.get("note") or outcome.get("error") or ""
+            self.stdout.write(f"{status:7} {name}{timing}" + (f": {detail}" if detail else ""))
+        if result.status != RunStatus.COMPLETED:
+            raise CommandError(f"{result.source_backup_id} failed verification: {result.error}")
+        passed = "rehearsal passed" if opts["deep"] else "all artifacts verified"
+        self.stdout.write(f"{result.source_backup_id}: {passed}")

@@ -1,0 +1,159 @@
+"""Admin for operations: pin/unpin and rehearsal actions and the Retention page for the Backup
+admin (``OpsBackupAdminMixin``), the read-only Verification and audit log admins, and audited
+django-q2 schedule edits. Imported by ``BackupsAppConfig.ready``."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
+from django_q.admin import ScheduleAdmin
+from django_q.models import Schedule
+
+from backups_app.errors import BackupError
+from backups_app.models import AuditEvent, Trigger, Verification
+from backups_app.services import audit, retention, verification
+
+
+@admin.action(description="Pin: keep whatever the retention policy says")
+def pin_backups(modeladmin, request, queryset):
+    for backup in queryset:
+        retention.pin(backup.backup_id, request=request)
+    modeladmin.message_user(request, f"{queryset.count()} backup(s) pinned.")
+
+
+@admin.action(description="Unpin: let the retention policy decide again")
+def unpin_backups(modeladmin, request, queryset):
+    for backup in queryset:
+        retention.unpin(backup.backup_id, request=request)
+    modeladmin.message_user(request, f"{queryset.count()} backup(s) unpinned.")
+
+
+@admin.action(description="Restore rehearsal (deep verify into scratch targets)")
+def rehearse_backups(modeladmin, request, queryset):
+    for backup in queryset:
+        try:
+            verification.verify(backup.backup_id, deep=True, trigger=Trigger.ADMIN, user=request.user,
+                                request=request, run_async=True)
+        except BackupError as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+            continue
+        modeladmin.message_user(request, f"Rehearsal of {backup.backup_id} queued; see Verifications.")
+
+
+class OpsBackupAdminMixin:
+    """``class BackupAdmin(OpsBackupAdminMixin, admin.ModelAdmin)`` adds the actions above and the
+    Retention page at ``<changelist>/retention/`` (URL name ``admin:backups_app_backup_retention``)."""
+
+    ops_actions = (pin_backups, unpin_backups, rehearse_backups)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.has_change_permission(request):
+            for action in self.ops_actions:
+                actions[action.__name__] = self.get_action(action)
+        return actions
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_retention"
+        return [path("retention/", self.admin_site.admin_view(self.retention_view), name=name),
+                *super().get_urls()]
+
+    def retention_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            try:
+                result = retention.prune(user=request.user, request=request)
+            except BackupError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"Pruned {len(result['deleted'])} backup(s); {result['kept']} kept.")
+                for backup_id, error in result["errors"].items():
+                    self.message_user(request, f"{backup_id}: {error}", messages.WARNING)
+            return HttpResponseRedirect(request.path)
+        try:
+            rows, error = retention.plan(), ""
+        except BackupError as exc:  # a bad retention setting is shown, not a server error
+            rows, error = [], str(exc)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Retention",
+            "rows": rows, "error": error, "policy": retention.describe_policy(),
+            "can_prune": self.has_delete_permission(request),
+            "will_delete": sum(1 for _b, d in rows if not d.keep),
+        }
+        return TemplateResponse(request, "admin/backups_app/backup/retention.html", context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Verification)
+class VerificationAdmin(ReadOnlyAdmin):
+    list_display = ("source_backup_id", "kind", "status", "created_at", "duration", "trigger", "summary")
+    list_filter = ("kind", "status", "trigger")
+    search_fields = ("source_backup_id",)
+    fields = ("source_backup_id", "kind", "status", "trigger", "created_by", "created_at", "started_at",
+              "finished_at", "results_table", "error", "log")
+    readonly_fields = fields
+
+    @admin.display(description="result")
+    def summary(self, obj):
+        return ", ".join(f"{name}: {self._state(result)}" for name, result in obj.results.items())
+
+    @staticmethod
+    def _state(result):
+        if result.get("skipped"):
+            return "skipped"
+        state = "ok" if result["ok"] else "FAILED"
+        return f"{state} in {result['seconds']} s" if "seconds" in result else state
+
+    @admin.display(description="results")
+    def results_table(self, obj):
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, self._state(r), r.get("note") or r.get("error") or "") for name, r in obj.results.items()),
+        )
+        return format_html("<table><tr><th>component / artifact</th><th>result</th><th>detail</th></tr>{}</table>",
+                           rows)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "username", "action", "target", "origin")
+    list_filter = ("action",)
+    search_fields = ("target", "username", "origin")
+    date_hierarchy = "created_at"
+
+
+class AuditedScheduleAdmin(ScheduleAdmin):
+    """django-q2's schedule admin, with every change recorded in the audit log."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit.record("schedule.change" if change else "schedule.create", request=request,
+                     target=obj.name or obj.func, details={"fields": form.changed_data})
+
+    def delete_model(self, request, obj):
+        audit.record("schedule.delete", request=request, target=obj.name or obj.func)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit.record("schedule.delete", request=request, target=obj.name or obj.func)
+        super().delete_queryset(request, queryset)
+
+
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, AuditedScheduleAdmin)

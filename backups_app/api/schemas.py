@@ -1,0 +1,159 @@
+"""Request and response shapes. Field names follow seed 000 §6 and §9 (backup_id, created_at,
+size_mb, components, storage_used_mb, restore_id, started_at, warning, affected, confirm_required)."""
+
+from datetime import datetime
+from typing import Any, Optional
+
+from ninja import Field, Schema
+from pydantic import BaseModel, ConfigDict
+
+from backups_app import components as registry
+from backups_app.archive.ids import BACKUP_ID_RE
+from backups_app.models import RunStatus
+
+LOG_TAIL_LINES = 50
+
+
+def _log_tail(run):
+    return "\n".join(run.log.splitlines()[-LOG_TAIL_LINES:])
+
+
+class ErrorOut(Schema):
+    error: str = Field(description="Stable code, e.g. not_found, invalid_id, busy, confirmation_required.")
+    detail: str = Field(description="What went wrong and how to fix it.")
+
+
+class ConfirmationOut(ErrorOut):
+    """409 for a restore without ``confirm: true`` (seed 000 §9.1), with live and backup counts."""
+
+    warning: str
+    affected: dict[str, Any] = Field(description="Live counts that would be overwritten, as component.item: n.")
+    confirm_required: bool
+    counts: dict[str, Any] = Field(description="Per component: {live: {...}, backup: {...}}.")
+    backup_id: str
+    components: list[str]
+
+
+class Input(BaseModel):
+    """Request bodies: a JSON object with known keys only (a typo like "confim" is an error, not
+    silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackupIn(Input):
+    include_uploads: bool = Field(False, description="Without components: include upload folders too.")
+    description: str = Field("", max_length=500)
+    components: Optional[list[str]] = Field(None, description="Source names; default every configured source.")
+
+
+class BackupSummary(Schema):
+    backup_id: str
+    created_at: datetime
+    status: RunStatus
+    kind: str = Field(description="regular, or safety (taken by a restore).")
+    description: str
+    size_mb: float
+    components: dict[str, bool] = Field(description="Every configured source: whether this backup includes it.")
+
+    @staticmethod
+    def resolve_components(backup):
+        return {name: name in backup.components
+                for name in dict.fromkeys([*registry.source_names(), *backup.components])}
+
+
+class ArtifactOut(Schema):
+    name: str
+    component: str
+    size_bytes: int
+    sha256: str
+
+
+class BackupDetail(BackupSummary):
+    trigger: str
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    size_bytes: int
+    progress: dict[str, str]
+    error: str
+    artifacts: list[ArtifactOut]
+    counts: dict[str, Any] = Field(description="Per component, as recorded in metadata.json.")
+    log_tail: str
+
+    @staticmethod
+    def resolve_artifacts(backup):
+        return list(backup.artifacts.all())
+
+    @staticmethod
+    def resolve_counts(backup):
+        return {name: facts.get("counts", {}) for name, facts in backup.manifest.get("components", {}).items()}
+
+    @staticmethod
+    def resolve_log_tail(backup):
+        return _log_tail(backup)
+
+
+class BackupList(Schema):
+    backups: list[BackupSummary]
+    total: int
+    storage_used_mb: float
+
+
+class VerifyOut(Schema):
+    backup_id: str
+    ok: bool
+    artifacts: dict[str, Optional[str]] = Field(description="Per artifact: null when its SHA-256 matches, else why.")
+
+
+class RestoreIn(Input):
+    backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
+    confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
+    components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
+    dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
+    options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
+
+
+class PlanOut(Schema):
+    backup_id: str
+    components: list[str]
+    artifacts: dict[str, Any]
+    counts: dict[str, Any]
+    warning: str
+    affected: dict[str, Any]
+    confirm_required: bool
+    problems: list[str]
+    ok: bool = Field(description="Every selected artifact matches its checksum.")
+
+
+class RestoreAccepted(Schema):
+    restore_id: str
+    status: RunStatus
+    started_at: datetime = Field(description="When the worker started it, or when it was accepted if not yet.")
+
+    @staticmethod
+    def resolve_started_at(restore):
+        return restore.started_at or restore.created_at
+
+
+class RestoreDetail(RestoreAccepted):
+    backup_id: str
+    components: list[str]
+    trigger: str
+    created_at: datetime
+    finished_at: Optional[datetime]
+    progress: dict[str, str]
+    error: str
+    safety_backup_id: Optional[str]
+    log_tail: str
+
+    @staticmethod
+    def resolve_backup_id(restore):
+        return restore.source_backup_id
+
+    @staticmethod
+    def resolve_safety_backup_id(restore):
+        return restore.safety_backup.backup_id if restore.safety_backup else None
+
+    @staticmethod
+    def resolve_log_tail(restore):
+        return _log_tail(restore)

@@ -1,0 +1,107 @@
+"""Health checks shared by ``GET /api/system/health`` and ``manage.py backup_health``:
+
+- backups: the newest completed backup of every configured source is younger than
+  BACKUP_MAX_AGE_HOURS;
+- storage: the backup storage answers a listing, and (local storage) has BACKUP_MIN_FREE_MB free;
+- worker: the django-q2 scheduler is alive, seen through the stale-run sweep schedule, which a
+  running cluster moves forward every few minutes (cluster stats live in a per-process cache
+  with the default setup, so they cannot be read from here);
+- rehearsal: the newest restore rehearsal did not fail.
+"""
+
+import os
+import shutil
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from backups_app import components
+from backups_app.archive.storage import backup_storage
+from backups_app.models import Backup, RunStatus, Verification
+from backups_app.services import verification
+from backups_app.services.schedules import SWEEP_NAME
+
+# The scheduler runs every 30 s; a sweep overdue by more than this means no cluster is running.
+SCHEDULER_GRACE = timedelta(minutes=2)
+
+
+def newest_success():
+    """{source: newest completed regular Backup that contains it}."""
+    newest = {}
+    for backup in Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).only(
+            "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at"):
+        for name in backup.components:
+            newest.setdefault(name, backup)
+    return newest
+
+
+def check_backups(now):
+    limit = timedelta(hours=settings.BACKUP_MAX_AGE_HOURS)
+    newest = newest_success()
+    result = {}
+    for name in components.source_names():
+        backup = newest.get(name)
+        if backup is None:
+            result[name] = {"ok": False, "error": "no completed backup yet"}
+            continue
+        age = now - (backup.finished_at or backup.created_at)
+        result[name] = {"ok": age <= limit, "backup_id": backup.backup_id,
+                        "age_hours": round(age.total_seconds() / 3600, 2)}
+        if age > limit:
+            result[name]["error"] = f"newest backup is older than {settings.BACKUP_MAX_AGE_HOURS} h " \
+                                    "(BACKUP_MAX_AGE_HOURS)"
+    if not result:
+        return {"ok": False, "components": {}, "error": "no backup source is configured"}
+    return {"ok": all(r["ok"] for r in result.values()), "components": result}
+
+
+def check_storage():
+    storage = backup_storage()
+    try:
+        storage.listdir("")
+    except Exception as exc:  # any backend error means we cannot write backups there
+        return {"ok": False, "error": f"backup storage is unreachable: {type(exc).__name__}: {exc}"}
+    result = {"ok": True}
+    location = getattr(storage, "location", None)
+    if location and os.path.isdir(location):
+        free_mb = shutil.disk_usage(location).free // (1024 * 1024)
+        result["free_mb"] = free_mb
+        if free_mb < settings.BACKUP_MIN_FREE_MB:
+            result.update(ok=False, error=f"only {free_mb} MB free, less than BACKUP_MIN_FREE_MB "
+                                          f"({settings.BACKUP_MIN_FREE_MB})")
+    return result
+
+
+def check_worker(now):
+    from django_q.models import Schedule
+
+    if not settings.BACKUP_HEALTH_CHECK_WORKER:
+        return {"ok": True, "note": "not checked (BACKUP_HEALTH_CHECK_WORKER is off)"}
+    sweep = Schedule.objects.filter(name=SWEEP_NAME).first()
+    if sweep is None:
+        return {"ok": False, "error": "no schedules: run `python manage.py setup_schedules`"}
+    overdue = now - sweep.next_run
+    if overdue > SCHEDULER_GRACE:
+        return {"ok": False, "error": f"the scheduler has not run for {int(overdue.total_seconds() // 60)} min: "
+                                      "is `python manage.py qcluster` running?"}
+    return {"ok": True}
+
+
+def check_rehearsal():
+    last = verification.latest(Verification.Kind.DEEP)
+    if last is None:
+        return {"ok": True, "note": "no restore rehearsal yet"}
+    result = {"ok": last.status == RunStatus.COMPLETED, "backup_id": last.source_backup_id,
+              "finished_at": last.finished_at.isoformat() if last.finished_at else None}
+    if last.status != RunStatus.COMPLETED:
+        result["error"] = last.error or "the rehearsal failed"
+    return result
+
+
+def check_health(now=None):
+    now = now or timezone.now()
+    checks = {"backups": check_backups(now), "storage": check_storage(), "worker": check_worker(now),
+              "rehearsal": check_rehearsal()}
+    healthy = all(c["ok"] for c in checks.values())
+    return {"status": "ok" if healthy else "fail", "checked_at": now.isoformat(), "checks": checks}

@@ -1,0 +1,41 @@
+"""API tokens: random, shown once, stored as SHA-256 (the tokens are long random strings, so a fast
+hash is enough; a leaked database gives no usable token)."""
+
+import hashlib
+import secrets
+
+from django.utils import timezone
+
+from backups_app.errors import BackupError
+from backups_app.models import ApiToken
+
+TOKEN_PREFIX = "bk_"
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user, name=""):
+    """``(ApiToken, token)``; the token is not stored anywhere, so show it now."""
+    if not (user.is_active and user.is_staff):
+        raise BackupError(f"User {user.get_username()!r} is not an active staff user; API tokens are for staff "
+                          "only (set is_staff in the admin first).")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken.objects.create(user=user, name=name, prefix=token[:10], key_hash=hash_token(token))
+    return record, token
+
+
+def user_for(token):
+    """The active user owning an unrevoked ``token``, or None."""
+    record = (ApiToken.objects.select_related("user")
+              .filter(key_hash=hash_token(token), revoked_at__isnull=True, user__is_active=True).first())
+    if record is None:
+        return None
+    ApiToken.objects.filter(pk=record.pk).update(last_used_at=timezone.now())
+    return record.user
+
+
+def revoke(tokens):
+    """Revoke a queryset of tokens; returns how many were still active."""
+    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,42 @@
+"""Admin for API tokens: list, create (the token is shown once, in the success message) and revoke.
+Kept apart from admin.py so the run admin and the token admin evolve separately."""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+
+from backups_app.models import ApiToken
+from backups_app.services import tokens
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "prefix")
+    actions = ["revoke_tokens"]
+    fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (("user",) if obj else ())
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":  # tokens are for active staff only
+            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True, is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        record, token = tokens.create_token(obj.user, obj.name)
+        obj.pk = record.pk
+        self.message_user(request, f"Token for {record.user}: {token} — copy it now, it is not shown again.",
+                          messages.WARNING)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record stays as history
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        self.message_user(request, f"Revoked {tokens.revoke(queryset)} token(s).")
