@@ -14,10 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/static \
     BACKUP_DIR=/app/backups \
     BACKUP_SPOOL_DIR=/app/spool \
+    PORT=8000 \
     GUNICORN_CMD_ARGS="--worker-class gthread --threads 4 --access-logfile - --no-control-socket"
-# gthread: a long streamed download runs in a thread while the worker process keeps answering
-# gunicorn's heartbeat (a sync worker would be killed after --timeout). WEB_CONCURRENCY sets
-# the number of processes. No control socket: the home folder is read-only.
+# gunicorn listens on 0.0.0.0:$PORT. gthread: a long streamed download runs in a thread while
+# the worker process keeps answering gunicorn's heartbeat (a sync worker would be killed after
+# --timeout). WEB_CONCURRENCY sets the number of processes. No control socket: the home folder
+# is read-only.
 
 # Client tools the components call: pg_dump/pg_restore, zstd, age, redis-cli.
 RUN set -eux; \
