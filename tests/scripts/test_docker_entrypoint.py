@@ -78,8 +78,12 @@ def test_web_migrates_writes_schedules_and_serves_the_admin_with_static_files(en
     assert web.returncode == 0
 
 
-def test_worker_healthcheck_fails_on_a_broken_configuration(env):
-    check = subprocess.run(healthcheck("worker"), env={**env, "BACKUP_HOOKS": '{"pre_restroe": []}'}, cwd=ROOT,
-                           capture_output=True, text=True)
+@pytest.mark.parametrize("change, message", [
+    ({"BACKUP_HOOKS": '{"pre_restroe": []}'}, "backups.E003"),
+    ({"DATABASE_URL": "postgres://backups@127.0.0.1:1/backups"}, "Connection refused"),
+    ({}, ""),  # not migrated yet: a silent exit 1 (after migrating it passes, see above)
+])
+def test_worker_healthcheck_fails_on_bad_configuration_or_database(env, change, message):
+    check = subprocess.run(healthcheck("worker"), env={**env, **change}, cwd=ROOT, capture_output=True, text=True)
     assert check.returncode != 0
-    assert "backups.E003" in check.stderr and "pre_restroe" in check.stderr
+    assert message in check.stderr + check.stdout
