@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from backups_app import components
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
-from backups_app.services import backups, restores
+from backups_app.admin_ops import OpsBackupAdminMixin
+from backups_app.services import audit, backups, restores
 
 BADGE_COLOURS = {
     RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
@@ -128,10 +129,10 @@ class RestoreForm(forms.Form):
 
 
 @admin.register(Backup)
-class BackupAdmin(ReadOnlyRunAdmin):
+class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
     list_display = ("backup_id", "status_badge", "kind", "created_at", "size", "component_list", "trigger",
-                    "created_by", "description")
-    list_filter = ("status", "kind", "trigger")
+                    "created_by", "pinned", "description")
+    list_filter = ("status", "kind", "trigger", "pinned")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
     actions = ["verify_selected"]
@@ -190,6 +191,8 @@ class BackupAdmin(ReadOnlyRunAdmin):
             except BackupError as exc:
                 messages.error(request, str(exc))
             else:
+                audit.record("backup.create", request=request, target=backup.backup_id,
+                             details={"trigger": Trigger.ADMIN})
                 messages.success(request, f"Backup {backup.backup_id} queued.")
                 return redirect("admin:backups_app_backup_change", backup.pk)
         return TemplateResponse(request, "admin/backups_app/backup/backup_now.html",
@@ -203,6 +206,7 @@ class BackupAdmin(ReadOnlyRunAdmin):
         except BackupError as exc:
             messages.error(request, str(exc))
             return redirect("admin:backups_app_backup_changelist")
+        audit.record("backup.download", request=request, target=backup_id, details={"artifact": artifact})
         response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
         response["Content-Length"] = str(length)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -253,6 +257,8 @@ class BackupAdmin(ReadOnlyRunAdmin):
         except BackupError as exc:
             messages.error(request, str(exc))
             return redirect("admin:backups_app_backup_restore", backup.backup_id)
+        audit.record("restore.start", request=request, target=restore.restore_id,
+                     details={"backup_id": backup.backup_id, "components": restore.components})
         messages.success(request, f"Restore {restore.restore_id} queued.")
         return redirect("admin:backups_app_restore_change", restore.pk)
 
@@ -275,15 +281,18 @@ class BackupAdmin(ReadOnlyRunAdmin):
                 messages.error(request, f"Verification FAILED for {backup.backup_id}: {failed}")
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.has_perm("backups_app.delete_backup") and (obj is None or not obj.is_active)
+        # Active and pinned backups are refused by the service too; hiding the button says it first.
+        return request.user.has_perm("backups_app.delete_backup") and (
+            obj is None or not (obj.is_active or obj.pinned))
 
     def delete_model(self, request, obj):
         backups.delete_backup(obj.backup_id)
+        audit.record("backup.delete", request=request, target=obj.backup_id)
 
     def delete_queryset(self, request, queryset):
         for backup in queryset:
             try:
-                backups.delete_backup(backup.backup_id)
+                self.delete_model(request, backup)
             except BackupError as exc:
                 messages.error(request, str(exc))
 

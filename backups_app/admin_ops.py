@@ -50,7 +50,8 @@ class OpsBackupAdminMixin:
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        if self.has_change_permission(request):
+        # Runs are read-only in the admin; pinning and rehearsals need the change permission.
+        if request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}"):
             for action in self.ops_actions:
                 actions[action.__name__] = self.get_action(action)
         return actions

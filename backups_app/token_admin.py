@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
 from backups_app.models import ApiToken
-from backups_app.services import tokens
+from backups_app.services import audit, tokens
 
 
 @admin.register(ApiToken)
@@ -31,6 +31,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return
         record, token = tokens.create_token(obj.user, obj.name)
         obj.pk = record.pk
+        audit.record("token.create", request=request, target=f"{record.prefix}… ({record.user})")
         self.message_user(request, f"Token for {record.user}: {token} — copy it now, it is not shown again.",
                           messages.WARNING)
 
@@ -39,4 +40,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
+        names = [f"{t.prefix}… ({t.user})" for t in queryset]
         self.message_user(request, f"Revoked {tokens.revoke(queryset)} token(s).")
+        audit.record("token.revoke", request=request, target=", ".join(names))

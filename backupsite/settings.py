@@ -164,7 +164,7 @@ BACKUP_HEALTH_CHECK_WORKER = env_bool("BACKUP_HEALTH_CHECK_WORKER", True)
 # /metrics is open to these addresses or networks (comma-separated), loopback by default.
 BACKUP_METRICS_ALLOW = os.environ.get("BACKUP_METRICS_ALLOW", "127.0.0.1,::1")
 # Extra ways in for /metrics and the health endpoint: dotted paths to callable(request) -> bool.
-BACKUP_MONITORING_AUTHENTICATORS = []
+BACKUP_MONITORING_AUTHENTICATORS = ["backups_app.services.tokens.request_has_valid_token"]
 # Notifications: on failure always, on success when asked.
 BACKUP_NOTIFY_EMAIL = os.environ.get("BACKUP_NOTIFY_EMAIL", "")  # comma-separated addresses
 BACKUP_NOTIFY_WEBHOOK = os.environ.get("BACKUP_NOTIFY_WEBHOOK", "")  # Slack-compatible incoming webhook

@@ -11,7 +11,7 @@ from django_q.models import OrmQ, Schedule
 from backups_app.models import AuditEvent, Backup, Verification
 from backups_app.services import backups
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops_admin_urls")]
+pytestmark = pytest.mark.django_db
 RETENTION = "/admin/backups_app/backup/retention/"
 CHANGELIST = "/admin/backups_app/backup/"
 

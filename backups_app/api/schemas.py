@@ -54,6 +54,7 @@ class BackupSummary(Schema):
     kind: str = Field(description="regular, or safety (taken by a restore).")
     description: str
     size_mb: float
+    pinned: bool
     components: dict[str, bool] = Field(description="Every configured source: whether this backup includes it.")
 
     @staticmethod

@@ -12,7 +12,7 @@ from backups_app.api.schemas import (BackupDetail, BackupIn, BackupList, Confirm
                                      RestoreAccepted, RestoreDetail, RestoreIn, VerifyOut)
 from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import backups, restores
+from backups_app.services import audit, backups, restores, retention
 
 api = NinjaAPI(
     title="Backup and restore API",
@@ -25,6 +25,7 @@ api = NinjaAPI(
 errors.install(api)
 
 VIEW, ADD, DELETE = "backups_app.view_backup", "backups_app.add_backup", "backups_app.delete_backup"
+CHANGE = "backups_app.change_backup"
 DOWNLOAD, RESTORE = "backups_app.download_backup", "backups_app.restore_backup"
 VIEW_RESTORE = "backups_app.view_restore"
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
@@ -40,6 +41,8 @@ def create_backup(request, payload: BackupIn, wait: bool = Query(False, descript
     answer is the finished backup (201; 500 with the run's error if it failed)."""
     backup = backups.create_backup(payload.components, description=payload.description, trigger=Trigger.API,
                                    user=request.auth, include_uploads=payload.include_uploads, run_async=not wait)
+    audit.record("backup.create", user=request.auth, request=request, target=backup.backup_id,
+                 details={"trigger": Trigger.API})
     if not wait:
         return Status(202, backup)
     if backup.status != RunStatus.COMPLETED:
@@ -73,6 +76,8 @@ def download(request, backup_id: str = BackupId,
     """Streamed (constant memory). After `tar -xf`, `sha256sum -c SHA256SUMS` inside the folder
     checks every artifact."""
     iterator, length, filename = backups.download(backup_id, artifact)
+    audit.record("backup.download", user=request.auth, request=request, target=backup_id,
+                 details={"artifact": artifact})
     response = StreamingHttpResponse(
         iterator, content_type="application/octet-stream" if artifact else "application/x-tar")
     response["Content-Length"] = str(length)
@@ -83,9 +88,22 @@ def download(request, backup_id: str = BackupId,
 @api.delete("/backup/{backup_id}", auth=staff_with(DELETE), response={204: None, **BY_ID, 409: ErrorOut},
             summary="Delete a backup")
 def delete_backup(request, backup_id: str = BackupId):
-    """409 while it runs or while a restore uses it."""
+    """409 while it runs, while a restore uses it, or while it is pinned."""
     backups.delete_backup(backup_id)
+    audit.record("backup.delete", user=request.auth, request=request, target=backup_id)
     return Status(204, None)
+
+
+@api.post("/backup/{backup_id}/pin", auth=staff_with(CHANGE), response={200: BackupDetail, **BY_ID},
+          summary="Pin: keep it whatever the retention policy says")
+def pin_backup(request, backup_id: str = BackupId):
+    return retention.pin(backup_id, user=request.auth, request=request)
+
+
+@api.post("/backup/{backup_id}/unpin", auth=staff_with(CHANGE), response={200: BackupDetail, **BY_ID},
+          summary="Unpin: let the retention policy decide again")
+def unpin_backup(request, backup_id: str = BackupId):
+    return retention.unpin(backup_id, user=request.auth, request=request)
 
 
 @api.post("/backup/{backup_id}/verify", auth=staff_with(VIEW), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
@@ -105,6 +123,8 @@ def start_restore(request, payload: RestoreIn):
         return Status(200, restores.plan_restore(payload.backup_id, payload.components, payload.options))
     restore = restores.start_restore(payload.backup_id, payload.components, payload.options, confirm=payload.confirm,
                                      trigger=Trigger.API, user=request.auth, run_async=True)
+    audit.record("restore.start", user=request.auth, request=request, target=restore.restore_id,
+                 details={"backup_id": restore.source_backup_id, "components": restore.components})
     return Status(202, restore)
 
 

@@ -192,6 +192,8 @@ def verify_backup(backup_id):
 
 def delete_backup(backup_id):
     backup = get_backup(backup_id, completed=False)
+    if backup.pinned:
+        raise Busy(f"Backup {backup.backup_id} is pinned; unpin it first if it really should go.")
     if backup.is_active:
         raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
     if backup.restores.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS]).exists():

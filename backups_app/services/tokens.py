@@ -36,6 +36,16 @@ def user_for(token):
     return record.user
 
 
+def request_has_valid_token(request):
+    """For /metrics and health (BACKUP_MONITORING_AUTHENTICATORS): a valid staff token in
+    ``Authorization: Bearer``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    user = user_for(token.strip())
+    return bool(user and user.is_staff)
+
+
 def revoke(tokens):
     """Revoke a queryset of tokens; returns how many were still active."""
     return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -182,3 +182,32 @@ def test_download_needs_download_permission(stack, client):
     backup = backups.create_backup()
     client.force_login(staff("view_backup"))
     assert client.get(reverse("admin:backups_app_backup_download", args=[backup.backup_id])).status_code == 403
+
+
+def test_admin_actions_are_audited(stack, superuser_client):
+    from backups_app.models import AuditEvent
+
+    superuser_client.post(reverse("admin:backups_app_backup_backup_now"), {"components": ["uploads"]})
+    backup = Backup.objects.get()
+    b"".join(superuser_client.get(reverse("admin:backups_app_backup_download", args=[backup.backup_id]))
+             .streaming_content)
+    superuser_client.post(reverse("admin:backups_app_backup_restore_confirm", args=[backup.backup_id]),
+                          {"components": ["uploads"], "confirmation": backup.backup_id})
+    superuser_client.post(reverse("admin:backups_app_backup_delete", args=[backup.pk]), {"post": "yes"})
+    events = list(AuditEvent.objects.order_by("id").values_list("action", "username", "target"))
+    assert [e[0] for e in events] == ["backup.create", "backup.download", "restore.start", "backup.delete"]
+    assert {e[1] for e in events} == {"boss"}
+
+
+def test_pinned_backup_cannot_be_deleted_from_the_admin(stack, superuser_client, backup_storage_dir):
+    backup = backups.create_backup()
+    superuser_client.post(reverse("admin:backups_app_backup_changelist"),
+                          {"action": "pin_backups", "index": 0, "_selected_action": [backup.pk]})
+    backup.refresh_from_db()
+    assert backup.pinned
+    response = superuser_client.post(reverse("admin:backups_app_backup_changelist"),
+                                     {"action": "delete_selected", "index": 0, "post": "yes",
+                                      "_selected_action": [backup.pk]}, follow=True)
+    assert response.status_code in (200, 403) and Backup.objects.filter(pk=backup.pk).exists()
+    assert superuser_client.get(reverse("admin:backups_app_backup_delete", args=[backup.pk])).status_code == 403
+    assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()

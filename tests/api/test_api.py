@@ -375,3 +375,47 @@ def test_downloaded_uploads_artifact_is_a_standard_tar(admin_api, stack):
     with tarfile.open(fileobj=io.BytesIO(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 24)),
                       mode="r:") as tar:
         assert {"a.txt", "sub/b.bin"} <= set(tar.getnames())
+
+
+# Pins, audit and monitoring access by token (issue 7 wired into the API)
+
+
+def test_pin_blocks_delete_until_unpinned(admin_api, stack, backup_storage_dir):
+    backup_id = take_backup(admin_api, components=["sqlite"])["backup_id"]
+    pinned = admin_api.post(f"{API}/backup/{backup_id}/pin")
+    assert pinned.status_code == 200 and pinned.json()["pinned"] is True
+    body = assert_error(admin_api.delete(f"{API}/backup/{backup_id}"), 409, "busy")
+    assert "pinned" in body["detail"]
+    assert (backup_storage_dir / backup_id / "metadata.json").exists()
+    assert admin_api.post(f"{API}/backup/{backup_id}/unpin").json()["pinned"] is False
+    assert admin_api.delete(f"{API}/backup/{backup_id}").status_code == 204
+
+
+def test_pin_needs_change_permission(stack):
+    from backups_app.models import Backup
+
+    Backup.objects.create(backup_id="backup_20990101_000000", status="completed")
+    viewer = token_client(staff_user("viewer", "backups_app.view_backup"))
+    assert viewer.post(f"{API}/backup/backup_20990101_000000/pin").status_code == 403
+    assert not Backup.objects.get().pinned
+
+
+def test_api_actions_are_audited_with_user_and_address(admin_api, stack, sync_worker):
+    from backups_app.models import AuditEvent
+
+    backup_id = take_backup(admin_api, components=["sqlite"])["backup_id"]
+    b"".join(admin_api.get(f"{API}/backup/{backup_id}/download").streaming_content)
+    admin_api.post(f"{API}/restore", {"backup_id": backup_id, "confirm": True, "components": ["sqlite"]},
+                   content_type="application/json")
+    admin_api.delete(f"{API}/backup/{backup_id}")
+    events = list(AuditEvent.objects.order_by("id").values_list("action", "username", "origin", "target"))
+    assert [e[0] for e in events] == ["backup.create", "backup.download", "restore.start", "backup.delete"]
+    assert {e[1] for e in events} == {"root"} and {e[2] for e in events} == {"127.0.0.1"}
+    assert events[0][3] == backup_id
+
+
+def test_metrics_accept_a_staff_api_token_from_anywhere(stack):
+    remote = {"REMOTE_ADDR": "10.1.2.3"}
+    client = token_client(staff_user("prometheus"))
+    assert client.get("/metrics", **remote).status_code == 200
+    assert Client(HTTP_AUTHORIZATION="Bearer bk_wrong").get("/metrics", **remote).status_code == 403
