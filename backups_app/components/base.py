@@ -20,6 +20,23 @@ def parse_bool(value):
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def comma_list(value):
+    """A list from a list or a comma-separated string (as environment variables give it)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def choice(*allowed):
+    """A converter accepting one of ``allowed`` (restore modes and the like)."""
+
+    def convert(value):
+        if value not in allowed:
+            raise ValueError(f"expected {' or '.join(allowed)}, got {value!r}")
+        return value
+
+    return convert
+
+
 class Component:
     #: Source options: {key: (converter, default)}; a default of ``REQUIRED`` makes a key mandatory.
     options = {}
@@ -78,6 +95,16 @@ class Component:
         folder), return counts in ``backup()``'s shape, and drop the scratch target. Never touches
         live data. Used by deep verification (restore rehearsal)."""
         raise NotImplementedError
+
+    def changes_data(self, options):
+        """Whether a restore with these parsed options writes anything. A restore whose selected
+        components all answer False (a preview) needs no safety backup and has nothing to roll back."""
+        return True
+
+    def rollback_options(self):
+        """Restore options that put a safety backup back exactly (the defaults, unless a
+        component's default restore only previews)."""
+        return self.parse_restore_options({})
 
     def required_programs(self):
         """[(program path or name, install hint)] checked at startup."""

@@ -162,33 +162,50 @@ def _apply(restore, recorder):
     if not plan["ok"]:
         raise BackupError("Restore refused before any change: " + "; ".join(plan["problems"]))
 
-    recorder.log("taking the safety backup of the current data")
-    safety = create_backup(names, description=f"Safety backup before {restore.restore_id}",
-                           trigger=Trigger.RESTORE, kind=Backup.Kind.SAFETY)
-    restore.safety_backup = safety
-    restore.save(update_fields=["safety_backup"])
-    if safety.status != RunStatus.COMPLETED:
-        raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
-    recorder.log(f"safety backup {safety.backup_id} completed")
+    # Only components that will write need a safety backup (a config preview writes nothing).
+    changing = [n for n in names if components.get_component(n).changes_data(options[n])]
+    safety = None
+    if changing:
+        recorder.log("taking the safety backup of the current data")
+        safety = create_backup(changing, description=f"Safety backup before {restore.restore_id}",
+                               trigger=Trigger.RESTORE, kind=Backup.Kind.SAFETY)
+        restore.safety_backup = safety
+        restore.save(update_fields=["safety_backup"])
+        if safety.status != RunStatus.COMPLETED:
+            raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
+        recorder.log(f"safety backup {safety.backup_id} completed")
+    else:
+        recorder.log("nothing will be written (preview only); no safety backup needed")
+    if not _restore_components(restore, recorder, names, options, safety):
+        return
+    if safety is not None and settings.BACKUP_KEEP_SAFETY:
+        recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
+    elif safety is not None:
+        delete_backup(safety.backup_id)
+        recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
+    recorder.finish(RunStatus.COMPLETED)
 
+
+def _restore_components(restore, recorder, names, options, safety):
+    """Apply each component; on failure roll back the ones that changed data. True on success."""
     reader = open_reader(restore.backup)
     touched = []
     try:
         for name in names:
             recorder.progress(name, "running")
-            touched.append(name)
-            components.get_component(name).restore(reader, reader.artifacts_of(name), options[name], recorder.log)
+            component = components.get_component(name)
+            if component.changes_data(options[name]):
+                touched.append(name)
+            component.restore(reader, reader.artifacts_of(name), options[name], recorder.log)
             recorder.progress(name, "done")
     except Exception as exc:
         recorder.progress(name, "failed")
-        _roll_back(restore, recorder, safety, touched, _error_text(exc))
-        return
-    if settings.BACKUP_KEEP_SAFETY:
-        recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
-    else:
-        delete_backup(safety.backup_id)
-        recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
-    recorder.finish(RunStatus.COMPLETED)
+        if touched:
+            _roll_back(restore, recorder, safety, touched, _error_text(exc))
+        else:
+            recorder.finish(RunStatus.FAILED, f"{_error_text(exc)}. Nothing had been written.")
+        return False
+    return True
 
 
 def _roll_back(restore, recorder, safety, touched, error):
@@ -198,7 +215,7 @@ def _roll_back(restore, recorder, safety, touched, error):
     for name in touched:
         component = components.get_component(name)
         try:
-            component.restore(reader, reader.artifacts_of(name), component.parse_restore_options({}), recorder.log)
+            component.restore(reader, reader.artifacts_of(name), component.rollback_options(), recorder.log)
             recorder.progress(name, "rolled_back")
         except Exception as exc:
             failures.append(f"{name}: {_error_text(exc)}")

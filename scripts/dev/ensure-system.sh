@@ -4,9 +4,9 @@
 #   ensure-system.sh test   plus the servers the tests talk to
 set -euo pipefail
 target="${1:-run}"
-packages=(python3-venv postgresql-client zstd)
+packages=(python3-venv postgresql-client zstd redis-tools)
 if [ "$target" = test ]; then
-  packages+=(postgresql redis-server redis-tools chromium)
+  packages+=(postgresql redis-server chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

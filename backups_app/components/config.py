@@ -1,0 +1,256 @@
+"""Config files and folders (``.env``, compose files, monitoring): ``<name>.tar.zst`` (or
+``.tar.gz`` / ``.tar`` by BACKUP_COMPRESSION) with paths relative to ``base_dir`` (by default the
+folder holding all of them), so ``tar -xf config.tar.zst -C <base_dir>`` puts them back.
+
+Config holds secrets: the manifest marks the component ``sensitive`` and the backup log warns
+while backups are not encrypted. Restore defaults to ``preview``: a unified diff per file in the
+run log (values of secret-looking settings redacted), nothing written. ``apply`` replaces each
+changed file atomically (temporary file + rename) and keeps the replaced one as ``<file>.bak``.
+"""
+
+import difflib
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+
+from django.conf import settings
+
+from backups_app.archive.safetar import _check_member, folder_counts, safe_extract
+from backups_app.archive.storage import CHUNK_SIZE
+from backups_app.components.base import Component, choice, comma_list, parse_bool
+from backups_app.errors import ComponentError
+
+DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by hash only
+DIFF_MAX_LINES = 400
+SECRET_LINE = re.compile(r"(?i)^([+-]?\s*(?:export\s+)?[\w.-]*(?:secret|passw|token|api_?key|private|credential|"
+                         r"access_?key|auth)[\w.-]*\s*[:=]\s*)\S.*$")
+
+
+def redact(line):
+    return SECRET_LINE.sub(r"\1<redacted>", line)
+
+
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _text_lines(data):
+    try:
+        return data.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+
+
+class ConfigComponent(Component):
+    options = {"paths": (comma_list, Component.REQUIRED), "base_dir": (str, "")}
+    # prune: files inside the configured folders that the backup does not have are moved to .bak
+    # (rollbacks use it so that files a failed restore created do not stay behind).
+    restore_options = {"mode": (choice("preview", "apply"), "preview"), "prune": (parse_bool, False)}
+
+    def changes_data(self, options):
+        return options["mode"] == "apply"
+
+    def rollback_options(self):
+        return self.parse_restore_options({"mode": "apply", "prune": True})
+
+    @property
+    def base_dir(self):
+        paths = [os.path.abspath(p) for p in self.config["paths"]]
+        return os.path.abspath(self.config["base_dir"]) if self.config["base_dir"] else \
+            os.path.commonpath([os.path.dirname(p) for p in paths])
+
+    def _relative(self):
+        """{relative path: absolute path} for the configured paths."""
+        base, relative = self.base_dir, {}
+        for path in self.config["paths"]:
+            rel = os.path.relpath(os.path.abspath(path), base)
+            if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+                raise ComponentError(f"{self.name}: {path} is not inside CONFIG_BASE_DIR {base}.")
+            relative[rel] = os.path.join(base, rel)
+        return relative
+
+    def _counts(self):
+        files = size = 0
+        for path in self._relative().values():
+            if os.path.isdir(path):
+                n, b = folder_counts(path)
+                files, size = files + n, size + b
+            elif os.path.isfile(path) and not os.path.islink(path):  # a symlink is stored as a link
+                files, size = files + 1, size + os.path.getsize(path)
+        return {"files": files, "bytes": size}
+
+    def inspect(self):
+        return self._counts()
+
+    def backup(self, writer, log):
+        absent = []
+        with writer.open_compressed(f"{self.name}.tar") as (name, out), \
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for rel, path in self._relative().items():
+                if not os.path.lexists(path):
+                    if not writer.allow_missing:
+                        raise ComponentError(f"{self.name}: {path} does not exist (check CONFIG_PATHS).")
+                    absent.append(rel)
+                    continue
+                tar.add(path, arcname=rel, filter=self._no_hard_links)
+        counts = self._counts()
+        log(f"{self.name}: archived {counts['files']} files, {counts['bytes']} bytes from {self.base_dir} into {name}")
+        if not getattr(settings, "BACKUP_AGE_RECIPIENTS", None):
+            log(f"WARNING: {self.name} holds secrets (.env, credentials) and this backup is not encrypted; "
+                "keep the backup storage private or set BACKUP_AGE_RECIPIENTS.")
+        return {"counts": counts, "base_dir": self.base_dir, "paths": sorted(self._relative()), "absent": absent,
+                "sensitive": True}
+
+    def _no_hard_links(self, info):
+        """Hard-linked files are stored whole, so that every member reads from the stream alone."""
+        if info.islnk():
+            info.type, info.linkname = tarfile.REGTYPE, ""
+            info.size = os.path.getsize(os.path.join(self.base_dir, info.name))
+        return info
+
+    # Restore
+
+    def restore(self, reader, artifacts, options, log):
+        (name,) = artifacts
+        apply = options["mode"] == "apply"
+        base = self.base_dir
+        summary, seen = {"unchanged": 0, "changed": 0, "new": 0}, set()
+        with reader.open_decompressed(name) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                _check_member(member)
+                target = os.path.join(base, *member.name.split("/"))
+                if member.isdir():
+                    if apply:
+                        os.makedirs(target, exist_ok=True)
+                    continue
+                seen.add(member.name)
+                state = self._apply(tar, member, target, log) if apply else self._preview(tar, member, target, log)
+                summary[state] += 1
+        absent = reader.facts_of(self.name).get("absent", [])
+        for rel in [rel for rel in absent if os.path.lexists(os.path.join(base, rel))]:
+            self._only_live(rel, "move" if apply else "would move", log)
+        extra = self._live_files_not_in(seen)
+        for rel in extra:
+            self._only_live(rel, ("move" if apply else "would move") if options["prune"] else "keep", log)
+        verb = "wrote" if apply else "preview (nothing written):"
+        log(f"{self.name}: {verb} {summary['changed']} changed, {summary['new']} new, "
+            f"{summary['unchanged']} unchanged files under {base}; {len(extra)} files only live"
+            + ("" if apply else "; restore with --set config.mode=apply to write them"))
+
+    def _only_live(self, rel, action, log):
+        if action == "move":
+            self._set_aside(os.path.join(self.base_dir, rel))
+        outcome = {"move": f"moved it to {rel}.bak", "would move": f"apply would move it to {rel}.bak", "keep": "kept"}
+        log(f"{self.name}: {rel} is not in the backup; {outcome[action]}")
+
+    def _live_files_not_in(self, seen):
+        """Files inside the configured folders that the backup does not have (our .bak files aside)."""
+        extra = []
+        for rel, path in self._relative().items():
+            if not os.path.isdir(path) or os.path.islink(path):
+                continue
+            for folder, _dirs, files in os.walk(path):
+                for file in files:
+                    found = os.path.relpath(os.path.join(folder, file), self.base_dir).replace(os.sep, "/")
+                    if found not in seen and not found.endswith(".bak"):
+                        extra.append(found)
+        return sorted(extra)
+
+    def _preview(self, tar, member, target, log):
+        rel = member.name
+        if member.issym():
+            live = os.readlink(target) if os.path.islink(target) else None
+            if live == member.linkname:
+                return "unchanged"
+            log(f"{self.name}: {rel}: symlink to {member.linkname} (live: {live or 'absent'})")
+            return "new" if live is None else "changed"
+        exists = os.path.isfile(target) and not os.path.islink(target)
+        if member.size > DIFF_MAX_BYTES or (exists and os.path.getsize(target) > DIFF_MAX_BYTES):
+            digest = hashlib.sha256()
+            with tar.extractfile(member) as data:
+                while chunk := data.read(CHUNK_SIZE):
+                    digest.update(chunk)
+            if exists and digest.hexdigest() == _sha256_file(target):
+                return "unchanged"
+            log(f"{self.name}: {rel}: large file ({member.size} bytes) differs; not shown")
+            return "changed" if exists else "new"
+        backup = tar.extractfile(member).read()
+        live = b""
+        if exists:
+            with open(target, "rb") as f:
+                live = f.read()
+        if exists and live == backup:
+            return "unchanged"
+        old, new = _text_lines(live), _text_lines(backup)
+        if old is None or new is None:
+            log(f"{self.name}: {rel}: binary file differs ({len(live)} → {len(backup)} bytes)")
+        else:
+            diff = list(difflib.unified_diff(old, new, f"live/{rel}" if exists else "/dev/null", f"backup/{rel}"))
+            shown = [redact(line.rstrip("\n")) for line in diff[:DIFF_MAX_LINES]]
+            more = f"\n… {len(diff) - DIFF_MAX_LINES} more diff lines" if len(diff) > DIFF_MAX_LINES else ""
+            log(f"{self.name}: {rel}:\n" + "\n".join(shown) + more)
+        return "changed" if exists else "new"
+
+    def _apply(self, tar, member, target, log):
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        if member.issym():
+            if os.path.islink(target) and os.readlink(target) == member.linkname:
+                return "unchanged"
+            tmp = os.path.join(folder, f".{os.path.basename(target)}.restore-{os.getpid()}")
+            os.symlink(member.linkname, tmp)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.restore-", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as out, tar.extractfile(member) as data:
+                    shutil.copyfileobj(data, out, CHUNK_SIZE)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, member.mode & 0o777)
+                if os.path.isfile(target) and not os.path.islink(target) and _sha256_file(tmp) == _sha256_file(target):
+                    os.unlink(tmp)
+                    return "unchanged"
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        existed = os.path.lexists(target)
+        if existed:
+            self._keep_bak(target)
+        os.replace(tmp, target)
+        log(f"{self.name}: wrote {member.name}" + (f" (previous version kept as {member.name}.bak)" if existed else ""))
+        return "changed" if existed else "new"
+
+    def _keep_bak(self, target):
+        if os.path.isfile(target) and not os.path.islink(target):
+            shutil.copy2(target, target + ".bak")  # the live file stays in place until the atomic replace
+        else:
+            self._set_aside(target)
+
+    @staticmethod
+    def _set_aside(target):
+        bak = target + ".bak"
+        if os.path.isdir(bak) and not os.path.islink(bak):
+            shutil.rmtree(bak)
+        elif os.path.lexists(bak):
+            os.unlink(bak)
+        os.rename(target, bak)
+
+    def rehearse(self, reader, artifacts, log):
+        (name,) = artifacts
+        spool = settings.BACKUP_SPOOL_DIR
+        os.makedirs(spool, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="config-rehearsal-", dir=spool)
+        try:
+            with reader.open_decompressed(name) as stream:
+                files, size = safe_extract(stream, folder, mode="r|")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into a temporary folder")
+        return {"files": files, "bytes": size}

@@ -1,0 +1,183 @@
+"""Config files: backup with relative paths, preview (diff in the log, nothing written, no safety
+backup), apply (atomic writes, .bak kept), rollback of an applied config when a later component
+fails, stock tar, rehearsal."""
+
+import os
+import subprocess
+
+import pytest
+
+from backups_app.components import get_component
+from backups_app.models import Backup, RunStatus
+from backups_app.services import backups, restores
+
+CONFIG = "backups_app.components.config.ConfigComponent"
+OBJECTS = "backups_app.components.objects.ObjectsComponent"
+ENV = "DEBUG=false\nOPENAI_API_KEY=sk-original-secret-1234\nWORKERS=4\n"
+
+
+def tree(root, skip_bak=False):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not (skip_bak and p.name.endswith(".bak"))}
+
+
+@pytest.fixture
+def app_dir(tmp_path):
+    root = tmp_path / "app"
+    (root / "monitoring" / "grafana" / "dashboards").mkdir(parents=True)
+    (root / ".env").write_text(ENV)
+    (root / ".env").chmod(0o600)
+    (root / "docker-compose.yml").write_text("services:\n  api:\n    image: app:1.0\n")
+    (root / "monitoring" / "prometheus.yml").write_text("scrape_interval: 15s\n")
+    (root / "monitoring" / "grafana" / "dashboards" / "rag.json").write_text('{"title": "RAG"}\n')
+    (root / "monitoring" / "logo.png").write_bytes(b"\x89PNG\x00\xff" * 50)
+    (root / "unrelated.txt").write_text("not configured, never touched")
+    return root
+
+
+@pytest.fixture
+def configured(sources, app_dir):
+    sources(config=(CONFIG, {"paths": f"{app_dir}/.env,{app_dir}/docker-compose.yml,{app_dir}/monitoring"}))
+    return app_dir
+
+
+def change(app_dir):
+    (app_dir / ".env").write_text("DEBUG=true\nOPENAI_API_KEY=sk-live-secret-9876\nWORKERS=4\n")
+    (app_dir / "monitoring" / "prometheus.yml").unlink()
+    (app_dir / "monitoring" / "logo.png").write_bytes(b"other binary \x00")
+    (app_dir / "monitoring" / "added-later.yml").write_text("kept: true\n")
+
+
+@pytest.mark.django_db
+def test_backup_is_a_stock_tar_with_relative_paths(configured, backup_storage_dir, tmp_path):
+    before = tree(configured)
+    backup = backups.create_backup(["config"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    facts = backup.manifest["components"]["config"]
+    assert facts["sensitive"] is True
+    assert facts["paths"] == [".env", "docker-compose.yml", "monitoring"]
+    assert facts["counts"] == {"files": 5, "bytes": sum(len(v) for k, v in before.items() if k != "unrelated.txt")}
+    assert "not encrypted" in backup.log
+    assert list(backup.manifest["artifacts"]) == ["config.tar.zst"]
+    out = tmp_path / "by-hand"
+    out.mkdir()
+    subprocess.run(["tar", "--zstd", "-xf", str(backup_storage_dir / backup.backup_id / "config.tar.zst"),
+                    "-C", str(out)], check=True)
+    before.pop("unrelated.txt")
+    assert tree(out) == before
+    assert (out / ".env").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.django_db
+def test_preview_shows_diffs_and_writes_nothing(configured):
+    backup = backups.create_backup(["config"])
+    change(configured)
+    changed = tree(configured)
+    restore = restores.start_restore(backup.backup_id, ["config"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert tree(configured) == changed
+    assert restore.safety_backup is None and not Backup.objects.filter(kind=Backup.Kind.SAFETY).exists()
+    log = restore.log
+    assert "no safety backup needed" in log
+    assert "--- live/.env\n+++ backup/.env" in log
+    assert "-DEBUG=true\n-OPENAI_API_KEY=<redacted>\n+DEBUG=false\n+OPENAI_API_KEY=<redacted>\n WORKERS=4" in log
+    assert "sk-original-secret" not in log and "sk-live-secret" not in log
+    assert "--- /dev/null\n+++ backup/monitoring/prometheus.yml\n@@ -0,0 +1 @@\n+scrape_interval: 15s" in log
+    assert "monitoring/logo.png: binary file differs" in log
+    assert "monitoring/added-later.yml is not in the backup; kept" in log
+    assert "preview (nothing written): 2 changed, 1 new, 2 unchanged files" in log and "1 files only live" in log
+
+
+@pytest.mark.django_db
+def test_apply_writes_files_and_keeps_bak(configured):
+    before = tree(configured)
+    backup = backups.create_backup(["config"])
+    change(configured)
+    restore = restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "apply"}}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    after = tree(configured)
+    assert after.pop(".env.bak").startswith(b"DEBUG=true")
+    assert after.pop("monitoring/logo.png.bak") == b"other binary \x00"
+    assert after.pop("monitoring/added-later.yml") == b"kept: true\n"
+    assert after == before
+    assert (configured / ".env").stat().st_mode & 0o777 == 0o600
+    assert "wrote 2 changed, 1 new, 2 unchanged files" in restore.log
+    assert not [p for p in configured.rglob(".*.restore-*")]
+
+
+@pytest.mark.django_db
+def test_applied_config_is_rolled_back_when_a_later_component_fails(sources, app_dir, tmp_path):
+    objects_dir = tmp_path / "objects"
+    (objects_dir / "a").mkdir(parents=True)
+    (objects_dir / "a" / "b").write_text("object")
+    sources(config=(CONFIG, {"paths": f"{app_dir}/.env,{app_dir}/monitoring"}),
+            objects=(OBJECTS, {"path": str(objects_dir)}))
+    backup = backups.create_backup(["config", "objects"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    change(app_dir)
+    (objects_dir / "a" / "b").unlink()
+    (objects_dir / "a").rmdir()
+    (objects_dir / "a").write_text("a file where the backup has a folder")  # the object restore will fail
+    config_before, objects_before = tree(app_dir), tree(objects_dir)
+
+    restore = restores.start_restore(backup.backup_id, ["config", "objects"], {"config": {"mode": "apply"}},
+                                     confirm=True)
+    assert restore.status == RunStatus.ROLLED_BACK, restore.error
+    assert "wrote monitoring/prometheus.yml" in restore.log
+    assert "monitoring/prometheus.yml is not in the backup; moved it to monitoring/prometheus.yml.bak" in restore.log
+    assert tree(app_dir, skip_bak=True) == {k: v for k, v in config_before.items() if not k.endswith(".bak")}
+    assert tree(objects_dir) == objects_before
+
+
+@pytest.mark.django_db
+def test_rehearsal_extracts_into_a_temporary_folder(configured, settings):
+    backup = backups.create_backup(["config"])
+    reader = backups.open_reader(backup)
+    lines = []
+    counts = get_component("config").rehearse(reader, reader.artifacts_of("config"), lines.append)
+    assert counts == backup.manifest["components"]["config"]["counts"]
+    assert not list(settings.BACKUP_SPOOL_DIR.glob("config-rehearsal-*"))
+
+
+@pytest.mark.django_db
+def test_bad_configuration_is_reported(sources, app_dir, tmp_path):
+    sources(config=(CONFIG, {"paths": f"{app_dir}/.env", "base_dir": str(tmp_path / "elsewhere")}))
+    backup = backups.create_backup(["config"])
+    assert backup.status == RunStatus.FAILED
+    assert f"is not inside CONFIG_BASE_DIR {tmp_path / 'elsewhere'}" in backup.error
+    sources(config=(CONFIG, {"paths": f"{app_dir}/missing.env"}))
+    backup = backups.create_backup(["config"])
+    assert backup.status == RunStatus.FAILED
+    assert f"{app_dir}/missing.env does not exist (check CONFIG_PATHS)" in backup.error
+
+
+@pytest.mark.django_db
+def test_unknown_mode_is_refused(configured):
+    backup = backups.create_backup(["config"])
+    with pytest.raises(Exception, match="expected preview or apply"):
+        restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "force"}}, confirm=True)
+    assert os.path.exists(configured / ".env")
+
+
+@pytest.mark.django_db
+def test_hard_linked_files_are_stored_whole(configured):
+    os.link(configured / "monitoring" / "prometheus.yml", configured / "monitoring" / "prometheus-copy.yml")
+    before = tree(configured)
+    backup = backups.create_backup(["config"])
+    (configured / "monitoring" / "prometheus.yml").unlink()
+    (configured / "monitoring" / "prometheus-copy.yml").unlink()
+    restore = restores.start_restore(backup.backup_id, ["config"], {"config": {"mode": "apply"}}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert tree(configured) == before
+
+
+@pytest.mark.django_db
+def test_cli_preview_exits_zero_and_prints_the_diff(configured, capsys):
+    from django.core.management import call_command
+
+    backup = backups.create_backup(["config"])
+    (configured / "docker-compose.yml").write_text("services:\n  api:\n    image: app:2.0\n")
+    call_command("restore", backup.backup_id, "--components", "config", "--yes", "--set", "config.mode=preview")
+    err = capsys.readouterr().err
+    assert "-    image: app:2.0\n+    image: app:1.0" in err
+    assert (configured / "docker-compose.yml").read_text().endswith("app:2.0\n")
