@@ -131,8 +131,8 @@ class RestoreForm(forms.Form):
 @admin.register(Backup)
 class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
     list_display = ("backup_id", "status_badge", "kind", "created_at", "size", "component_list", "trigger",
-                    "created_by", "pinned", "description")
-    list_filter = ("status", "kind", "trigger", "pinned")
+                    "created_by", "pinned", "offsite_status", "description")
+    list_filter = ("status", "kind", "trigger", "pinned", "offsite_status")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
     actions = ["verify_selected"]
@@ -141,12 +141,13 @@ class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
         (None, {"fields": ("backup_id", "status_badge", "kind", "description", "component_list", "size",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
                            "error", "links")}),
+        ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("backup_id", "status_badge", "kind", "description", "component_list", "size", "trigger",
                        "created_by", "created_at", "started_at", "finished_at", "progress", "error", "links",
-                       "counts", "log_text")
+                       "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):

@@ -1,11 +1,14 @@
 """System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m."""
 
+import os
 import shutil
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from backups_app import components
+from backups_app.archive import crypto
+from backups_app.archive.storage import OFFSITE_ALIAS
 from backups_app.errors import ConfigurationError
 from backups_app.services import hooks
 
@@ -52,3 +55,79 @@ def check_storage(app_configs, **kwargs):
         return [Error('STORAGES has no "backups" entry.', hint="See backupsite/settings.py for the default.",
                       id="backups.E005")]
     return []
+
+
+def _storage_errors(alias, prefix):
+    entry = settings.STORAGES.get(alias)
+    if entry is None:
+        return []
+    options = entry.get("OPTIONS", {})
+    if entry.get("BACKEND") == "storages.backends.s3.S3Storage":
+        if not options.get("bucket_name"):
+            return [Error(f'STORAGES["{alias}"] is S3 but has no bucket.',
+                          hint=f"Set {prefix}S3_BUCKET (and {prefix}S3_ENDPOINT_URL for MinIO).", id="backups.E102")]
+        if bool(options.get("access_key")) != bool(options.get("secret_key")):
+            return [Error(f'STORAGES["{alias}"] has only one half of the S3 key pair.',
+                          hint=f"Set both {prefix}S3_ACCESS_KEY_ID and {prefix}S3_SECRET_ACCESS_KEY, or neither "
+                               "(then boto3 uses the instance role or ~/.aws).", id="backups.E103")]
+    elif entry.get("BACKEND") == "django.core.files.storage.FileSystemStorage" and not options.get("location"):
+        return [Error(f'STORAGES["{alias}"] is a local folder without a location.',
+                      hint=f"Set {prefix}DIR.", id="backups.E104")]
+    return []
+
+
+def _where(alias):
+    options = settings.STORAGES[alias].get("OPTIONS", {})
+    return (options.get("endpoint_url"), options.get("bucket_name"), options.get("location"))
+
+
+@register()
+def check_archive_storage(app_configs, **kwargs):
+    errors = []
+    if settings.BACKUP_STORAGE not in ("local", "s3"):
+        errors.append(Error(f"BACKUP_STORAGE={settings.BACKUP_STORAGE!r} is not supported.",
+                            hint="Use local (BACKUP_DIR) or s3 (BACKUP_S3_*).", id="backups.E101"))
+    if settings.BACKUP_OFFSITE_STORAGE not in ("", "local", "s3"):
+        errors.append(Error(f"BACKUP_OFFSITE_STORAGE={settings.BACKUP_OFFSITE_STORAGE!r} is not supported.",
+                            hint="Use local (BACKUP_OFFSITE_DIR) or s3 (BACKUP_OFFSITE_S3_*).", id="backups.E101"))
+    errors += _storage_errors("backups", "BACKUP_") + _storage_errors(OFFSITE_ALIAS, "BACKUP_OFFSITE_")
+    if OFFSITE_ALIAS in settings.STORAGES and "backups" in settings.STORAGES and _where("backups") == _where(
+            OFFSITE_ALIAS):
+        errors.append(Error("The offsite copy points at the same place as the primary backups.",
+                            hint="Give BACKUP_OFFSITE_* another bucket, prefix or folder, ideally on other hardware.",
+                            id="backups.E105"))
+    if settings.BACKUP_S3_PRESIGNED_DOWNLOADS and settings.BACKUP_STORAGE != "s3":
+        errors.append(Warning("BACKUP_S3_PRESIGNED_DOWNLOADS is on but backups are not stored in S3.",
+                              hint="Downloads stream through the app; unset it or set BACKUP_STORAGE=s3.",
+                              id="backups.W101"))
+    return errors + _age_errors()
+
+
+def _age_errors():
+    errors = []
+    try:
+        public_keys = {str(r) for r in crypto.recipients()}
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="age-keygen -o key.txt prints the public key (age1…).", id="backups.E106")]
+    path = settings.BACKUP_AGE_IDENTITY_FILE
+    if not path:
+        if public_keys:
+            errors.append(Warning(
+                "Backups are encrypted (BACKUP_AGE_RECIPIENTS) but BACKUP_AGE_IDENTITY_FILE is not set here.",
+                hint="Restores need the private key; set BACKUP_AGE_IDENTITY_FILE on the machine that restores, "
+                     "and keep a copy of the key away from the backups.", id="backups.W102"))
+        return errors
+    try:
+        identities = crypto.identities()
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="Point BACKUP_AGE_IDENTITY_FILE at a file written by age-keygen.",
+                      id="backups.E107")]
+    if public_keys and not public_keys & {str(i.to_public()) for i in identities}:
+        errors.append(Warning("No identity in BACKUP_AGE_IDENTITY_FILE matches BACKUP_AGE_RECIPIENTS: "
+                              "new backups could not be restored with it.",
+                              hint="Add the key file's public key (age-keygen -y key.txt) to BACKUP_AGE_RECIPIENTS.",
+                              id="backups.W103"))
+    if os.stat(path).st_mode & 0o077:
+        errors.append(Warning(f"BACKUP_AGE_IDENTITY_FILE {path} is readable by other users.",
+                              hint=f"chmod 600 {path}", id="backups.W104"))
+    return errors

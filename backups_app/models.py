@@ -52,6 +52,13 @@ class Run(models.Model):
         return None
 
 
+class OffsiteStatus(models.TextChoices):
+    NONE = "", "no offsite copy"
+    COPYING = "copying"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
 class Backup(Run):
     class Kind(models.TextChoices):
         REGULAR = "regular"
@@ -65,6 +72,11 @@ class Backup(Run):
     pinned = models.BooleanField(default=False, db_index=True)
     # The stored metadata.json, kept here too so lists and plans need no storage round trip.
     manifest = models.JSONField(default=dict, blank=True)
+    # The copy in STORAGES["backups_offsite"], made and re-verified after the backup completes.
+    offsite_status = models.CharField(max_length=16, choices=OffsiteStatus.choices, default=OffsiteStatus.NONE,
+                                      blank=True)
+    offsite_error = models.TextField(blank=True, default="")
+    offsite_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

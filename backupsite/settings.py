@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 
 from backupsite.sources import build_backup_sources
+from backupsite.storage_env import storage_entry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -109,12 +110,21 @@ BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "backups"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "backups": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(BACKUP_DIR), "file_permissions_mode": 0o600,
-                    "directory_permissions_mode": 0o700},
-    },
+    # BACKUP_STORAGE=local (default, BACKUP_DIR) | s3 (BACKUP_S3_*): see docs/storage.md.
+    "backups": storage_entry(os.environ, "BACKUP_", BACKUP_DIR),
 }
+# Archive storage: offsite copy, presigned downloads, age encryption (docs/storage.md).
+BACKUP_STORAGE = os.environ.get("BACKUP_STORAGE", "local") or "local"
+BACKUP_OFFSITE_STORAGE = os.environ.get("BACKUP_OFFSITE_STORAGE", "")
+if BACKUP_OFFSITE_STORAGE:
+    STORAGES["backups_offsite"] = storage_entry(os.environ, "BACKUP_OFFSITE_", None)
+# Browser downloads of one artifact from S3 redirect to a presigned URL valid this many seconds.
+BACKUP_S3_PRESIGNED_DOWNLOADS = env_bool("BACKUP_S3_PRESIGNED_DOWNLOADS", False)
+BACKUP_S3_PRESIGNED_EXPIRY = env_int("BACKUP_S3_PRESIGNED_EXPIRY", 300)
+# age X25519 public keys (comma list): set => every artifact is encrypted at rest.
+BACKUP_AGE_RECIPIENTS = [k.strip() for k in os.environ.get("BACKUP_AGE_RECIPIENTS", "").split(",") if k.strip()]
+# The private key file for restores (age-keygen format); not needed to back up or to verify.
+BACKUP_AGE_IDENTITY_FILE = os.environ.get("BACKUP_AGE_IDENTITY_FILE", "")
 
 DEMO_DIR = VAR_DIR / "demo"
 BACKUP_SOURCES = build_backup_sources(os.environ, demo_dir=DEMO_DIR)

@@ -3,6 +3,7 @@ format and SQLite files are stored as they are. The method is named by the file 
 stock tools know what to do: ``tar --zstd -xf x.tar.zst``, ``tar -xzf x.tar.gz``, ``zstd -d``."""
 
 import gzip
+import os
 from contextlib import contextmanager
 
 import zstandard
@@ -11,6 +12,7 @@ from django.conf import settings
 from backups_app.errors import ConfigurationError
 
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
+ZSTD_MAX_THREADS = 4
 
 
 def method():
@@ -41,10 +43,18 @@ class _Uncloseable:
         pass
 
 
+def _zstd_params():
+    """Level 3 on up to four threads with 2 MB jobs: each worker holds its job's buffers, so
+    zstd's defaults (a thread per core, 8 MB jobs) would make memory grow with the core count."""
+    threads = min(os.cpu_count() or 1, ZSTD_MAX_THREADS)
+    return zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=2 * 1024 * 1024)
+
+
 @contextmanager
 def compressing(sink, chosen):
     if chosen == "zstd":
-        with zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(_Uncloseable(sink), closefd=False) as out:
+        with zstandard.ZstdCompressor(compression_params=_zstd_params()).stream_writer(
+                _Uncloseable(sink), closefd=False) as out:
             yield out
     elif chosen == "gzip":
         with gzip.GzipFile(fileobj=_Uncloseable(sink), mode="wb", compresslevel=6, mtime=0) as out:

@@ -1,12 +1,13 @@
-"""Reads a stored backup set, checking every byte against the manifest's SHA-256."""
+"""Reads a stored backup set, checking every byte against the manifest's SHA-256: the stored
+bytes first, then, for an encrypted artifact, the decrypted bytes against the plaintext hash."""
 
 import hashlib
 import json
 
-from backups_app.archive import compression
+from backups_app.archive import compression, crypto
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
-from backups_app.archive.writer import MANIFEST_NAME
+from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
 from backups_app.errors import BackupError, ChecksumMismatch, NotFound
 
 
@@ -25,13 +26,14 @@ class VerifyingStream:
     """A read-only file over one artifact; raises ChecksumMismatch when the end is reached with
     a different hash or size than the manifest recorded."""
 
-    def __init__(self, raw, name, expected):
+    def __init__(self, raw, name, sha256, size):
         self._raw = raw
         self.name = name
-        self._expected = expected
+        self._expected = {"sha256": sha256, "size": size}
         self._sha256 = hashlib.sha256()
         self._size = 0
         self._checked = False
+        self.error = None
 
     def read(self, size=CHUNK_SIZE):
         if size is None or size < 0:
@@ -48,11 +50,12 @@ class VerifyingStream:
         self._checked = True
         actual = self._sha256.hexdigest()
         if actual != self._expected["sha256"] or self._size != self._expected["size"]:
-            raise ChecksumMismatch(
+            self.error = ChecksumMismatch(
                 f"Artifact {self.name} does not match its manifest (sha256 {actual[:12]}…, {self._size} bytes; "
                 f"expected {self._expected['sha256'][:12]}…, {self._expected['size']} bytes). "
-                "The stored copy is damaged or was changed; restore from another backup."
+                "The stored copy is damaged or was changed; restore from another copy or backup."
             )
+            raise self.error
 
     def readable(self):
         return True
@@ -68,10 +71,11 @@ class VerifyingStream:
 
 
 class BackupSetReader:
-    def __init__(self, storage, backup_id, manifest):
+    def __init__(self, storage, backup_id, manifest, copy="primary"):
         self.storage = storage
         self.backup_id = backup_id
         self.manifest = manifest
+        self.copy = copy  # "primary" or "offsite": which stored copy this reads
 
     def artifacts_of(self, component):
         return sorted(n for n, meta in self.manifest.get("artifacts", {}).items() if meta["component"] == component)
@@ -80,31 +84,62 @@ class BackupSetReader:
         """What ``backup()`` returned for the component (counts, versions, ``absent`` markers)."""
         return self.manifest.get("components", {}).get(component, {})
 
-    def open(self, name):
+    def meta(self, name):
         validate_artifact_name(name)
-        expected = self.manifest.get("artifacts", {}).get(name)
-        if expected is None:
+        meta = self.manifest.get("artifacts", {}).get(name)
+        if meta is None:
             raise NotFound(f"Backup {self.backup_id} has no artifact {name!r}.")
+        return meta
+
+    def stored_file(self, name):
+        """The file name artifact ``name`` is stored under (``<name>.age`` when encrypted)."""
+        return self.meta(name).get("file", name)
+
+    def open_stored(self, name):
+        """The stored bytes of artifact ``name`` (encrypted, if it is), checked against SHA256SUMS."""
+        meta, file = self.meta(name), self.stored_file(name)
         try:
-            raw = open_stream(self.storage, set_path(self.backup_id, name))
+            raw = open_stream(self.storage, set_path(self.backup_id, file))
         except FileNotFoundError:
-            raise NotFound(f"Artifact {name} of {self.backup_id} is missing from storage.")
-        return VerifyingStream(raw, name, expected)
+            raise NotFound(f"Artifact {file} of {self.backup_id} is missing from the {self.copy} storage.")
+        return VerifyingStream(raw, file, meta["sha256"], meta["size"])
+
+    def open(self, name):
+        """The artifact's bytes as the component wrote them: decrypted when stored encrypted (the
+        identity comes from BACKUP_AGE_IDENTITY_FILE), and checked both before and after."""
+        meta = self.meta(name)
+        if not meta.get("encryption"):
+            return self.open_stored(name)
+        keys = crypto.identities()
+        stored = self.open_stored(name)
+        recipients_used = (self.manifest.get("encryption") or {}).get("recipients", [])
+        plain = crypto.decrypting(stored, keys, name, recipients_used, lambda: stored.error)
+        return VerifyingStream(plain, name, meta["plaintext_sha256"], meta["plaintext_size"])
 
     def open_decompressed(self, name):
         """The artifact's plain bytes, decompressed by the method its name shows; the checksum is
         still checked on the stored bytes."""
         return compression.decompressing(self.open(name), compression.method_of(name))
 
-    def verify(self, names=None):
-        """Stream each artifact through its hash. Returns {name: None | error text}."""
+    def verify(self, names=None, decrypt=False):
+        """Stream each artifact through its hash. Returns {name: None | error text}. The stored bytes
+        need no key; ``decrypt`` also decrypts encrypted artifacts and checks the plaintext hash,
+        which proves the configured identity works (restore plans do this)."""
         results = {}
         for name in names if names is not None else sorted(self.manifest.get("artifacts", {})):
             try:
-                with self.open(name) as stream:
+                with (self.open(name) if decrypt else self.open_stored(name)) as stream:
                     while stream.read(CHUNK_SIZE):
                         pass
                 results[name] = None
             except (BackupError, OSError) as exc:
                 results[name] = str(exc)
         return results
+
+
+def stored_files(manifest):
+    """Every file of a stored set under its stored name: the artifacts (``<name>.age`` when
+    encrypted), SHA256SUMS and metadata.json. Downloads and copies use these, so ``sha256sum -c``
+    works on what they deliver."""
+    artifacts = sorted(meta.get("file", name) for name, meta in manifest.get("artifacts", {}).items())
+    return [*artifacts, SUMS_NAME, MANIFEST_NAME]

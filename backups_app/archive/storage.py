@@ -1,57 +1,146 @@
-"""The one place that touches the backup storage (django-storages underneath).
+"""The one place that touches the backup storages (django-storages underneath).
 
-Everything streams: writes go through a pipe into ``Storage.save`` and reads use the storage's
-file object chunk by chunk, so memory stays flat whatever the artifact size.
+Everything streams: writes go through a pipe into ``Storage.save`` (S3: boto3's multipart
+upload) and reads go chunk by chunk. For S3 the read is boto3's response body: django-storages'
+``S3File`` would first download the whole object into memory. Storage errors become
+BackupErrors that say what to fix; none of them carries a credential.
 """
 
 import os
 import posixpath
 import threading
 
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 
 from backups_app.errors import BackupError
 
 CHUNK_SIZE = 1024 * 1024
+OFFSITE_ALIAS = "backups_offsite"
+# What a storage raises when it cannot read or write: disks and S3 (botocore) alike.
+STORAGE_FAILURES = (OSError, BotoCoreError, ClientError)
 
 
 def backup_storage():
     return storages["backups"]
 
 
+def offsite_storage():
+    """The offsite copy's storage, or None when ``STORAGES["backups_offsite"]`` is not configured."""
+    return storages[OFFSITE_ALIAS] if OFFSITE_ALIAS in settings.STORAGES else None
+
+
 def set_path(backup_id, name):
     return posixpath.join(backup_id, name)
 
 
+def is_s3(storage):
+    """django-storages' S3Storage or a subclass (checked by name: local setups need not load boto3)."""
+    return any(f"{cls.__module__}.{cls.__name__}" == "storages.backends.s3.S3Storage" for cls in type(storage).__mro__)
+
+
+def describe(storage):
+    """Where a storage points, for messages (no credentials)."""
+    if is_s3(storage):
+        where = f"s3://{storage.bucket_name}/{storage.location}".rstrip("/")
+        return f"{where} at {storage.endpoint_url}" if storage.endpoint_url else where
+    return getattr(storage, "location", type(storage).__name__)
+
+
+def _error_code(exc):
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def storage_error(exc, storage, path):
+    """A BackupError naming the failed path and, for S3's usual failures, the fix."""
+    if isinstance(exc, BackupError):
+        return exc
+    where = describe(storage)
+    code = _error_code(exc)
+    if code == "NoSuchBucket":
+        hint = f"bucket {storage.bucket_name!r} does not exist; create it or fix BACKUP_S3_BUCKET"
+    elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+        hint = (f"the S3 server rejected the credentials ({code}); check BACKUP_S3_ACCESS_KEY_ID, "
+                "BACKUP_S3_SECRET_ACCESS_KEY and the bucket policy")
+    elif isinstance(exc, NoCredentialsError):
+        hint = "no S3 credentials found; set BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY"
+    elif isinstance(exc, EndpointConnectionError):
+        hint = "the S3 endpoint is unreachable; check BACKUP_S3_ENDPOINT_URL and that the server is up"
+    else:
+        hint = f"{type(exc).__name__}: {exc}"
+    return BackupError(f"Storage {where}: cannot access {path}: {hint}.")
+
+
+class _S3Body:
+    """boto3's streaming body of one object, read in chunks; errors become BackupErrors."""
+
+    def __init__(self, storage, path):
+        from storages.utils import clean_name
+
+        self._storage, self._path = storage, path
+        key = storage._normalize_name(clean_name(path))
+        client = storage.connection.meta.client
+        try:
+            self._body = client.get_object(Bucket=storage.bucket_name, Key=key)["Body"]
+        except client.exceptions.NoSuchKey:
+            raise FileNotFoundError(path) from None
+        except STORAGE_FAILURES as exc:
+            raise storage_error(exc, storage, path) from None
+
+    def read(self, size=-1):
+        try:
+            return self._body.read(size if size is not None and size >= 0 else None)
+        except STORAGE_FAILURES as exc:
+            raise storage_error(exc, self._storage, self._path) from None
+
+    def readable(self):
+        return True
+
+    def close(self):
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def open_stream(storage, path):
-    """A binary file object reading ``path`` from the start, in chunks."""
+    """A binary file object reading ``path`` from the start, in chunks; FileNotFoundError when
+    it is not there."""
+    if is_s3(storage):
+        return _S3Body(storage, path)
     return storage.open(path, "rb")
 
 
-class PipeUpload:
-    """A writable file whose bytes are saved to ``storage`` at ``path`` by a background thread,
-    so producers that push (tarfile, our own loops) and storages that pull can meet without a
-    temporary copy."""
+def presigned_url(storage, path, expire, filename):
+    """A short-lived GET URL for one stored object (S3 only), served as a download."""
+    return storage.url(path, expire=expire,
+                       parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'})
 
-    def __init__(self, storage, path):
-        self.path = path
+
+class PipeWriter:
+    """A writable file whose bytes are consumed by ``consume(readable)`` in a background thread,
+    so producers that push (tarfile, our own loops) and consumers that pull (``Storage.save``,
+    age encryption) meet without a temporary copy. ``close()`` re-raises the consumer's error."""
+
+    def __init__(self, consume, what):
+        self.what = what
         read_fd, write_fd = os.pipe()
         self._writer = os.fdopen(write_fd, "wb", buffering=CHUNK_SIZE)
         self._error = None
-        self._thread = threading.Thread(
-            target=self._save, args=(storage, path, os.fdopen(read_fd, "rb")), daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(consume, os.fdopen(read_fd, "rb")), daemon=True)
         self._thread.start()
 
-    def _save(self, storage, path, reader):
+    def _run(self, consume, reader):
         try:
             with reader:
-                saved = storage.save(path, File(reader, name=posixpath.basename(path)))
-                if saved != path:
-                    raise BackupError(f"Storage saved {path} as {saved}: the name was taken.")
+                consume(reader)
                 reader.read()  # drain, so the producer never blocks on a full pipe
-        except BaseException as exc:  # re-raised in the producer's thread by close()
+        except BaseException as exc:  # re-raised in the producer's thread
             self._error = exc
 
     def write(self, data):
@@ -59,7 +148,10 @@ class PipeUpload:
             return self._writer.write(data)
         except BrokenPipeError:
             self._thread.join()
-            raise self._storage_error() from None
+            raise self._consumer_error() from None
+
+    def flush(self):
+        pass
 
     def close(self):
         try:
@@ -68,7 +160,7 @@ class PipeUpload:
             pass
         self._thread.join()
         if self._error is not None:
-            raise self._storage_error()
+            raise self._consumer_error()
 
     def abort(self):
         try:
@@ -77,23 +169,107 @@ class PipeUpload:
             pass
         self._thread.join()
 
-    def _storage_error(self):
+    def _consumer_error(self):
         if isinstance(self._error, BackupError):
             return self._error
-        return BackupError(f"Could not store {self.path}: {self._error}")
+        return BackupError(f"Could not write {self.what}: {self._error}")
+
+
+class PipeUpload(PipeWriter):
+    """A writable file saved to ``storage`` at ``path`` as it is written."""
+
+    def __init__(self, storage, path):
+        self.path = path
+        super().__init__(lambda reader: self._save(storage, path, reader), path)
+
+    @staticmethod
+    def _save(storage, path, reader):
+        try:
+            saved = storage.save(path, File(reader, name=posixpath.basename(path)))
+        except STORAGE_FAILURES as exc:
+            raise storage_error(exc, storage, path) from None
+        if saved != path:
+            raise BackupError(f"Storage saved {path} as {saved}: the name was taken.")
+
+
+class PipeReader:
+    """A readable file fed by ``produce(writable)`` in a background thread (age decryption pushes
+    its output). At the end of the data, the producer's error, if any, is raised to the reader."""
+
+    def __init__(self, produce, describe_error):
+        read_fd, write_fd = os.pipe()
+        self._reader = os.fdopen(read_fd, "rb")
+        self._describe_error = describe_error
+        self._error = None
+        self._thread = threading.Thread(target=self._run, args=(produce, os.fdopen(write_fd, "wb")), daemon=True)
+        self._thread.start()
+
+    def _run(self, produce, writer):
+        try:
+            with writer:
+                produce(writer)
+        except BrokenPipeError:
+            pass  # the reader stopped early and closed its end
+        except BaseException as exc:
+            self._error = exc
+
+    def read(self, size=CHUNK_SIZE):
+        data = self._reader.read(size if size and size > 0 else CHUNK_SIZE)
+        if not data:
+            self._thread.join()
+            if self._error is not None:
+                raise self._describe_error(self._error)
+        return data
+
+    def readable(self):
+        return True
+
+    def close(self):
+        self._reader.close()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def delete_set(storage, backup_id):
     """Remove every file stored under the backup's prefix (partial sets included)."""
     try:
-        _, files = storage.listdir(backup_id)
-    except FileNotFoundError:
-        return
-    for name in files:
-        storage.delete(set_path(backup_id, name))
+        try:
+            _, files = storage.listdir(backup_id)
+        except FileNotFoundError:
+            return
+        for name in files:
+            storage.delete(set_path(backup_id, name))
+    except ClientError as exc:
+        if _error_code(exc) != "NoSuchBucket":  # no bucket: nothing was stored
+            raise storage_error(exc, storage, backup_id) from None
+    except STORAGE_FAILURES as exc:
+        raise storage_error(exc, storage, backup_id) from None
     # FileSystemStorage leaves the empty folder behind; object stores have none.
     location = getattr(storage, "location", None)
-    if location:
+    if location and not is_s3(storage):
         folder = os.path.join(location, backup_id)
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
+
+
+def save_chunks(storage, path, chunks):
+    """Store the byte chunks of an iterable at ``path``, streaming."""
+    upload = PipeUpload(storage, path)
+    try:
+        for chunk in chunks:
+            upload.write(chunk)
+    except BaseException:
+        upload.abort()
+        raise
+    upload.close()
+
+
+def copy_file(source, target, path):
+    """Stream one stored file from ``source`` to the same path in ``target``."""
+    with open_stream(source, path) as stream:
+        save_chunks(target, path, iter(lambda: stream.read(CHUNK_SIZE), b""))

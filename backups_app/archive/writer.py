@@ -1,15 +1,18 @@
 """Writes one backup set: artifacts streamed and hashed, then SHA256SUMS, then metadata.json last.
 
 A set without metadata.json is incomplete by definition; the caller deletes it on failure.
+With BACKUP_AGE_RECIPIENTS set, each artifact is stored encrypted as ``<name>.age``; components
+never see it. SHA256SUMS covers the stored bytes (``sha256sum -c`` works without the key) and
+the manifest records the plaintext hash and size too.
 """
 
 import hashlib
 import json
 from contextlib import contextmanager
 
-from backups_app.archive import compression
+from backups_app.archive import compression, crypto
 from backups_app.archive.ids import validate_artifact_name
-from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, set_path
+from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, save_chunks, set_path
 
 MANIFEST_NAME = "metadata.json"
 SUMS_NAME = "SHA256SUMS"
@@ -42,7 +45,9 @@ class BackupSetWriter:
     def __init__(self, storage, backup_id):
         self.storage = storage
         self.backup_id = backup_id
-        self.artifacts = {}  # name -> {"component", "size", "sha256"}
+        # name -> {"component", "file", "size", "sha256", "compression", "encryption",
+        #          "plaintext_size", "plaintext_sha256"}; size and sha256 are of the stored file.
+        self.artifacts = {}
         self.current_component = None
         # Safety backups record a missing file or folder as absent instead of failing, so a
         # rollback can put the "nothing was there" state back.
@@ -54,15 +59,23 @@ class BackupSetWriter:
         validate_artifact_name(name)
         if name in RESERVED_NAMES or name in self.artifacts:
             raise ValueError(f"Artifact name {name!r} is reserved or already used in this set.")
-        upload = PipeUpload(self.storage, set_path(self.backup_id, name))
-        sink = ArtifactSink(upload)
+        keys = crypto.recipients()
+        stored_name = name + crypto.SUFFIX if keys else name
+        upload = PipeUpload(self.storage, set_path(self.backup_id, stored_name))
+        stored = ArtifactSink(upload)
         try:
-            yield sink
+            with crypto.encrypting(stored, keys, stored_name) as encrypted:
+                plain = ArtifactSink(encrypted) if keys else stored
+                yield plain
         except BaseException:
             upload.abort()
             raise
         upload.close()
-        self.artifacts[name] = {"component": self.current_component, "size": sink.size, "sha256": sink.sha256}
+        self.artifacts[name] = {
+            "component": self.current_component, "file": stored_name, "size": stored.size, "sha256": stored.sha256,
+            "compression": "none", "encryption": crypto.METHOD if keys else None,
+            "plaintext_size": plain.size, "plaintext_sha256": plain.sha256,
+        }
 
     @contextmanager
     def open_compressed(self, stem):
@@ -72,6 +85,7 @@ class BackupSetWriter:
         name = stem + compression.EXTENSIONS[chosen]
         with self.open(name) as sink, compression.compressing(sink, chosen) as out:
             yield name, out
+        self.artifacts[name]["compression"] = chosen
 
     def write_from(self, name, readable):
         """Copy a readable binary stream into artifact ``name``."""
@@ -81,17 +95,12 @@ class BackupSetWriter:
 
     def finish(self, manifest):
         """Store SHA256SUMS and then the manifest; the manifest marks the set complete."""
-        sums = "".join(f"{meta['sha256']}  {name}\n" for name, meta in sorted(self.artifacts.items()))
+        sums = "".join(f"{meta['sha256']}  {meta['file']}\n" for meta in sorted(self.artifacts.values(),
+                                                                                   key=lambda m: m["file"]))
         self._put(SUMS_NAME, sums.encode())
-        manifest = dict(manifest, artifacts=self.artifacts)
+        manifest = dict(manifest, artifacts=self.artifacts, encryption=crypto.manifest_entry())
         self._put(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode())
         return manifest
 
     def _put(self, name, data):
-        upload = PipeUpload(self.storage, set_path(self.backup_id, name))
-        try:
-            upload.write(data)
-        except BaseException:
-            upload.abort()
-            raise
-        upload.close()
+        save_chunks(self.storage, set_path(self.backup_id, name), [data])

@@ -3,20 +3,21 @@
 import platform
 
 import django
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 from backups_app import components
 from backups_app.archive import compression
 from backups_app.archive.ids import new_run_id, validate_backup_id
-from backups_app.archive.reader import BackupSetReader, load_manifest
-from backups_app.archive.storage import backup_storage, delete_set, set_path
+from backups_app.archive.reader import BackupSetReader, load_manifest, stored_files
+from backups_app.archive.storage import backup_storage, delete_set, is_s3, presigned_url, set_path
 from backups_app.archive.tarstream import stream_file, stream_set_tar
-from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME, BackupSetWriter
+from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
-from backups_app.services import hooks, locks
+from backups_app.services import hooks, locks, offsite
 from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
 FORMAT_VERSION = 1
@@ -83,10 +84,18 @@ def run_backup(pk):
                 recorder.progress(name, "done")
             manifest = writer.finish(_manifest(backup, facts))
             _record_completion(backup, manifest)
+            if regular:
+                offsite.copy_offsite(backup, recorder.log)
             recorder.finish(RunStatus.COMPLETED)
         except Exception as exc:
-            delete_set(storage, backup.backup_id)
-            recorder.finish(RunStatus.FAILED, _error_text(exc))
+            error = _error_text(exc)
+            try:
+                delete_set(storage, backup.backup_id)
+            except BackupError as cleanup:
+                recorder.log(f"cleanup failed: {cleanup}")
+                error += (" Its partial files could not be removed yet; deleting this failed backup removes them "
+                          "once the storage is reachable again.")
+            recorder.finish(RunStatus.FAILED, error)
         finally:
             if regular:
                 hooks.run_hooks("post_backup", recorder)
@@ -110,7 +119,6 @@ def _manifest(backup, facts):
         "status": RunStatus.COMPLETED,
         "components": facts,
         "compression": compression.method(),
-        "encryption": None,
         "tools": {"python": platform.python_version(), "django": django.get_version()},
     }
 
@@ -156,30 +164,68 @@ def storage_used_mb():
     return round(used / (1024 * 1024), 2)
 
 
+def _stored_file(backup, artifact):
+    """The stored file an artifact (or SHA256SUMS / metadata.json) of the set is kept in: encrypted
+    artifacts are asked for by their name and sent as ``<name>.age``."""
+    files = stored_files(backup.manifest)
+    file = backup.manifest.get("artifacts", {}).get(artifact, {}).get("file", artifact)
+    if file not in files:  # only names of the set: no path reaches storage
+        raise NotFound(f"Backup {backup.backup_id} has no artifact {artifact!r}; it has {', '.join(files)}.")
+    return file
+
+
 def download(backup_id, artifact=None):
     """``(iterator, content_length, filename)``: the whole set as one streamed tar, or one stored
-    file of it (an artifact, SHA256SUMS or metadata.json) as it is."""
+    file of it (an artifact, SHA256SUMS or metadata.json) as it is (still encrypted, if it is)."""
     backup = get_backup(backup_id)
     storage = backup_storage()
-    files = [*sorted(backup.manifest.get("artifacts", {})), SUMS_NAME, MANIFEST_NAME]
-    if artifact is not None and artifact not in files:  # only names of the set: no path reaches storage
-        raise NotFound(f"Backup {backup.backup_id} has no artifact {artifact!r}; it has {', '.join(files)}.")
     try:
         if artifact is None:
-            iterator, length = stream_set_tar(storage, backup.backup_id, files, mtime=backup.finished_at.timestamp())
+            iterator, length = stream_set_tar(storage, backup.backup_id, stored_files(backup.manifest),
+                                              mtime=backup.finished_at.timestamp())
             return iterator, length, f"{backup.backup_id}.tar"
-        path = set_path(backup.backup_id, artifact)
+        file = _stored_file(backup, artifact)
+        path = set_path(backup.backup_id, file)
         size = storage.size(path)
-        return stream_file(storage, path, size), size, artifact
+        return stream_file(storage, path, size), size, file
     except FileNotFoundError:
         raise NotFound(f"A file of backup {backup.backup_id} is missing from storage; verify the backup "
                        "and take a new one.") from None
 
 
-def open_reader(backup):
-    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache)."""
+def download_url(backup_id, artifact):
+    """A short-lived presigned URL for one stored file of the set when the primary storage is S3
+    and BACKUP_S3_PRESIGNED_DOWNLOADS is on; None means: stream it through the app (``download``)."""
+    backup = get_backup(backup_id)
     storage = backup_storage()
-    return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
+    if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
+        return None
+    file = _stored_file(backup, artifact)
+    return presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
+
+
+def open_reader(backup, copy=None):
+    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache).
+    ``copy`` picks "primary" or "offsite"; by default the primary copy, or the verified offsite copy
+    when the primary one cannot be read (``reader.copy`` tells which)."""
+    if copy == "offsite":
+        reader = offsite.open_offsite_reader(backup)
+        if reader is None:
+            raise NotFound(f"Backup {backup.backup_id} has no verified offsite copy.")
+        return reader
+    storage = backup_storage()
+    try:
+        return BackupSetReader(storage, backup.backup_id, load_manifest(storage, backup.backup_id))
+    except BackupError as primary_error:
+        if copy == "primary":
+            raise
+        try:
+            reader = offsite.open_offsite_reader(backup)
+        except BackupError as exc:
+            raise BackupError(f"{primary_error} The offsite copy cannot be read either: {exc}") from exc
+        if reader is None:
+            raise
+        return reader
 
 
 def verify_backup(backup_id):
@@ -198,5 +244,6 @@ def delete_backup(backup_id):
         raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
     if backup.restores.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS]).exists():
         raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+    offsite.delete_offsite(backup)
     delete_set(backup_storage(), backup.backup_id)
     backup.delete()  # restores keep their history through source_backup_id

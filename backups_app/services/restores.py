@@ -9,7 +9,7 @@ from backups_app import components
 from backups_app.archive.ids import new_run_id, validate_restore_id
 from backups_app.errors import BackupError, ConfirmationRequired, NotFound, UnknownComponent
 from backups_app.models import Backup, Restore, RunStatus, Trigger
-from backups_app.services import hooks, locks
+from backups_app.services import hooks, locks, offsite
 from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
 from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
 
@@ -70,8 +70,16 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
     _parse_options(names, options)
     reader = open_reader(backup)
     selected = {n: reader.artifacts_of(n) for n in names}
-    checks = reader.verify([a for arts in selected.values() for a in arts]) if verify else {}
+    artifacts = [a for arts in selected.values() for a in arts]
+    # Decrypting too proves the age identity works before anything is touched.
+    checks = reader.verify(artifacts, decrypt=True) if verify else {}
     affected, live, problems = {}, {}, []
+    if any(checks.values()) and reader.copy == "primary":
+        sound = _sound_offsite_reader(backup, artifacts)
+        if sound is not None:
+            problems += [f"primary copy: {a}: {error}" for a, error in checks.items() if error]
+            problems.append("the primary copy failed verification; the verified offsite copy is used")
+            reader, checks = sound, dict.fromkeys(artifacts)
     for name in names:
         backup_counts = reader.manifest["components"][name].get("counts", {})
         try:
@@ -95,8 +103,20 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
         "affected": affected,
         "confirm_required": True,
         "problems": problems,
+        "copy": reader.copy,
         "ok": not any(checks.values()),
     }
+
+
+def _sound_offsite_reader(backup, artifacts):
+    """A reader over the offsite copy if it exists and ``artifacts`` pass verification there."""
+    try:
+        reader = offsite.open_offsite_reader(backup)
+        if reader is not None and not any(reader.verify(artifacts, decrypt=True).values()):
+            return reader
+    except BackupError:
+        pass
+    return None
 
 
 def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Trigger.CLI, user=None,
@@ -176,7 +196,7 @@ def _apply(restore, recorder):
         recorder.log(f"safety backup {safety.backup_id} completed")
     else:
         recorder.log("nothing will be written (preview only); no safety backup needed")
-    if not _restore_components(restore, recorder, names, options, safety):
+    if not _restore_components(restore, recorder, names, options, safety, plan["copy"]):
         return
     if safety is not None and settings.BACKUP_KEEP_SAFETY:
         recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
@@ -186,9 +206,10 @@ def _apply(restore, recorder):
     recorder.finish(RunStatus.COMPLETED)
 
 
-def _restore_components(restore, recorder, names, options, safety):
+def _restore_components(restore, recorder, names, options, safety, copy):
     """Apply each component; on failure roll back the ones that changed data. True on success."""
-    reader = open_reader(restore.backup)
+    reader = open_reader(restore.backup, copy=copy)
+    recorder.log(f"reading {restore.source_backup_id} from its {reader.copy} copy")
     touched = []
     try:
         for name in names:

@@ -112,6 +112,7 @@ def sweep_stale_runs():
     """Mark in-progress runs with a stale heartbeat as failed and free their locks.
     Returns the number of runs swept."""
     from backups_app.archive.storage import backup_storage, delete_set
+    from backups_app.services.offsite import delete_offsite
 
     close_old_connections()
     cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
@@ -125,6 +126,7 @@ def sweep_stale_runs():
             )
             if isinstance(run, Backup):
                 delete_set(backup_storage(), run.backup_id)
+                delete_offsite(run)  # a copy cut short is partial too
             elif isinstance(run, Restore):
                 OperationLock.objects.filter(holder=run.restore_id).delete()
             swept += 1

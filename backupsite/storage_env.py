@@ -1,0 +1,59 @@
+"""Build the ``STORAGES`` entries for backups from environment variables.
+
+``{PREFIX}STORAGE`` picks ``local`` (FileSystemStorage at ``{PREFIX}DIR``) or ``s3``
+(django-storages' S3Storage with ``{PREFIX}S3_BUCKET``, ``_ENDPOINT_URL``, ``_PREFIX``,
+``_REGION``, ``_ACCESS_KEY_ID``, ``_SECRET_ACCESS_KEY``). The primary copy uses ``BACKUP_``,
+the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks (backups.E1xx).
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+
+MB = 1024 * 1024
+# S3 allows 10,000 parts per object: 16 MB parts give objects up to 156 GB. Parts in flight are
+# held in memory, so part size × parts in memory bounds the upload's memory.
+DEFAULT_PART_MB = 8
+PARTS_IN_MEMORY = 2
+
+
+def _transfer_config(part_mb):
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=part_mb * MB, multipart_chunksize=part_mb * MB,
+                            max_concurrency=PARTS_IN_MEMORY)
+    # s3transfer buffers this many parts of a non-seekable stream (our pipes); the default is 10.
+    config.max_in_memory_upload_chunks = PARTS_IN_MEMORY
+    return config
+
+
+def _part_mb(env, name):
+    value = env.get(name) or str(DEFAULT_PART_MB)
+    if not value.isdigit() or not 5 <= int(value) <= 5120:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a whole number of MB from 5 to 5120 (S3's part sizes).")
+    return int(value)
+
+
+def storage_entry(env, prefix, local_dir):
+    kind = env.get(f"{prefix}STORAGE", "local") or "local"
+    if kind != "s3":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(env.get(f"{prefix}DIR") or local_dir or ""), "file_permissions_mode": 0o600,
+                            "directory_permissions_mode": 0o700}}
+    endpoint = env.get(f"{prefix}S3_ENDPOINT_URL") or None
+    options = {
+        "bucket_name": env.get(f"{prefix}S3_BUCKET", ""),
+        "location": env.get(f"{prefix}S3_PREFIX", "").strip("/"),
+        "endpoint_url": endpoint,
+        "region_name": env.get(f"{prefix}S3_REGION") or None,
+        # Empty keys fall back to boto3's own chain (instance role, AWS_* variables, ~/.aws).
+        "access_key": env.get(f"{prefix}S3_ACCESS_KEY_ID") or None,
+        "secret_key": env.get(f"{prefix}S3_SECRET_ACCESS_KEY") or None,
+        # MinIO and most S3-compatible servers want path-style URLs.
+        "addressing_style": "path" if endpoint else None,
+        "file_overwrite": True,
+        # Artifacts are opaque bytes. Guessing from the name would store ``.tar.gz`` with
+        # ``Content-Encoding: gzip``, and browsers would then unpack it on download.
+        "object_parameters": {"ContentType": "application/octet-stream"},
+        "default_acl": None,
+        "transfer_config": _transfer_config(_part_mb(env, f"{prefix}S3_PART_MB")),
+    }
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

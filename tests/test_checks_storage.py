@@ -1,0 +1,70 @@
+"""System checks for the archive storage and age settings (backups.E1xx / W1xx)."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from pyrage import x25519
+
+from backups_app.checks import check_archive_storage
+from tests.conftest import s3_entry
+
+
+def ids(settings_errors):
+    return sorted(e.id for e in settings_errors)
+
+
+def test_defaults_pass():
+    assert check_archive_storage(None) == []
+
+
+def test_storage_mistakes_are_named_with_hints(settings):
+    settings.BACKUP_STORAGE = "ftp"
+    settings.STORAGES = {**settings.STORAGES,
+                         "backups": s3_entry("http://127.0.0.1:9", "", BACKUP_S3_SECRET_ACCESS_KEY=""),
+                         "backups_offsite": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                             "OPTIONS": {"location": ""}}}
+    settings.BACKUP_S3_PRESIGNED_DOWNLOADS = True
+    errors = check_archive_storage(None)
+    assert ids(errors) == ["backups.E101", "backups.E102", "backups.E104", "backups.W101"]
+    assert all(e.hint for e in errors)
+    settings.STORAGES = {**settings.STORAGES, "backups": s3_entry("http://127.0.0.1:9", "b",
+                                                                  BACKUP_S3_SECRET_ACCESS_KEY="")}
+    settings.BACKUP_STORAGE = "s3"
+    assert "backups.E103" in ids(check_archive_storage(None))
+
+
+def test_offsite_in_the_same_place_is_an_error(settings):
+    entry = s3_entry("http://127.0.0.1:9", "same")
+    settings.STORAGES = {**settings.STORAGES, "backups": entry, "backups_offsite": entry}
+    settings.BACKUP_STORAGE = "s3"
+    assert ids(check_archive_storage(None)) == ["backups.E105"]
+
+
+def test_age_settings(settings, tmp_path):
+    settings.BACKUP_AGE_RECIPIENTS = ["age1nope"]
+    assert ids(check_archive_storage(None)) == ["backups.E106"]
+
+    identity = x25519.Identity.generate()
+    settings.BACKUP_AGE_RECIPIENTS = [str(identity.to_public())]
+    assert ids(check_archive_storage(None)) == ["backups.W102"]  # encrypting, but no key here to restore
+
+    key = tmp_path / "key.txt"
+    key.write_text("garbage\n")
+    key.chmod(0o600)
+    settings.BACKUP_AGE_IDENTITY_FILE = str(key)
+    assert ids(check_archive_storage(None)) == ["backups.E107"]
+
+    key.write_text(f"{x25519.Identity.generate()}\n")
+    key.chmod(0o644)
+    assert ids(check_archive_storage(None)) == ["backups.W103", "backups.W104"]  # other key, readable by all
+
+    key.write_text(f"# created by age-keygen\n{identity}\n")
+    key.chmod(0o600)
+    assert check_archive_storage(None) == []
+
+
+def test_part_size_must_be_a_valid_s3_part_size():
+    for wrong in ("4", "16MB", "9000"):
+        with pytest.raises(ImproperlyConfigured, match="BACKUP_S3_PART_MB.*from 5 to 5120"):
+            s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB=wrong)
+    assert s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB="64")["OPTIONS"][
+        "transfer_config"].multipart_chunksize == 64 * 1024 * 1024
