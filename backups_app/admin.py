@@ -7,7 +7,6 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -16,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from backups_app import components
+from backups_app.downloads import download_response
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.admin_ops import OpsBackupAdminMixin
@@ -203,15 +203,10 @@ class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
         if not self.has_perm(request, "download_backup"):
             raise PermissionDenied
         try:
-            chunks, length, filename = backups.download(backup_id, artifact)
+            return download_response(request, backup_id, artifact)
         except BackupError as exc:
             messages.error(request, str(exc))
             return redirect("admin:backups_app_backup_changelist")
-        audit.record("backup.download", request=request, target=backup_id, details={"artifact": artifact})
-        response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
-        response["Content-Length"] = str(length)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
 
     def _restorable(self, request, backup_id):
         if not self.has_perm(request, "restore_backup"):

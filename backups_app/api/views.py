@@ -3,13 +3,13 @@ No logic of its own; errors come from the services and are mapped in api/errors.
 
 from typing import Optional, Union
 
-from django.http import StreamingHttpResponse
 from ninja import NinjaAPI, Path, Query, Status
 
 from backups_app.api import errors
 from backups_app.api.auth import staff_with
 from backups_app.api.schemas import (BackupDetail, BackupIn, BackupList, ConfirmationOut, ErrorOut, PlanOut,
                                      RestoreAccepted, RestoreDetail, RestoreIn, VerifyOut)
+from backups_app.downloads import download_response
 from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
 from backups_app.models import RunStatus, Trigger
 from backups_app.services import audit, backups, restores, retention
@@ -74,15 +74,9 @@ TAR = {"application/x-tar": {"schema": {"type": "string", "format": "binary"}},
 def download(request, backup_id: str = BackupId,
              artifact: Optional[str] = Query(None, pattern=ARTIFACT_NAME_RE.pattern, examples=["postgres.dump"])):
     """Streamed (constant memory). After `tar -xf`, `sha256sum -c SHA256SUMS` inside the folder
-    checks every artifact."""
-    iterator, length, filename = backups.download(backup_id, artifact)
-    audit.record("backup.download", user=request.auth, request=request, target=backup_id,
-                 details={"artifact": artifact})
-    response = StreamingHttpResponse(
-        iterator, content_type="application/octet-stream" if artifact else "application/x-tar")
-    response["Content-Length"] = str(length)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    checks every artifact. With S3 storage and BACKUP_S3_PRESIGNED_DOWNLOADS, one artifact answers
+    with a redirect (302) to a short-lived presigned URL instead."""
+    return download_response(request, backup_id, artifact, user=request.auth)
 
 
 @api.delete("/backup/{backup_id}", auth=staff_with(DELETE), response={204: None, **BY_ID, 409: ErrorOut},

@@ -419,3 +419,21 @@ def test_metrics_accept_a_staff_api_token_from_anywhere(stack):
     client = token_client(staff_user("prometheus"))
     assert client.get("/metrics", **remote).status_code == 200
     assert Client(HTTP_AUTHORIZATION="Bearer bk_wrong").get("/metrics", **remote).status_code == 403
+
+
+def test_single_artifact_download_redirects_to_presigned_url_on_s3(admin_api, stack, s3_backups, settings):
+    import urllib.request
+
+    from backups_app.models import AuditEvent
+
+    backup_id = take_backup(admin_api, components=["sqlite"])["backup_id"]
+    settings.BACKUP_S3_PRESIGNED_DOWNLOADS = True
+    response = admin_api.get(f"{API}/backup/{backup_id}/download", {"artifact": "sqlite_app.db"})
+    assert response.status_code == 302
+    with urllib.request.urlopen(response["Location"]) as fetched:
+        assert hashlib.sha256(fetched.read()).hexdigest() == Backup.objects.get(
+            backup_id=backup_id).artifacts.get(name="sqlite_app.db").sha256
+    # The whole set cannot be presigned (it is built on the fly): it still streams.
+    whole = admin_api.get(f"{API}/backup/{backup_id}/download")
+    assert whole.status_code == 200 and whole.streaming
+    assert AuditEvent.objects.filter(action="backup.download", details__presigned=True).count() == 1
