@@ -8,14 +8,18 @@ PORT ?= 8000
 export UPLOADS_DIR ?= $(CURDIR)/var/demo/uploads
 export SQLITE_PATHS ?= $(CURDIR)/var/demo/app.sqlite3
 
-.PHONY: run test venv system-run system-test services clean
+.PHONY: run test system-run system-test services clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# `make run` needs only the runtime packages; `make test` adds the test tools.
+$(VENV)/.installed-run: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
-
-venv: $(VENV)/.installed
 
 system-run:
 	scripts/dev/ensure-system.sh run
@@ -26,18 +30,18 @@ system-test:
 services: system-test
 	scripts/dev/ensure-services.sh
 
-run: system-run venv
+run: system-run $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_stack
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py sweepruns
 	$(PY) manage.py setup_schedules
-	@echo "Starting the django-q2 worker and the web server on http://$(HOST):$(PORT)/admin/"
+	@echo "Starting the django-q2 worker and the web server on http://$(HOST):$(PORT)/admin/ (log in as shown above)"
 	$(PY) manage.py qcluster & QPID=$$!; \
 	trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
-test: services venv
+test: services $(VENV)/.installed-test
 	$(PY) -m pytest
 
 clean:

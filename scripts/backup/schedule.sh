@@ -21,19 +21,13 @@ CRON_LOG="${BACKUP_CRON_LOG:-/var/log/rag-backups.log}"
 MARKER="# Installed by scripts/backup/schedule.sh; remove with: schedule.sh remove"
 
 # The shared helpers of the backup scripts (config file loading, the project's Python).
-if [ -f "$HERE/lib.sh" ]; then
-  # shellcheck source=/dev/null
-  . "$HERE/lib.sh"
-  load_config
-fi
-
-python_bin() {
-  if [ -x "$PROJECT_ROOT/.venv/bin/python" ]; then echo "$PROJECT_ROOT/.venv/bin/python"; else echo python3; fi
-}
+# shellcheck source=scripts/backup/lib.sh
+. "$HERE/lib.sh"
+load_config
 
 manage() {
   cd "$PROJECT_ROOT"
-  "$(python_bin)" manage.py "$@"
+  "$(project_python)" manage.py "$@"
 }
 
 JOBS=(daily weekly monthly rehearsal)
@@ -65,7 +59,7 @@ install_cron() {
     done
     # Marks runs whose worker died as failed and frees their locks.
     printf '*/5 * * * * %s cd %q && %q manage.py sweepruns >> %q 2>&1\n' "$CRON_USER" "$PROJECT_ROOT" \
-      "$(python_bin)" "$CRON_LOG"
+      "$(project_python)" "$CRON_LOG"
   } >"$tmp"
   chmod 0644 "$tmp"
   mv "$tmp" "$CRON_FILE"  # cron never reads a half-written file

@@ -22,7 +22,6 @@ class Command(ServiceCommand):
                                        run_async=opts["run_async"])
         audit.record("backup.create", target=backup.backup_id, details={"trigger": Trigger.CLI})
         if backup.status == RunStatus.FAILED:
-            self.stderr.write(backup.log)
             raise CommandError(f"Backup {backup.backup_id} failed: {backup.error}")
         if not opts["run_async"]:
             self.stderr.write(f"{backup.status}: {len(backup.components)} component(s), {backup.size_mb} MB")

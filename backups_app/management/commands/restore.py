@@ -38,7 +38,6 @@ class Command(ServiceCommand):
                                              run_async=opts["run_async"])
         audit.record("restore.start", target=restore.restore_id,
                      details={"backup_id": restore.source_backup_id, "components": restore.components})
-        self.stderr.write(restore.log)
         if restore.status not in (RunStatus.COMPLETED, RunStatus.PENDING):
             raise CommandError(f"Restore {restore.restore_id} {restore.status}: {restore.error}")
         self.stdout.write(restore.restore_id)
