@@ -70,6 +70,21 @@ def extract_beside(stream, live, check=None):
     return files, size
 
 
+def restore_folder(reader, component, artifacts, live, log, check=None):
+    """Put back a folder that ``component`` stored as one tar artifact: extracted beside ``live``,
+    checked, swapped in; or removed when the backup recorded the folder as absent (a safety backup
+    of a folder that did not exist yet). Returns (files, bytes)."""
+    if reader.facts_of(component).get("absent"):
+        log(f"{component}: the folder did not exist in this backup; removing {live}")
+        shutil.rmtree(live, ignore_errors=True)
+        return 0, 0
+    (name,) = artifacts
+    with reader.open_decompressed(name) as stream:
+        files, size = extract_beside(stream, live, check=check)
+    log(f"{component}: extracted {files} files, {size} bytes from {name} and swapped them into {live}")
+    return files, size
+
+
 def swap_in(staging, live):
     """Put folder ``staging`` in place of ``live`` (two renames; the old folder is removed)."""
     if not os.path.exists(live):

@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import os
 import secrets
-import shutil
 import sqlite3
 import sys
 import tarfile
@@ -26,7 +25,7 @@ from contextlib import closing, contextmanager
 from django.conf import settings
 
 from backups_app.archive.compression import decompressing, method_of
-from backups_app.archive.safetar import extract_beside, extracted
+from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.components.base import Component
 from backups_app.components.exports import artifact_stem, batches, read_export, write_export
 from backups_app.components.sqlite import _check as check_sqlite
@@ -151,15 +150,7 @@ class ChromaComponent(Component):
         return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}"}
 
     def _restore_folder(self, reader, artifacts, log):
-        live = os.path.abspath(self.config["path"])
-        if reader.facts_of(self.name).get("absent"):
-            log(f"{self.name}: the folder did not exist in this backup; removing {live}")
-            shutil.rmtree(live, ignore_errors=True)
-            return
-        (name,) = artifacts
-        with reader.open_decompressed(name) as stream:
-            files, size = extract_beside(stream, live, check=check_folder)
-        log(f"{self.name}: extracted {files} files, {size} bytes, checked {SQLITE_NAME} and swapped into {live}")
+        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log, check=check_folder)
 
     def _rehearse_folder(self, reader, artifacts, log):
         if not artifacts:  # the folder was absent (a safety backup)

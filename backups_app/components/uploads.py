@@ -4,12 +4,11 @@ Restore extracts into a sibling folder with member checks, then swaps it in, so 
 is replaced whole or not at all."""
 
 import os
-import shutil
 import tarfile
 
 from django.conf import settings
 
-from backups_app.archive.safetar import extract_beside, extracted, folder_counts
+from backups_app.archive.safetar import extracted, folder_counts, restore_folder
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError
 
@@ -49,12 +48,4 @@ class UploadsComponent(Component):
         return {"files": files, "bytes": size}
 
     def restore(self, reader, artifacts, options, log):
-        live = os.path.abspath(self.config["path"])
-        if reader.facts_of(self.name).get("absent"):
-            log(f"{self.name}: the folder did not exist in this backup; removing {live}")
-            shutil.rmtree(live, ignore_errors=True)
-            return
-        (name,) = artifacts
-        with reader.open_decompressed(name) as stream:
-            files, size = extract_beside(stream, live)
-        log(f"{self.name}: extracted {files} files, {size} bytes and swapped them into {live}")
+        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log)
