@@ -19,7 +19,7 @@ from backups_app.downloads import download_response
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.admin_ops import OpsBackupAdminMixin
-from backups_app.services import audit, backups, restores
+from backups_app.services import audit, backups, offsite, restores
 
 BADGE_COLOURS = {
     RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
@@ -135,7 +135,7 @@ class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
     list_filter = ("status", "kind", "trigger", "pinned", "offsite_status")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
-    actions = ["verify_selected"]
+    actions = ["verify_selected", "copy_offsite_again"]
     change_list_template = "admin/backups_app/backup/change_list.html"
     fieldsets = [
         (None, {"fields": ("backup_id", "status_badge", "kind", "description", "component_list", "size",
@@ -275,6 +275,19 @@ class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
             else:
                 failed = "; ".join(f"{n}: {e}" for n, e in result["artifacts"].items() if e)
                 messages.error(request, f"Verification FAILED for {backup.backup_id}: {failed}")
+
+    def has_offsite_permission(self, request):
+        return request.user.has_perm("backups_app.add_backup")  # the same right as taking a backup
+
+    @admin.action(description="Copy selected backups to offsite storage again", permissions=["offsite"])
+    def copy_offsite_again(self, request, queryset):
+        for backup in queryset:
+            try:
+                offsite.queue_copy(backup)
+            except BackupError as exc:
+                messages.error(request, str(exc))
+                continue
+            messages.success(request, f"Offsite copy of {backup.backup_id} queued.")
 
     def has_delete_permission(self, request, obj=None):
         # Active and pinned backups are refused by the service too; hiding the button says it first.

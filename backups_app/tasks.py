@@ -16,6 +16,15 @@ def run_verification(pk):
     verification.run_verification(pk)
 
 
+def copy_offsite(pk):
+    from backups_app.models import Backup
+    from backups_app.services import offsite
+    from backups_app.services.runs import RunRecorder
+
+    backup = Backup.objects.get(pk=pk)
+    offsite.copy_offsite(backup, RunRecorder(backup).log)
+
+
 def sweep():
     return sweep_stale_runs()
 

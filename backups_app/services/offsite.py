@@ -46,6 +46,17 @@ def copy_offsite(backup, log):
     return backup.offsite_status
 
 
+def queue_copy(backup):
+    """Copy (again) in the worker, e.g. after the offsite store was down when the backup ran."""
+    from backups_app.services.runs import submit
+
+    if offsite_storage() is None:
+        raise BackupError("No offsite storage is configured (set BACKUP_OFFSITE_STORAGE, see docs/storage.md).")
+    if backup.status != "completed":
+        raise BackupError(f"Backup {backup.backup_id} is {backup.status}; only completed backups are copied.")
+    submit("backups_app.tasks.copy_offsite", backup.pk, f"offsite {backup.backup_id}")
+
+
 def open_offsite_reader(backup):
     """A reader over the verified offsite copy, or None when there is none."""
     target = offsite_storage()

@@ -22,14 +22,19 @@ logger = logging.getLogger("backups_app")
 run_finished = Signal()
 
 
-def enqueue(task, run, name):
-    """Hand a run to the django-q2 worker. ``Q_CLUSTER["sync"]`` is read here, at use (django-q2
-    reads its own settings once at import), so tests and single-process setups can run inline.
-    A broker that refuses the task fails the run instead of leaving it pending forever."""
+def submit(task, pk, name):
+    """Hand a task to the django-q2 worker. ``Q_CLUSTER["sync"]`` is read here, at use (django-q2
+    reads its own settings once at import), so tests and single-process setups can run inline."""
     from django_q.tasks import async_task
 
+    async_task(task, pk, task_name=name, sync=settings.Q_CLUSTER.get("sync", False))
+
+
+def enqueue(task, run, name):
+    """Submit a run; a broker that refuses the task fails the run instead of leaving it pending
+    forever."""
     try:
-        async_task(task, run.pk, task_name=name, sync=settings.Q_CLUSTER.get("sync", False))
+        submit(task, run.pk, name)
     except Exception as exc:
         RunRecorder(run).finish(RunStatus.FAILED, f"Could not hand the run to the task queue: {exc}")
         raise BackupError(f"Could not queue {name}: {exc}. Is the django-q2 broker reachable?") from exc

@@ -211,3 +211,20 @@ def test_pinned_backup_cannot_be_deleted_from_the_admin(stack, superuser_client,
     assert response.status_code in (200, 403) and Backup.objects.filter(pk=backup.pk).exists()
     assert superuser_client.get(reverse("admin:backups_app_backup_delete", args=[backup.pk])).status_code == 403
     assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()
+
+
+def test_offsite_copy_can_be_queued_again_from_the_admin(stack, superuser_client, settings, tmp_path):
+    backup = backups.create_backup()  # no offsite storage yet: nothing copied
+    changelist = reverse("admin:backups_app_backup_changelist")
+    action = {"action": "copy_offsite_again", "index": 0, "_selected_action": [backup.pk]}
+    refused = superuser_client.post(changelist, action, follow=True).content.decode()
+    assert "No offsite storage is configured" in refused
+
+    offsite_dir = tmp_path / "offsite"
+    settings.STORAGES = {**settings.STORAGES, "backups_offsite": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(offsite_dir)}}}
+    superuser_client.post(changelist, action)
+    backup.refresh_from_db()
+    assert backup.offsite_status == "verified", backup.offsite_error
+    assert sorted(p.name for p in (offsite_dir / backup.backup_id).iterdir()) == [
+        "SHA256SUMS", "metadata.json", "sqlite_app.db", "uploads.tar.zst"]
