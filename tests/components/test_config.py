@@ -172,12 +172,15 @@ def test_hard_linked_files_are_stored_whole(configured):
 
 
 @pytest.mark.django_db
-def test_cli_preview_exits_zero_and_prints_the_diff(configured, capsys):
+def test_cli_preview_exits_zero_and_prints_the_diff(configured, caplog):
+    """The command's progress, the diff included, reaches the terminal through the backups_app
+    logger as the run goes (caplog reads that logger)."""
     from django.core.management import call_command
 
     backup = backups.create_backup(["config"])
     (configured / "docker-compose.yml").write_text("services:\n  api:\n    image: app:2.0\n")
+    caplog.set_level("INFO", logger="backups_app")
     call_command("restore", backup.backup_id, "--components", "config", "--yes", "--set", "config.mode=preview")
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "-    image: app:2.0\n+    image: app:1.0" in err
     assert (configured / "docker-compose.yml").read_text().endswith("app:2.0\n")
