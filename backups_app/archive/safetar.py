@@ -11,7 +11,20 @@ from contextlib import contextmanager
 from backups_app.errors import UnsafeArchive
 
 
-def _check_member(member):
+# Longer paths make os.path.realpath stop resolving links (ENAMETOOLONG is taken for "not a
+# link"), which is how CVE-2025-4517 walks out of tarfile's own 'data' filter on Python < 3.11.13.
+MAX_PATH_BYTES = 3000
+
+
+def _inside(root, path):
+    return path == root or path.startswith(root + os.sep)
+
+
+def _check_member(member, root=None):
+    """Refuse a member that could leave the folder. Without ``root`` the checks read the names
+    only; with ``root`` (the real path of the folder being extracted into) the member's parent
+    and a link's target are also resolved on disk, through the links extracted so far, so that
+    chains of relative links cannot escape either."""
     name = member.name
     parts = name.split("/")
     if name.startswith("/") or ".." in parts or "\\" in name or "\x00" in name:
@@ -25,16 +38,29 @@ def _check_member(member):
         )
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
             raise UnsafeArchive(f"Refusing archive member {name!r}: link to {target!r} leaves the folder.")
+    if root is None:
+        return
+    path = os.path.join(root, name)
+    if len(os.fsencode(path)) + len(os.fsencode(member.linkname)) > MAX_PATH_BYTES:
+        raise UnsafeArchive(f"Refusing archive member {name[:80]!r}…: path too long to check safely.")
+    parent = os.path.realpath(os.path.dirname(path))
+    if not _inside(root, parent):
+        raise UnsafeArchive(f"Refusing archive member {name!r}: it goes through a link that leaves the folder.")
+    if member.issym() or member.islnk():
+        base = parent if member.issym() else root
+        if not _inside(root, os.path.realpath(os.path.join(base, member.linkname))):
+            raise UnsafeArchive(f"Refusing archive member {name!r}: link to {member.linkname!r} leaves the folder.")
 
 
 def safe_extract(fileobj, dest, mode="r|"):
     """Extract a tar stream into ``dest`` (which must exist). Returns (files, bytes)."""
+    root = os.path.realpath(dest)
     files = size = 0
     with tarfile.open(fileobj=fileobj, mode=mode) as tar:
         for member in tar:
-            _check_member(member)
+            _check_member(member, root)
             # The 'data' filter re-checks the same rules and drops unsafe modes (setuid, ...).
-            tar.extract(member, dest, filter="data")
+            tar.extract(member, root, filter="data")
             if member.isfile():
                 files += 1
                 size += member.size
