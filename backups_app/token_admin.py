@@ -1,8 +1,11 @@
 """Admin for API tokens: list, create (the token is shown once, in the success message) and revoke.
-Kept apart from admin.py so the run admin and the token admin evolve separately."""
+A token carries its user's rights, so only superusers mint or revoke tokens for others; everyone
+else sees, creates and revokes their own. Kept apart from admin.py so the run admin and the token
+admin evolve separately."""
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 
 from backups_app.models import ApiToken
 from backups_app.services import audit, tokens
@@ -17,18 +20,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
 
+    def get_queryset(self, request):
+        tokens_shown = super().get_queryset(request)
+        return tokens_shown if request.user.is_superuser else tokens_shown.filter(user=request.user)
+
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (("user",) if obj else ())
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":  # tokens are for active staff only
-            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True, is_active=True)
+            staff = get_user_model().objects.filter(is_staff=True, is_active=True)
+            kwargs["queryset"] = staff if request.user.is_superuser else staff.filter(pk=request.user.pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if change:
             obj.save(update_fields=["name"])
             return
+        if not (request.user.is_superuser or obj.user_id == request.user.pk):
+            raise PermissionDenied("Only superusers may create API tokens for other users.")
         record, token = tokens.create_token(obj.user, obj.name)
         obj.pk = record.pk
         audit.record("token.create", request=request, target=f"{record.prefix}… ({record.user})")

@@ -1,12 +1,17 @@
-"""The token admin: create shows the token once, the list never shows it, revoke stops it working."""
+"""The token admin: create shows the token once, the list never shows it, revoke stops it working;
+only superusers create or revoke tokens for other users."""
 
 import re
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
+from django.core.exceptions import PermissionDenied
+from django.test import Client, RequestFactory
 
 from backups_app.models import ApiToken
+from backups_app.services import tokens
+from backups_app.token_admin import ApiTokenAdmin
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/backups_app/apitoken/"
@@ -43,3 +48,49 @@ def test_only_staff_can_be_given_tokens(admin_client_logged_in):
     response = admin_client_logged_in.post(f"{CHANGELIST}add/", {"user": viewer.pk, "name": "x"})
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert not ApiToken.objects.exists()
+
+
+@pytest.fixture
+def token_clerk():
+    """A staff user who may add, change and view tokens, but is no superuser."""
+    clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(
+        codename__in=["add_apitoken", "change_apitoken", "view_apitoken"]))
+    client = Client()
+    client.login(username="clerk", password="pw")
+    return clerk, client
+
+
+def test_non_superuser_creates_tokens_only_for_themself(token_clerk):
+    clerk, client = token_clerk
+    root = User.objects.create_superuser("root", password="pw")
+    response = client.post(f"{CHANGELIST}add/", {"user": root.pk, "name": "escalate"})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+    client.post(f"{CHANGELIST}add/", {"user": clerk.pk, "name": "mine"})
+    assert ApiToken.objects.get().user == clerk
+
+
+def test_save_model_refuses_another_users_token_for_non_superusers(token_clerk):
+    clerk, _client = token_clerk
+    root = User.objects.create_superuser("root", password="pw")
+    request = RequestFactory().post(f"{CHANGELIST}add/")
+    request.user = clerk
+    with pytest.raises(PermissionDenied):
+        ApiTokenAdmin(ApiToken, admin.site).save_model(request, ApiToken(user=root, name="x"), None, change=False)
+    assert not ApiToken.objects.exists()
+
+
+def test_non_superuser_sees_and_revokes_only_their_own_tokens(token_clerk):
+    clerk, client = token_clerk
+    root = User.objects.create_superuser("root", password="pw")
+    theirs, _ = tokens.create_token(root, "root's")
+    mine, _ = tokens.create_token(clerk, "mine")
+    listing = client.get(CHANGELIST).content.decode()
+    assert mine.prefix in listing and theirs.prefix not in listing
+    client.post(CHANGELIST, {"action": "revoke_tokens", "_selected_action": [theirs.pk, mine.pk]})
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert theirs.revoked_at is None and mine.revoked_at is not None
+
