@@ -7,6 +7,7 @@ each channel retried with backoff; a channel that still fails is logged on the r
 URL is a secret and never appears in logs or errors.
 """
 
+import http.client
 import json
 import logging
 import socket
@@ -85,11 +86,13 @@ def _send_email(recipients, subject, text):
 
 
 def _post_webhook(url, text):
-    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
     try:
+        request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=settings.BACKUP_NOTIFY_TIMEOUT) as response:
             response.read()
+    except (ValueError, http.client.InvalidURL):  # their text quotes the URL
+        raise OSError("the webhook URL is invalid (check BACKUP_NOTIFY_WEBHOOK)") from None
     except urllib.error.HTTPError as exc:
         raise OSError(f"the webhook answered HTTP {exc.code}") from None
     except urllib.error.URLError as exc:  # its text never includes the URL

@@ -121,6 +121,18 @@ def test_unreachable_webhook_is_logged_without_its_url(failing_source, settings)
     assert "the webhook is unreachable" in log and "SECRETTOKEN" not in log
 
 
+@pytest.mark.parametrize("url", ["hooks.slack.com/services/T000/B000/SECRETTOKEN",  # no scheme: ValueError
+                                 "https://hooks.slack.com/services/T000/B000/SECRET TOKEN"])  # InvalidURL
+def test_malformed_webhook_url_is_logged_without_it(failing_source, settings, url):
+    settings.BACKUP_NOTIFY_WEBHOOK = url
+    settings.BACKUP_NOTIFY_ATTEMPTS = 1
+    backup = backups.create_backup()
+    assert wait_for(lambda: "webhook notification failed" in Backup.objects.get(pk=backup.pk).log)
+    log = Backup.objects.get(pk=backup.pk).log
+    assert "webhook notification failed after 1 attempt(s): the webhook URL is invalid" in log
+    assert "SECRET" not in log and "hooks.slack.com" not in log
+
+
 def test_a_slow_receiver_never_holds_the_run(failing_source, receiver):
     hook = receiver()
     hook.release.clear()  # the endpoint hangs until released
