@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import hiredis
 import redis
@@ -39,14 +39,20 @@ def _dbs(value):
 
 def split_password(url):
     """(url without its password, password): the password then travels only in the client's
-    memory and in REDISCLI_AUTH, never in logs or argv."""
+    memory and in REDISCLI_AUTH, never in logs or argv. redis-py also reads ``password`` and
+    ``username`` from the query (the user info wins); the username moves to the user info."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = dict(query)
+    if parts.password is None and not given.keys() & {"password", "username"}:
         return url, ""
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    netloc = f"{user}@{hostport}" if user else hostport
-    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+    password = unquote(parts.password) if parts.password else given.get("password", "")
+    user = parts.username or quote(given.get("username", ""), safe="")
+    hostport = parts.netloc.rpartition("@")[2]
+    rest = urlencode([(key, value) for key, value in query if key not in ("password", "username")])
+    # built by hand: urlunsplit drops the '//' of unix:///path
+    return (f"{parts.scheme}://{user + '@' if user else ''}{hostport}{parts.path}"
+            f"{'?' + rest if rest else ''}{'#' + parts.fragment if parts.fragment else ''}"), password
 
 
 def read_commands(stream):

@@ -256,6 +256,28 @@ def test_password_is_split_from_url():
     assert split_password("redis://user:p%40ss@host:6380/2") == ("redis://user@host:6380/2", "p@ss")
     assert split_password("redis://:pw@[::1]:6379") == ("redis://[::1]:6379", "pw")
     assert split_password("unix:///run/redis.sock?db=1") == ("unix:///run/redis.sock?db=1", "")
+    # redis-py also reads credentials from the query; the user info wins, as in redis-py
+    assert split_password("redis://host:6379/0?password=p%40ss&username=kim&socket_timeout=5") == \
+        ("redis://kim@host:6379/0?socket_timeout=5", "p@ss")
+    assert split_password("redis://:pw@host/0?password=other") == ("redis://host/0", "pw")
+    assert split_password("unix:///run/redis.sock?password=pw&db=1") == ("unix:///run/redis.sock?db=1", "pw")
+
+
+@pytest.mark.django_db
+def test_password_in_the_url_query_logs_in_and_never_shows(sources, redis_url):
+    fill(redis_url)
+    base_url, password = split_password(redis_url)
+    sources(redis=(ENGINE, {"url": f"{base_url}?password={password}"}))
+    assert PASSWORD not in str(get_component("redis").describe())
+    backup = backups.create_backup(["redis"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert backup.manifest["components"]["redis"]["counts"] == {"db0": 3010, "db3": 2, "db15": 1}
+    assert PASSWORD not in backup.log + str(backup.manifest)
+    sources(redis=(ENGINE, {"url": f"redis://127.0.0.1:1/0?password={PASSWORD}"}))
+    backup = backups.create_backup(["redis"])
+    assert backup.status == RunStatus.FAILED
+    assert "redis: Redis at redis://127.0.0.1:1/0:" in backup.error
+    assert PASSWORD not in backup.error + backup.log
 
 
 @pytest.mark.django_db
