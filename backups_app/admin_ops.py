@@ -1,7 +1,8 @@
 """Admin for operations: pin/unpin and rehearsal actions and the Retention page for the Backup
 admin (``OpsBackupAdminMixin``), the read-only Verification and audit log admins, and audited
-django-q2 schedule edits. Imported by ``BackupsAppConfig.ready``."""
+django-q2 schedule edits limited to our own tasks. Imported by ``BackupsAppConfig.ready``."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -11,9 +12,15 @@ from django.utils.html import format_html, format_html_join
 from django_q.admin import ScheduleAdmin
 from django_q.models import Schedule
 
+from backups_app import tasks
 from backups_app.errors import BackupError
 from backups_app.models import AuditEvent, Trigger, Verification
 from backups_app.services import audit, retention, verification
+
+# The tasks setup_schedules creates. A schedule runs its func in the worker with the worker's
+# rights, so the admin must not name anything else (os.system, a restore with confirm=True, ...).
+SCHEDULABLE_TASKS = tuple(f"{task.__module__}.{task.__name__}"
+                          for task in (tasks.scheduled_backup, tasks.scheduled_rehearsal, tasks.sweep))
 
 
 @admin.action(description="Pin: keep whatever the retention policy says")
@@ -138,8 +145,34 @@ class AuditEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = "__all__"
+
+    def clean_func(self):
+        func = self.cleaned_data["func"]
+        if func not in SCHEDULABLE_TASKS:
+            raise forms.ValidationError(
+                f"{func!r} cannot be scheduled here; schedules may only run {', '.join(SCHEDULABLE_TASKS)} "
+                "(manage.py setup_schedules creates them from the BACKUP_SCHEDULE_* settings).")
+        return func
+
+    def clean_hook(self):  # the hook is a callable too, run in the worker after the task
+        if self.cleaned_data["hook"]:
+            raise forms.ValidationError("Hooks cannot be set here; leave it empty.")
+        return self.cleaned_data["hook"]
+
+    def clean_kwargs(self):  # our tasks take no keyword arguments, and q_options could set a hook
+        if self.cleaned_data["kwargs"]:
+            raise forms.ValidationError("Keyword arguments cannot be set here; the schedulable tasks take none.")
+        return self.cleaned_data["kwargs"]
+
+
 class AuditedScheduleAdmin(ScheduleAdmin):
-    """django-q2's schedule admin, with every change recorded in the audit log."""
+    """django-q2's schedule admin, limited to our own tasks, with every change recorded in the audit log."""
+
+    form = ScheduleForm
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
