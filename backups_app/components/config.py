@@ -6,6 +6,8 @@ Config holds secrets: the manifest marks the component ``sensitive`` and the bac
 while backups are not encrypted. Restore defaults to ``preview``: a unified diff per file in the
 run log (values of secret-looking settings redacted), nothing written. ``apply`` replaces each
 changed file atomically (temporary file + rename) and keeps the replaced one as ``<file>.bak``.
+Both refuse any member (or manifest ``absent`` entry) that is not under the configured paths once
+the links on disk, those restored so far included, are resolved.
 """
 
 import difflib
@@ -18,10 +20,10 @@ import tempfile
 
 from django.conf import settings
 
-from backups_app.archive.safetar import _check_member, folder_counts, safe_extract
+from backups_app.archive.safetar import _check_member, _inside, folder_counts, safe_extract
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component, choice, comma_list, parse_bool
-from backups_app.errors import ComponentError
+from backups_app.errors import ComponentError, UnsafeArchive
 
 DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by hash only
 DIFF_MAX_LINES = 400
@@ -39,6 +41,11 @@ def _sha256_file(path):
         while chunk := f.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _resolved(path):
+    """``path`` with the links in its folders resolved (a link at the end stays a link)."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def _text_lines(data):
@@ -121,11 +128,12 @@ class ConfigComponent(Component):
         (name,) = artifacts
         apply = options["mode"] == "apply"
         base = self.base_dir
+        root = os.path.realpath(base)
+        allowed = [_resolved(os.path.join(root, rel)) for rel in self._relative()]
         summary, seen = {"unchanged": 0, "changed": 0, "new": 0}, set()
         with reader.open_decompressed(name) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
-                _check_member(member)
-                target = os.path.join(base, *member.name.split("/"))
+                target = self._target(member, root, allowed)
                 if member.isdir():
                     if apply:
                         os.makedirs(target, exist_ok=True)
@@ -133,20 +141,33 @@ class ConfigComponent(Component):
                 seen.add(member.name)
                 state = self._apply(tar, member, target, log) if apply else self._preview(tar, member, target, log)
                 summary[state] += 1
-        absent = reader.facts_of(self.name).get("absent", [])
-        for rel in [rel for rel in absent if os.path.lexists(os.path.join(base, rel))]:
-            self._only_live(rel, "move" if apply else "would move", log)
+        for rel in reader.facts_of(self.name).get("absent", []):
+            target = self._target(tarfile.TarInfo(rel), root, allowed)  # a manifest entry is checked like a member
+            if os.path.lexists(target):
+                self._only_live(rel, target, "move" if apply else "would move", log)
         extra = self._live_files_not_in(seen)
         for rel in extra:
-            self._only_live(rel, ("move" if apply else "would move") if options["prune"] else "keep", log)
+            target = self._target(tarfile.TarInfo(rel), root, allowed)
+            self._only_live(rel, target, ("move" if apply else "would move") if options["prune"] else "keep", log)
         verb = "wrote" if apply else "preview (nothing written):"
         log(f"{self.name}: {verb} {summary['changed']} changed, {summary['new']} new, "
             f"{summary['unchanged']} unchanged files under {base}; {len(extra)} files only live"
             + ("" if apply else "; restore with --set config.mode=apply to write them"))
 
-    def _only_live(self, rel, action, log):
+    @staticmethod
+    def _target(member, root, allowed):
+        """Where ``member`` goes under ``root`` (the real base_dir). Refused when it resolves, through
+        the links on disk (those restored so far included), outside the ``allowed`` paths."""
+        _check_member(member, root)
+        target = _resolved(os.path.join(root, member.name))
+        if not any(_inside(path, target) for path in allowed):
+            raise UnsafeArchive(f"Refusing archive member {member.name!r}: not under the configured paths "
+                                "(CONFIG_PATHS).")
+        return target
+
+    def _only_live(self, rel, target, action, log):
         if action == "move":
-            self._set_aside(os.path.join(self.base_dir, rel))
+            self._set_aside(target)
         outcome = {"move": f"moved it to {rel}.bak", "would move": f"apply would move it to {rel}.bak", "keep": "kept"}
         log(f"{self.name}: {rel} is not in the backup; {outcome[action]}")
 

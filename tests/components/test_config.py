@@ -2,14 +2,19 @@
 backup), apply (atomic writes, .bak kept), rollback of an applied config when a later component
 fails, stock tar, rehearsal."""
 
+import hashlib
+import io
+import json
 import os
 import subprocess
+import tarfile
 
 import pytest
 
 from backups_app.components import get_component
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores
+from tests.components.test_files import _dir, _file, _link, _tar_of
 
 CONFIG = "backups_app.components.config.ConfigComponent"
 OBJECTS = "backups_app.components.objects.ObjectsComponent"
@@ -184,3 +189,62 @@ def test_cli_preview_exits_zero_and_prints_the_diff(configured, caplog):
     err = caplog.text
     assert "-    image: app:2.0\n+    image: app:1.0" in err
     assert (configured / "docker-compose.yml").read_text().endswith("app:2.0\n")
+
+
+def forge(backup, storage_dir, members, absent=()):
+    """A tampered set whose checksums were forged to match: config.tar holds ``members`` and the
+    manifest lists ``absent``; the restore itself must refuse what is unsafe."""
+    archive = _tar_of(members)
+    folder = storage_dir / backup.backup_id
+    (folder / "config.tar").write_bytes(archive)
+    manifest = json.loads((folder / "metadata.json").read_text())
+    manifest["artifacts"]["config.tar"].update(size=len(archive), sha256=hashlib.sha256(archive).hexdigest())
+    manifest["components"]["config"]["absent"] = list(absent)
+    (folder / "metadata.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def plain_backup(configured, settings):
+    settings.BACKUP_COMPRESSION = "none"
+    return backups.create_backup(["config"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode, members, refusal", [
+    # each link stays inside by its text; resolved through the one restored before, the second leaves
+    ("apply", [_dir("monitoring/a"), _dir("monitoring/a/b"), _link("monitoring/a/b/c", ".."),
+               _link("monitoring/a/b/c/d", "../../.."), _file("monitoring/a/b/c/d/PWNED")],
+     "'monitoring/a/b/c/d': link to '../../..' leaves the folder"),
+    ("apply", [_file("unrelated.txt", b"PWNED")], "'unrelated.txt': not under the configured paths"),
+    ("preview", [_file("unrelated.txt", b"PWNED")], "'unrelated.txt': not under the configured paths"),
+    # inside base_dir, but out of the configured folder through a link restored before
+    ("apply", [_link("monitoring/grafana", ".."), _file("monitoring/grafana/unrelated.txt", b"PWNED")],
+     "'monitoring/grafana/unrelated.txt': not under the configured paths"),
+], ids=["chained-links", "outside-paths", "outside-paths-preview", "through-link"])
+def test_members_that_leave_the_configured_paths_are_refused(configured, plain_backup, backup_storage_dir,
+                                                             tmp_path, mode, members, refusal):
+    forge(plain_backup, backup_storage_dir, members)
+    restore = restores.start_restore(plain_backup.backup_id, ["config"], {"config": {"mode": mode}}, confirm=True)
+    assert restore.status in (RunStatus.FAILED, RunStatus.ROLLED_BACK)
+    assert refusal in restore.error
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and (p.name == "PWNED" or p.read_bytes() == b"PWNED")]
+    assert (configured / "unrelated.txt").read_text() == "not configured, never touched"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("absent, refusal", [
+    ("../outside.txt", "absolute path or '..'"),
+    ("{tmp}/outside.txt", "absolute path or '..'"),
+    ("unrelated.txt", "not under the configured paths"),
+])
+def test_absent_entries_are_checked_like_members(configured, plain_backup, backup_storage_dir, tmp_path,
+                                                 absent, refusal):
+    (tmp_path / "outside.txt").write_text("keep me")
+    forge(plain_backup, backup_storage_dir, [_file(".env", ENV.encode())], absent=[absent.format(tmp=tmp_path)])
+    restore = restores.start_restore(plain_backup.backup_id, ["config"], {"config": {"mode": "apply"}},
+                                     confirm=True)
+    assert restore.status in (RunStatus.FAILED, RunStatus.ROLLED_BACK)
+    assert refusal in restore.error
+    assert (tmp_path / "outside.txt").read_text() == "keep me"
+    assert (configured / "unrelated.txt").read_text() == "not configured, never touched"
+    assert not list(tmp_path.rglob("*.bak"))
