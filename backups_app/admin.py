@@ -19,7 +19,7 @@ from backups_app.downloads import download_response
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.admin_ops import OpsBackupAdminMixin
-from backups_app.services import audit, backups, offsite, restores
+from backups_app.services import audit, backups, offsite, restores, verification
 
 BADGE_COLOURS = {
     RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
@@ -265,7 +265,7 @@ class BackupAdmin(OpsBackupAdminMixin, ReadOnlyRunAdmin):
     def verify_selected(self, request, queryset):
         for backup in queryset.filter(status=RunStatus.COMPLETED):
             try:
-                result = backups.verify_backup(backup.backup_id)
+                result = verification.quick_check(backup.backup_id, Trigger.ADMIN, user=request.user, request=request)
             except BackupError as exc:
                 messages.error(request, f"{backup.backup_id}: {exc}")
                 continue

@@ -140,6 +140,9 @@ BACKUP_KEEP_SAFETY = env_bool("BACKUP_KEEP_SAFETY", False)
 # A run whose heartbeat is older than this is considered dead (worker killed, machine lost).
 BACKUP_STALE_SECONDS = env_int("BACKUP_STALE_SECONDS", 300)
 BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)
+# A restore still queued after this long was never picked up by a worker: it is failed and its
+# lock freed (it changed nothing).
+BACKUP_PENDING_SECONDS = env_int("BACKUP_PENDING_SECONDS", 3600)
 # Local scratch space for artifacts that must exist as a file (SQLite backup API, restore staging).
 BACKUP_SPOOL_DIR = Path(os.environ.get("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
 # {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...}

@@ -6,6 +6,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from backups_app.errors import (BackupError, Busy, ConfirmationRequired, InvalidId, NotCompleted, NotFound,
                                 UnknownComponent)
+from backups_app.services.runs import mask
 
 # Most specific first; any other BackupError is the caller's to fix (400).
 SERVICE_ERRORS = [
@@ -22,7 +23,7 @@ HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_den
 
 
 def error_response(api, request, status, error, detail, **extra):
-    return api.create_response(request, {"error": error, "detail": detail, **extra}, status=status)
+    return api.create_response(request, {"error": error, "detail": mask(detail), **extra}, status=status)
 
 
 def install(api):

@@ -12,7 +12,7 @@ from backups_app.api.schemas import (BackupDetail, BackupIn, BackupList, Confirm
 from backups_app.downloads import download_response
 from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import audit, backups, restores, retention
+from backups_app.services import audit, backups, restores, retention, verification
 
 api = NinjaAPI(
     title="Backup and restore API",
@@ -103,7 +103,7 @@ def unpin_backup(request, backup_id: str = BackupId):
 @api.post("/backup/{backup_id}/verify", auth=staff_with(VIEW), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
           summary="Check every artifact against its SHA-256")
 def verify_backup(request, backup_id: str = BackupId):
-    return backups.verify_backup(backup_id)
+    return verification.quick_check(backup_id, Trigger.API, user=request.auth, request=request)
 
 
 @api.post("/restore", auth=staff_with(RESTORE),

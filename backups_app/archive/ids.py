@@ -22,18 +22,18 @@ def new_run_id(prefix, taken):
 
 
 def validate_backup_id(value):
-    if not isinstance(value, str) or not BACKUP_ID_RE.match(value):
+    if not isinstance(value, str) or not BACKUP_ID_RE.fullmatch(value):
         raise InvalidId(f"Invalid backup id {value!r}: expected backup_YYYYMMDD_HHMMSS or backup_YYYYMMDD_HHMMSS_N.")
     return value
 
 
 def validate_restore_id(value):
-    if not isinstance(value, str) or not RESTORE_ID_RE.match(value):
+    if not isinstance(value, str) or not RESTORE_ID_RE.fullmatch(value):
         raise InvalidId(f"Invalid restore id {value!r}: expected restore_YYYYMMDD_HHMMSS or restore_YYYYMMDD_HHMMSS_N.")
     return value
 
 
 def validate_artifact_name(value):
-    if not isinstance(value, str) or not ARTIFACT_NAME_RE.match(value) or ".." in value:
+    if not isinstance(value, str) or not ARTIFACT_NAME_RE.fullmatch(value) or ".." in value:
         raise InvalidId(f"Invalid artifact name {value!r}.")
     return value

@@ -4,6 +4,7 @@ absolute names, ``..``, links pointing outside, device files and FIFOs. Streams 
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from contextlib import contextmanager
@@ -89,11 +90,27 @@ def extract_beside(stream, live, check=None):
         files, size = safe_extract(stream, staging, mode="r|")
         if check:
             check(staging)
+        _take_folder_attributes(staging, live)
         swap_in(staging, live)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return files, size
+
+
+def _take_folder_attributes(staging, live):
+    """mkdtemp makes a private (0700) folder; the swapped-in folder keeps the live one's mode and
+    owner (or the umask's default), so the app and web server can still read their files."""
+    try:
+        st = os.stat(live)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
+        return
+    os.chmod(staging, stat.S_IMODE(st.st_mode))
+    if os.geteuid() == 0:
+        os.chown(staging, st.st_uid, st.st_gid)
 
 
 def restore_folder(reader, component, artifacts, live, log, check=None):

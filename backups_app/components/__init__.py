@@ -50,9 +50,12 @@ def get_component(name):
 
 
 def resolve_names(names):
-    """Validate a user's selection; ``None`` or empty means every configured source."""
-    if not names:
+    """Validate a user's selection; ``None`` means every configured source. An explicit empty
+    selection is an error: a client whose filter came out empty must not get everything."""
+    if names is None:
         return source_names()
+    if not names:
+        raise UnknownComponent(f"No component selected. Configured components: {', '.join(all_components())}.")
     unknown = [n for n in names if n not in all_components()]
     if unknown:
         raise UnknownComponent(

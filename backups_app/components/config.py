@@ -27,12 +27,27 @@ from backups_app.errors import ComponentError, UnsafeArchive
 
 DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by hash only
 DIFF_MAX_LINES = 400
-SECRET_LINE = re.compile(r"(?i)^([+-]?\s*(?:export\s+)?[\w.-]*(?:secret|passw|token|api_?key|private|credential|"
-                         r"access_?key|auth)[\w.-]*\s*[:=]\s*)\S.*$")
+SECRET_NAME = r"[\w.-]*(?:secret|pass|pwd|token|key|private|credential|auth|webhook)[\w.-]*"
+REDACTIONS = [  # (pattern, replacement) applied to each diff line
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s@\"'<>]+@"), r"\1<redacted>@"),  # URL user info
+    (re.compile(r"(?i)(hooks\.slack\.com/services/)[\w/-]+"), r"\1<redacted>"),
+    (re.compile(rf"(?i)(<{SECRET_NAME}(?:\s[^>]*)?>)[^<]*"), r"\1<redacted>"),  # XML <password>…</password>
+    # KEY=value, KEY: value, "key": "value" (env, YAML, JSON)
+    (re.compile(rf"(?i)([\"']?{SECRET_NAME}[\"']?\s*[:=]\s*)(?:\"[^\"]*\"|'[^']*'|\S.*)"), r"\1<redacted>"),
+]
+PRIVATE_KEY = re.compile(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----)(.*?)(?=-----END |\Z)", re.S)
 
 
 def redact(line):
-    return SECRET_LINE.sub(r"\1<redacted>", line)
+    for pattern, replacement in REDACTIONS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def _hide_private_keys(text):
+    """PEM private key bodies become one line with a fingerprint, so a changed key still shows."""
+    return PRIVATE_KEY.sub(
+        lambda m: f"{m[1]}\n<redacted private key {hashlib.sha256(m[2].encode()).hexdigest()[:12]}>\n", text)
 
 
 def _sha256_file(path):
@@ -50,7 +65,7 @@ def _resolved(path):
 
 def _text_lines(data):
     try:
-        return data.decode("utf-8").splitlines(keepends=True)
+        return _hide_private_keys(data.decode("utf-8")).splitlines(keepends=True)
     except UnicodeDecodeError:
         return None
 

@@ -16,9 +16,9 @@ from backups_app.archive.tarstream import stream_file, stream_set_tar
 from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
-from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
+from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks, offsite
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
 FORMAT_VERSION = 1
 
@@ -27,7 +27,7 @@ def select_components(names=None, include_uploads=None):
     """The user's selection, validated. No names: every configured source, where
     ``include_uploads=False`` leaves out upload folders (the seed's API default)."""
     selected = components.resolve_names(names)
-    if not names and include_uploads is False:
+    if names is None and include_uploads is False:
         selected = [n for n in selected if not isinstance(components.get_component(n), UploadsComponent)]
     if not selected:
         raise BackupError("Nothing to back up: no component selected or configured (see BACKUP_SOURCES).")
@@ -104,7 +104,7 @@ def run_backup(pk):
 
 
 def _error_text(exc):
-    return str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}"
+    return mask(str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}")
 
 
 def _manifest(backup, facts):
@@ -228,22 +228,23 @@ def open_reader(backup, copy=None):
         return reader
 
 
-def verify_backup(backup_id):
-    """Stream every artifact through SHA-256. Returns {"ok": bool, "artifacts": {name: error|None}}."""
-    backup = get_backup(backup_id)
-    results = open_reader(backup).verify()
-    ok = all(error is None for error in results.values())
-    return {"backup_id": backup.backup_id, "ok": ok, "artifacts": results}
-
-
 def delete_backup(backup_id):
     backup = get_backup(backup_id, completed=False)
     if backup.pinned:
         raise Busy(f"Backup {backup.backup_id} is pinned; unpin it first if it really should go.")
     if backup.is_active:
         raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
-    if backup.restores.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS]).exists():
+    in_use = Restore.objects.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS])
+    if in_use.filter(safety_backup=backup).exists():
+        raise Busy(f"Backup {backup.backup_id} is the safety backup of a running restore; it is its way back.")
+    if in_use.filter(backup=backup).exists():
         raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+    remove_backup(backup)
+
+
+def remove_backup(backup):
+    """Delete the stored set (both copies) and the record, without the checks of delete_backup:
+    for a restore removing its own safety backup once it succeeded."""
     offsite.delete_offsite(backup)
     delete_set(backup_storage(), backup.backup_id)
     backup.delete()  # restores keep their history through source_backup_id

@@ -19,12 +19,25 @@ def configured(stage):
             raise ConfigurationError(f"BACKUP_HOOKS[{stage!r}]: each hook needs 'command' as a list of strings.")
         if hook.get("on_error", "fail") not in ("fail", "continue"):
             raise ConfigurationError(f"BACKUP_HOOKS[{stage!r}]: on_error must be 'fail' or 'continue'.")
+        timeout = hook.get("timeout", HOOK_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigurationError(f"BACKUP_HOOKS[{stage!r}]: timeout must be a positive number of seconds.")
     return hooks
 
 
 def run_hooks(stage, recorder):
     """Run the stage's hooks. A failing hook with on_error='fail' raises HookFailed, except in
-    post stages, which always run every hook and only log failures."""
+    post stages, which always run every hook and only log failures (whatever the failure)."""
+    if stage.startswith("post_"):
+        try:
+            _run(stage, recorder)
+        except Exception as exc:
+            recorder.log(f"hooks {stage} could not run: {exc}")
+        return
+    _run(stage, recorder)
+
+
+def _run(stage, recorder):
     for hook in configured(stage):
         command = hook["command"]
         try:

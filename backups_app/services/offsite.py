@@ -12,7 +12,9 @@ from backups_app.models import OffsiteStatus
 
 
 def _record(backup, status, error="", verified_at=None):
-    backup.offsite_status, backup.offsite_error, backup.offsite_verified_at = status, error, verified_at
+    from backups_app.services.runs import mask
+
+    backup.offsite_status, backup.offsite_error, backup.offsite_verified_at = status, mask(error), verified_at
     backup.save(update_fields=["offsite_status", "offsite_error", "offsite_verified_at"])
 
 

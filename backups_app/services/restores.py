@@ -7,18 +7,20 @@ from django.db import transaction
 
 from backups_app import components
 from backups_app.archive.ids import new_run_id, validate_restore_id
-from backups_app.errors import BackupError, ConfirmationRequired, NotFound, UnknownComponent
+from backups_app.errors import BackupError, Busy, ConfirmationRequired, NotFound, UnknownComponent
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks, offsite
-from backups_app.services.backups import _error_text, create_backup, delete_backup, get_backup, open_reader
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat, run_finished
+from backups_app.services.backups import _error_text, create_backup, get_backup, open_reader, remove_backup
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
 WARNING = "This will overwrite existing data"
 
 
 def _selection(backup, names):
     in_backup = list(backup.manifest.get("components", {}))
-    names = list(dict.fromkeys(names)) if names else in_backup
+    if names is not None and not names:
+        raise UnknownComponent(f"No component selected; backup {backup.backup_id} contains {', '.join(in_backup)}.")
+    names = list(dict.fromkeys(names)) if names is not None else in_backup
     missing = [n for n in names if n not in in_backup]
     if missing:
         raise UnknownComponent(
@@ -95,14 +97,14 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
         "components": names,
         "artifacts": {
             a: {**reader.manifest["artifacts"][a], "verified": verify and checks.get(a) is None,
-                "error": checks.get(a)}
+                "error": checks.get(a) and mask(checks[a])}
             for arts in selected.values() for a in arts
         },
         "counts": live,
         "warning": WARNING,
         "affected": affected,
         "confirm_required": True,
-        "problems": problems,
+        "problems": [mask(p) for p in problems],
         "copy": reader.copy,
         "ok": not any(checks.values()),
     }
@@ -128,6 +130,10 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
     _parse_options(names, options)
     if not confirm:
         raise ConfirmationRequired(WARNING, plan_restore(backup.backup_id, names, options, verify=False))
+    running = Backup.objects.filter(kind=Backup.Kind.REGULAR, status=RunStatus.IN_PROGRESS).first()
+    if running is not None:
+        # It would capture half-restored data and still be marked completed.
+        raise Busy(f"Restore refused: backup {running.backup_id} is running; wait for it to finish.")
     restore_id = new_run_id("restore", lambda i: Restore.objects.filter(restore_id=i).exists())
     locks.acquire(locks.RESTORE_LOCK, restore_id)
     try:
@@ -154,18 +160,21 @@ def run_restore(pk):
     restore = Restore.objects.get(pk=pk)
     if restore.status != RunStatus.PENDING:
         return restore
-    recorder = RunRecorder(restore)
-    recorder.start()
-    with heartbeat(restore):
-        try:
-            hooks.run_hooks("pre_restore", recorder)
-            _apply(restore, recorder)
-        except Exception as exc:
-            if restore.status == RunStatus.IN_PROGRESS:
-                recorder.finish(RunStatus.FAILED, _error_text(exc))
-        finally:
-            hooks.run_hooks("post_restore", recorder)
-            locks.release(locks.RESTORE_LOCK, restore.restore_id)
+    try:
+        recorder = RunRecorder(restore)
+        recorder.start()
+        with heartbeat(restore):
+            try:
+                hooks.run_hooks("pre_restore", recorder)
+                _apply(restore, recorder)
+            except Exception as exc:
+                if restore.status == RunStatus.IN_PROGRESS:
+                    recorder.finish(RunStatus.FAILED, _error_text(exc))
+            finally:
+                hooks.run_hooks("post_restore", recorder)
+    finally:
+        # Whatever happened above, the next backup or restore must not find this lock.
+        locks.release(locks.RESTORE_LOCK, restore.restore_id)
     run_finished.send(sender=Restore, run=restore)
     return restore
 
@@ -201,8 +210,12 @@ def _apply(restore, recorder):
     if safety is not None and settings.BACKUP_KEEP_SAFETY:
         recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
     elif safety is not None:
-        delete_backup(safety.backup_id)
-        recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
+        try:
+            remove_backup(safety)
+            restore.safety_backup = None  # the row is gone (the column is SET_NULL in the database too)
+            recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
+        except BackupError as exc:  # the restore itself succeeded; retention removes it later
+            recorder.log(f"warning: safety backup {safety.backup_id} could not be deleted: {exc}")
     recorder.finish(RunStatus.COMPLETED)
 
 
@@ -231,8 +244,11 @@ def _restore_components(restore, recorder, names, options, safety, copy):
 
 def _roll_back(restore, recorder, safety, touched, error):
     recorder.log(f"restore failed: {error}; rolling back {', '.join(touched)} from {safety.backup_id}")
-    reader = open_reader(safety)
     failures = []
+    try:
+        reader = open_reader(safety)
+    except Exception as exc:
+        failures, touched = [f"cannot read the safety backup: {_error_text(exc)}"], []
     for name in touched:
         component = components.get_component(name)
         try:
@@ -241,8 +257,10 @@ def _roll_back(restore, recorder, safety, touched, error):
         except Exception as exc:
             failures.append(f"{name}: {_error_text(exc)}")
     if failures:
+        Backup.objects.filter(pk=safety.pk).update(pinned=True)  # retention must not take the way back
         recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "
-                                          f"({'; '.join(failures)}); the safety backup is kept: restore it by hand.")
+                                          f"({'; '.join(failures)}); data may be partly restored. The safety "
+                                          "backup is kept and pinned: restore it by hand.")
     else:
         recorder.finish(RunStatus.ROLLED_BACK, f"{error}. The previous data was put back from safety backup "
                                                f"{safety.backup_id}.")

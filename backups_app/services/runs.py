@@ -40,17 +40,29 @@ def enqueue(task, run, name):
         raise BackupError(f"Could not queue {name}: {exc}. Is the django-q2 broker reachable?") from exc
 
 
+# Settings that hold secrets outside the sources: storage keys, mail, webhook.
+SECRET_SETTINGS = ("BACKUP_S3_SECRET_ACCESS_KEY", "BACKUP_OFFSITE_S3_SECRET_ACCESS_KEY", "EMAIL_HOST_PASSWORD",
+                   "BACKUP_NOTIFY_WEBHOOK")
+
+
 def known_secrets():
     secrets = []
     for component in components.all_components().values():
         secrets += [str(component.config[k]) for k in component.secret_options if component.config.get(k)]
-    return secrets
+    secrets += [str(getattr(settings, name)) for name in SECRET_SETTINGS if getattr(settings, name, "")]
+    for storage in settings.STORAGES.values():
+        secrets += [str(v) for k, v in storage.get("OPTIONS", {}).items() if "secret" in k and v]
+    app_db_password = settings.DATABASES["default"].get("PASSWORD")
+    return secrets + ([app_db_password] if app_db_password else [])
 
 
 def mask(text):
-    """Replace configured secret values; a safety net behind messages that never include them."""
+    """Replace configured secret values (also as Python shows them escaped in reprs); a safety
+    net behind messages that never include them. Applied wherever error text is stored or shown."""
     for secret in known_secrets():
-        text = text.replace(secret, "***")
+        for form in {secret, repr(secret)[1:-1]}:
+            if len(form) >= 4:
+                text = text.replace(form, "***")
     return text
 
 
@@ -113,9 +125,22 @@ def heartbeat(run):
             thread.join()
 
 
+def _died_message(run):
+    message = (f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
+               "UTC); it was probably killed or its machine restarted.")
+    if isinstance(run, Restore) and run.safety_backup_id:
+        # Components may be half-restored: keep the way back and say where it is.
+        Backup.objects.filter(pk=run.safety_backup_id).update(pinned=True)
+        return (f"{message} Data of {', '.join(run.components)} may be partly restored. Safety backup "
+                f"{run.safety_backup.backup_id} holds the data from before and is pinned: restore it, or "
+                "restore this backup again.")
+    return f"{message} Start the run again."
+
+
 def sweep_stale_runs():
-    """Mark in-progress runs with a stale heartbeat as failed and free their locks.
-    Returns the number of runs swept."""
+    """Mark in-progress runs with a stale heartbeat as failed and free their locks; also restores
+    queued for longer than BACKUP_PENDING_SECONDS that no worker ever started (they hold the
+    restore lock). Returns the number of runs swept."""
     from backups_app.archive.storage import backup_storage, delete_set
     from backups_app.services.offsite import delete_offsite
 
@@ -124,15 +149,20 @@ def sweep_stale_runs():
     swept = 0
     for model in (Backup, Restore, Verification):
         for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=cutoff):
-            RunRecorder(run).finish(
-                RunStatus.FAILED,
-                f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
-                "UTC); it was probably killed or its machine restarted. Start the run again.",
-            )
+            RunRecorder(run).finish(RunStatus.FAILED, _died_message(run))
             if isinstance(run, Backup):
                 delete_set(backup_storage(), run.backup_id)
                 delete_offsite(run)  # a copy cut short is partial too
             elif isinstance(run, Restore):
                 OperationLock.objects.filter(holder=run.restore_id).delete()
+            run_finished.send(sender=model, run=run)
             swept += 1
+    queued_cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_PENDING_SECONDS)
+    for run in Restore.objects.filter(status=RunStatus.PENDING, created_at__lt=queued_cutoff):
+        RunRecorder(run).finish(RunStatus.FAILED, f"No worker started this restore within "
+                                f"{settings.BACKUP_PENDING_SECONDS} s (is the django-q2 cluster running?); nothing "
+                                "was changed. Start it again.")
+        OperationLock.objects.filter(holder=run.restore_id).delete()
+        run_finished.send(sender=Restore, run=run)
+        swept += 1
     return swept

@@ -15,7 +15,7 @@ from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import audit
 from backups_app.services.backups import _error_text, get_backup, open_reader
 from backups_app.services.restores import flatten_counts
-from backups_app.services.runs import RunRecorder, heartbeat, run_finished
+from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
 
 def verify(backup_id, deep=False, trigger=Trigger.CLI, user=None, request=None, run_async=False):
@@ -29,14 +29,20 @@ def verify(backup_id, deep=False, trigger=Trigger.CLI, user=None, request=None, 
     )
     audit.record(f"backup.verify.{kind}", user=user, request=request, target=backup.backup_id)
     if run_async:
-        from django_q.tasks import async_task
-
-        async_task("backups_app.tasks.run_verification", verification.pk, task_name=f"verify-{backup.backup_id}")
+        enqueue("backups_app.tasks.run_verification", verification, f"verify-{backup.backup_id}")
     else:
         run_verification(verification.pk)
         verification.refresh_from_db()
     return verification
 
+
+
+def quick_check(backup_id, trigger, user=None, request=None):
+    """A recorded and audited quick verification, in the shape the API and the admin show:
+    ``{"backup_id", "ok", "artifacts": {name: None | why it failed}}``."""
+    verification = verify(backup_id, trigger=trigger, user=user, request=request)
+    return {"backup_id": verification.source_backup_id, "ok": verification.status == RunStatus.COMPLETED,
+            "artifacts": {name: result.get("error") for name, result in verification.results.items()}}
 
 def run_verification(pk):
     verification = Verification.objects.get(pk=pk)
@@ -61,6 +67,7 @@ def run_verification(pk):
 
 def _checksums(verification, reader, names):
     errors = reader.verify(sorted(names))
+    errors = {name: error and mask(error) for name, error in errors.items()}
     verification.results.update({name: {"ok": error is None, "error": error} for name, error in errors.items()})
     return [f"{name}: {error}" for name, error in errors.items() if error]
 
@@ -85,7 +92,7 @@ def _rehearse(verification, reader, recorder):
             why = (f"{name} is not configured here" if isinstance(exc, UnknownComponent)
                    else f"{type(component).__name__} has no restore rehearsal yet")
             checks = reader.verify(artifacts)
-            failed = [f"{a}: {e}" for a, e in checks.items() if e]
+            failed = [f"{a}: {mask(e)}" for a, e in checks.items() if e]
             result.update(ok=not failed, skipped=True, error="; ".join(failed),
                           note=f"not rehearsed ({why}); its artifacts' checksums were verified instead")
         except Exception as exc:

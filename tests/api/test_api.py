@@ -186,6 +186,10 @@ def test_verify_reports_each_artifact(admin_api, stack, backup_storage_dir):
     body = admin_api.post(f"{API}/backup/{backup_id}/verify").json()
     assert body["ok"] is False and "does not match" in body["artifacts"]["postgres.dump"]
     assert body["artifacts"]["sqlite_app.db"] is None
+    from backups_app.models import Verification
+
+    assert list(Verification.objects.filter(trigger="api").order_by("id").values_list("status", flat=True)) == [
+        "completed", "failed"]  # recorded, so metrics and health see API verifications too
 
 
 def test_delete_backup(admin_api, stack, backup_storage_dir):

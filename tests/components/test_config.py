@@ -12,6 +12,7 @@ import tarfile
 import pytest
 
 from backups_app.components import get_component
+from backups_app.components.config import redact
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores
 from tests.components.test_files import _dir, _file, _link, _tar_of
@@ -248,3 +249,37 @@ def test_absent_entries_are_checked_like_members(configured, plain_backup, backu
     assert (tmp_path / "outside.txt").read_text() == "keep me"
     assert (configured / "unrelated.txt").read_text() == "not configured, never touched"
     assert not list(tmp_path.rglob("*.bak"))
+
+
+@pytest.mark.parametrize("line, shown", [
+    ("+DATABASE_URL=postgres://app:S3cr3tPW@db/app", "+DATABASE_URL=postgres://<redacted>@db/app"),
+    ("-REDIS_URL=redis://:hunter2@cache:6379/0", "-REDIS_URL=redis://<redacted>@cache:6379/0"),
+    ("+SENTRY_DSN=https://0123abcdkey@o1.ingest.sentry.io/1", "+SENTRY_DSN=https://<redacted>@o1.ingest.sentry.io/1"),
+    ("+ALERTS=https://hooks.slack.com/services/T000/B000/XXXXslackTOKEN",
+     "+ALERTS=https://hooks.slack.com/services/<redacted>"),
+    ('+    "password": "jsonPW42",', '+    "password": <redacted>,'),
+    ('+{"user": "app", "db_pass": "jsonPW42", "port": 5432}', '+{"user": "app", "db_pass": <redacted>, "port": 5432}'),
+    ("-  <password>xmlPW42</password>", "-  <password><redacted></password>"),
+    ("+  pass: yamlPW42", "+  pass: <redacted>"),
+    ("+export OPENAI_API_KEY='sk-abc'", "+export OPENAI_API_KEY=<redacted>"),
+    (" WORKERS=4", " WORKERS=4"),
+    ("+    image: app:1.0", "+    image: app:1.0"),
+])
+def test_preview_redacts_secrets_in_every_usual_form(line, shown):
+    assert redact(line) == shown
+
+
+PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nQm9ndXNrZXlib2R5bGluZXR3bw==\n"
+
+
+@pytest.mark.django_db
+def test_preview_hides_private_key_bodies(configured):
+    key = configured / "monitoring" / "tls.key"
+    key.write_text(f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}-----END PRIVATE KEY-----\n")
+    backup = backups.create_backup(["config"])
+    key.write_text(f"-----BEGIN RSA PRIVATE KEY-----\nTGl2ZWtleWJvZHk=\n-----END RSA PRIVATE KEY-----\n")
+    restore = restores.start_restore(backup.backup_id, ["config"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert "monitoring/tls.key:" in restore.log and "+-----BEGIN PRIVATE KEY-----\n+<redacted private key" in restore.log
+    assert "-----END RSA PRIVATE KEY-----" in restore.log
+    assert not [body for body in ("MIIEvQ", "Qm9nd", "TGl2") if body in restore.log]

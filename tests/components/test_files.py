@@ -222,3 +222,14 @@ def test_paths_too_long_to_resolve_are_refused(tmp_path):
     with pytest.raises(UnsafeArchive, match="path too long to check safely"):
         safe_extract(io.BytesIO(_tar_of(members)), dest)
     assert not list(tmp_path.rglob("PWNED"))
+
+
+@pytest.mark.django_db
+def test_restored_folder_keeps_its_mode(sources, uploads_dir, settings):
+    settings.BACKUP_COMPRESSION = "none"
+    uploads_dir.chmod(0o755)
+    sources(uploads=(UPLOADS, {"path": str(uploads_dir)}))
+    backup = backups.create_backup()
+    (uploads_dir / "top.txt").write_text("changed")
+    assert restores.start_restore(backup.backup_id, confirm=True).status == RunStatus.COMPLETED
+    assert (uploads_dir.stat().st_mode & 0o777) == 0o755

@@ -11,7 +11,8 @@ import pytest
 from django.urls import reverse
 
 from backups_app.models import Backup, OffsiteStatus, RunStatus
-from backups_app.services.backups import create_backup, delete_backup, download, download_url, verify_backup
+from backups_app.services.backups import create_backup, delete_backup, download, download_url
+from backups_app.services.verification import quick_check
 from backups_app.services.offsite import copy_offsite
 from backups_app.services.restores import start_restore
 from tests.api.conftest import make_stack
@@ -56,7 +57,7 @@ def test_round_trip_through_s3_with_encryption(stack, s3_backups, age_key, moto_
     assert keys == sorted(f"{backup.backup_id}/{name}" for name in (
         "metadata.json", "SHA256SUMS", "postgres.dump.age", "uploads.tar.zst.age", "sqlite_app.db.age"))
     assert backup.manifest["encryption"]["recipients"] == settings.BACKUP_AGE_RECIPIENTS
-    assert verify_backup(backup.backup_id)["ok"]
+    assert quick_check(backup.backup_id, "cli")["ok"]
 
     damage(stack)
     assert snapshot(stack) != before
@@ -172,7 +173,7 @@ def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(stack, se
     (backup_storage_dir / backup.backup_id / "sqlite_app.db").write_bytes(b"bit rot")
     damage(stack)
 
-    assert not verify_backup(backup.backup_id)["ok"]  # verification reports the primary copy as it is
+    assert not quick_check(backup.backup_id, "cli")["ok"]  # verification reports the primary copy as it is
     restore = start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert restore.plan["copy"] == "offsite"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from backups_app.errors import (Busy, ConfirmationRequired, ConfigurationError, InvalidId, NotFound,
                                 UnknownComponent)
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
-from backups_app.services import backups, locks, restores
+from backups_app.services import backups, locks, restores, verification
 from backups_app.services.runs import sweep_stale_runs
 
 UPLOADS = "backups_app.components.uploads.UploadsComponent"
@@ -94,7 +94,7 @@ def test_corrupted_artifact_is_refused_before_any_change(stack, backup_storage_d
     (uploads / "new.txt").write_text("must survive")
 
     assert not restores.plan_restore(backup.backup_id)["ok"]
-    assert backups.verify_backup(backup.backup_id)["artifacts"]["sqlite_app.db"].startswith(
+    assert verification.quick_check(backup.backup_id, "cli")["artifacts"]["sqlite_app.db"].startswith(
         "Artifact sqlite_app.db does not match its manifest")
     restore = restores.start_restore(backup.backup_id, confirm=True)
 

@@ -14,4 +14,6 @@ class ServiceCommand(BaseCommand):
 
 
 def split_names(value):
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+    """``--components a,b`` → ["a", "b"]; not given → None (everything); given empty → [] (an error
+    in the services, never "everything")."""
+    return None if value is None else [n.strip() for n in value.split(",") if n.strip()]

@@ -1,0 +1,156 @@
+"""Edges of restore safety: locks always released, no restore during a backup, the way back
+(safety backup) protected, dead and never-started runs swept, empty selections refused."""
+
+import hashlib
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from backups_app.archive.ids import validate_backup_id
+from backups_app.archive.reader import VerifyingStream
+from backups_app.errors import Busy, ChecksumMismatch, InvalidId, UnknownComponent
+from backups_app.models import Backup, OperationLock, Restore, RunStatus
+from backups_app.services import backups, locks, restores
+from backups_app.services.runs import run_finished, sweep_stale_runs
+
+UPLOADS = "backups_app.components.uploads.UploadsComponent"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def uploads(sources, tmp_path):
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "a.txt").write_text("original")
+    sources(uploads=(UPLOADS, {"path": str(folder)}))
+    return folder
+
+
+def test_a_broken_post_hook_never_keeps_the_restore_lock(uploads, settings):
+    backup = backups.create_backup()
+    settings.BACKUP_HOOKS = {"post_restore": [{"command": ["true"], "timeout": "60"}]}
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED
+    assert "hooks post_restore could not run: BACKUP_HOOKS['post_restore']: timeout must be" in restore.log
+    assert not OperationLock.objects.exists()
+    assert backups.create_backup().status == RunStatus.COMPLETED
+
+
+def test_no_restore_while_a_backup_runs(uploads):
+    backup = backups.create_backup()
+    Backup.objects.create(backup_id="backup_20990101_000000", status=RunStatus.IN_PROGRESS)
+    with pytest.raises(Busy, match="backup backup_20990101_000000 is running"):
+        restores.start_restore(backup.backup_id, confirm=True)
+    assert not OperationLock.objects.exists()
+
+
+def test_the_safety_backup_of_a_running_restore_cannot_be_deleted(uploads):
+    backup = backups.create_backup()
+    safety = Backup.objects.create(backup_id="backup_20990101_000001", status=RunStatus.COMPLETED,
+                                   kind=Backup.Kind.SAFETY)
+    Restore.objects.create(restore_id="restore_20990101_000000", backup=backup, source_backup_id=backup.backup_id,
+                           status=RunStatus.IN_PROGRESS, safety_backup=safety)
+    with pytest.raises(Busy, match="safety backup of a running restore"):
+        backups.delete_backup(safety.backup_id)
+
+
+def test_a_restore_whose_worker_died_names_and_pins_its_safety_backup(uploads):
+    backup = backups.create_backup()
+    safety = Backup.objects.create(backup_id="backup_20990101_000001", status=RunStatus.COMPLETED,
+                                   kind=Backup.Kind.SAFETY)
+    restore = Restore.objects.create(restore_id="restore_20990101_000000", backup=backup,
+                                     source_backup_id=backup.backup_id, components=["uploads"],
+                                     status=RunStatus.IN_PROGRESS, safety_backup=safety,
+                                     heartbeat_at=timezone.now() - timedelta(hours=1))
+    finished = []
+    run_finished.connect(lambda sender, run, **kw: finished.append(run.pk), weak=False, dispatch_uid="t-dead")
+    try:
+        assert sweep_stale_runs() == 1
+    finally:
+        run_finished.disconnect(dispatch_uid="t-dead")
+    restore.refresh_from_db()
+    safety.refresh_from_db()
+    assert restore.status == RunStatus.FAILED and finished == [restore.pk]
+    assert "uploads may be partly restored. Safety backup backup_20990101_000001" in restore.error
+    assert safety.pinned
+
+
+def test_a_restore_no_worker_ever_started_is_swept_and_frees_the_lock(uploads, settings):
+    backup = backups.create_backup()
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    from unittest import mock
+
+    with mock.patch("django_q.tasks.async_task"):  # a broker that accepts and never delivers
+        restore = restores.start_restore(backup.backup_id, confirm=True, run_async=True)
+    assert restore.status == RunStatus.PENDING and OperationLock.objects.exists()
+    assert sweep_stale_runs() == 0  # young: a worker may still take it
+    Restore.objects.filter(pk=restore.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    assert sweep_stale_runs() == 1
+    restore.refresh_from_db()
+    assert restore.status == RunStatus.FAILED and "No worker started this restore" in restore.error
+    assert not OperationLock.objects.exists()
+
+
+def test_an_empty_selection_is_an_error_not_everything(uploads):
+    with pytest.raises(UnknownComponent, match="No component selected"):
+        backups.create_backup([])
+    backup = backups.create_backup()
+    with pytest.raises(UnknownComponent, match="No component selected"):
+        restores.start_restore(backup.backup_id, [], confirm=True)
+    assert not Restore.objects.exists()
+
+
+def test_ids_with_a_trailing_newline_are_refused():
+    with pytest.raises(InvalidId):
+        validate_backup_id("backup_20260101_120000\n")
+
+
+def test_a_failed_rollback_pins_the_safety_backup(uploads, monkeypatch):
+    backup = backups.create_backup()
+    from backups_app.components.uploads import UploadsComponent
+
+    def broken(self, reader, artifacts, options, log):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(UploadsComponent, "restore", broken)  # the apply and the rollback both fail
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.FAILED
+    assert "data may be partly restored. The safety backup is kept and pinned" in restore.error
+    assert Backup.objects.get(pk=restore.safety_backup_id).pinned
+
+
+def test_closing_a_stream_checks_a_short_unread_tail():
+    data = b"x" * 1000
+    claimed = hashlib.sha256(b"x" * 999 + b"y").hexdigest()
+    stream = VerifyingStream(io.BytesIO(data), "a.tar", claimed, len(data))
+    stream.read(600)  # like tarfile stopping at its end-of-archive marker
+    with pytest.raises(ChecksumMismatch, match="a.tar does not match its manifest"):
+        stream.close()
+
+
+def test_mask_hides_setting_secrets_and_their_escaped_forms(settings, sources, tmp_path):
+    from backups_app.services.runs import mask
+
+    settings.BACKUP_NOTIFY_WEBHOOK = "https://hooks.slack.com/services/T0/B0/SECRETPATH"
+    sources(postgres=("backups_app.components.postgres.PostgresComponent",
+                      {"dbname": "x", "password": "pw-with-cr\r"}))
+    text = ("posting to https://hooks.slack.com/services/T0/B0/SECRETPATH failed; "
+            "Illegal header value b'pw-with-cr\\r'")
+    masked = mask(text)
+    assert "SECRETPATH" not in masked and "pw-with-cr" not in masked
+
+
+def test_admin_verifications_are_recorded(uploads, client, django_user_model):
+    from django.urls import reverse
+
+    from backups_app.models import AuditEvent, Verification
+
+    backup = backups.create_backup()
+    client.force_login(django_user_model.objects.create_superuser("boss", "", "pw"))
+    client.post(reverse("admin:backups_app_backup_changelist"),
+                {"action": "verify_selected", "index": 0, "_selected_action": [backup.pk]})
+    assert Verification.objects.filter(trigger="admin", status="completed").count() == 1
+    assert AuditEvent.objects.filter(action="backup.verify.quick", username="boss").count() == 1
