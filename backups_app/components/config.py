@@ -27,11 +27,15 @@ from backups_app.errors import ComponentError, UnsafeArchive
 
 DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by hash only
 DIFF_MAX_LINES = 400
-SECRET_NAME = r"[\w.-]*(?:secret|pass|pwd|token|key|private|credential|auth|webhook)[\w.-]*"
+# A name holding a secret word. It is matched from the start of a name only and without
+# backtracking (the lookahead finds the word, ++ takes the rest), else long lines cost quadratic time.
+SECRET_NAME = r"(?<![\w.-])(?=[\w.-]*?(?:secret|pass|pwd|token|key|private|credential|auth|webhook))[\w.-]++"
 REDACTIONS = [  # (pattern, replacement) applied to each diff line
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s@\"'<>]+@"), r"\1<redacted>@"),  # URL user info
+    # URL user info, up to the last @ (a raw @ in a password happens)
+    (re.compile(r"(?i)(?<![a-z0-9])([a-z][a-z0-9+.-]{0,31}://)[^\s\"'<>]{1,256}@"), r"\1<redacted>@"),
     (re.compile(r"(?i)(hooks\.slack\.com/services/)[\w/-]+"), r"\1<redacted>"),
-    (re.compile(rf"(?i)(<{SECRET_NAME}(?:\s[^>]*)?>)[^<]*"), r"\1<redacted>"),  # XML <password>…</password>
+    # XML: <password>…</password>, <db:password type="…">…</db:password>
+    (re.compile(rf"(?i)(<(?:[\w.-]++:)?{SECRET_NAME}(?:\s[^<>]{{0,256}})?>)[^<]*"), r"\1<redacted>"),
     # KEY=value, KEY: value, "key": "value" (env, YAML, JSON)
     (re.compile(rf"(?i)([\"']?{SECRET_NAME}[\"']?\s*[:=]\s*)(?:\"[^\"]*\"|'[^']*'|\S.*)"), r"\1<redacted>"),
 ]

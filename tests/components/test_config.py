@@ -259,7 +259,9 @@ def test_absent_entries_are_checked_like_members(configured, plain_backup, backu
      "+ALERTS=https://hooks.slack.com/services/<redacted>"),
     ('+    "password": "jsonPW42",', '+    "password": <redacted>,'),
     ('+{"user": "app", "db_pass": "jsonPW42", "port": 5432}', '+{"user": "app", "db_pass": <redacted>, "port": 5432}'),
+    ("+mongodb+srv://app:p@ss@cluster0/db", "+mongodb+srv://<redacted>@cluster0/db"),
     ("-  <password>xmlPW42</password>", "-  <password><redacted></password>"),
+    ('+<db:Password type="x">xmlPW42</db:Password>', '+<db:Password type="x"><redacted></db:Password>'),
     ("+  pass: yamlPW42", "+  pass: <redacted>"),
     ("+export OPENAI_API_KEY='sk-abc'", "+export OPENAI_API_KEY=<redacted>"),
     (" WORKERS=4", " WORKERS=4"),
@@ -277,9 +279,9 @@ def test_preview_hides_private_key_bodies(configured):
     key = configured / "monitoring" / "tls.key"
     key.write_text(f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}-----END PRIVATE KEY-----\n")
     backup = backups.create_backup(["config"])
-    key.write_text(f"-----BEGIN RSA PRIVATE KEY-----\nTGl2ZWtleWJvZHk=\n-----END RSA PRIVATE KEY-----\n")
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nTGl2ZWtleWJvZHk=\n-----END RSA PRIVATE KEY-----\n")
     restore = restores.start_restore(backup.backup_id, ["config"], confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
-    assert "monitoring/tls.key:" in restore.log and "+-----BEGIN PRIVATE KEY-----\n+<redacted private key" in restore.log
-    assert "-----END RSA PRIVATE KEY-----" in restore.log
+    assert "+-----BEGIN PRIVATE KEY-----\n+<redacted private key " in restore.log  # the backup's key
+    assert "------BEGIN RSA PRIVATE KEY-----\n-<redacted private key " in restore.log  # the live one
     assert not [body for body in ("MIIEvQ", "Qm9nd", "TGl2") if body in restore.log]
