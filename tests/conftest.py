@@ -47,6 +47,16 @@ def sources(settings):
     return configure
 
 
+@pytest.fixture
+def uploads(sources, tmp_path):
+    """The simplest stack: one uploads folder holding doc.txt ("original"), the only source."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    (folder / "doc.txt").write_text("original")
+    sources(uploads=("backups_app.components.uploads.UploadsComponent", {"path": str(folder)}))
+    return folder
+
+
 def _admin_conn():
     return psycopg.connect(dbname="postgres", autocommit=True, **PG)
 

@@ -17,11 +17,11 @@ from backups_app.errors import UnsafeArchive
 MAX_PATH_BYTES = 3000
 
 
-def _inside(root, path):
+def is_inside(root, path):
     return path == root or path.startswith(root + os.sep)
 
 
-def _check_member(member, root=None):
+def check_member(member, root=None):
     """Refuse a member that could leave the folder. Without ``root`` the checks read the names
     only; with ``root`` (the real path of the folder being extracted into) the member's parent
     and a link's target are also resolved on disk, through the links extracted so far, so that
@@ -45,11 +45,11 @@ def _check_member(member, root=None):
     if len(os.fsencode(path)) + len(os.fsencode(member.linkname)) > MAX_PATH_BYTES:
         raise UnsafeArchive(f"Refusing archive member {name[:80]!r}…: path too long to check safely.")
     parent = os.path.realpath(os.path.dirname(path))
-    if not _inside(root, parent):
+    if not is_inside(root, parent):
         raise UnsafeArchive(f"Refusing archive member {name!r}: it goes through a link that leaves the folder.")
     if member.issym() or member.islnk():
         base = parent if member.issym() else root
-        if not _inside(root, os.path.realpath(os.path.join(base, member.linkname))):
+        if not is_inside(root, os.path.realpath(os.path.join(base, member.linkname))):
             raise UnsafeArchive(f"Refusing archive member {name!r}: link to {member.linkname!r} leaves the folder.")
 
 
@@ -59,7 +59,7 @@ def safe_extract(fileobj, dest, mode="r|"):
     files = size = 0
     with tarfile.open(fileobj=fileobj, mode=mode) as tar:
         for member in tar:
-            _check_member(member, root)
+            check_member(member, root)
             # The 'data' filter re-checks the same rules and drops unsafe modes (setuid, ...).
             tar.extract(member, root, filter="data")
             if member.isfile():

@@ -20,7 +20,7 @@ import tempfile
 
 from django.conf import settings
 
-from backups_app.archive.safetar import _check_member, _inside, folder_counts, safe_extract
+from backups_app.archive.safetar import check_member, is_inside, folder_counts, safe_extract
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component, choice, comma_list, parse_bool
 from backups_app.errors import ComponentError, UnsafeArchive
@@ -177,9 +177,9 @@ class ConfigComponent(Component):
     def _target(member, root, allowed):
         """Where ``member`` goes under ``root`` (the real base_dir). Refused when it resolves, through
         the links on disk (those restored so far included), outside the ``allowed`` paths."""
-        _check_member(member, root)
+        check_member(member, root)
         target = _resolved(os.path.join(root, member.name))
-        if not any(_inside(path, target) for path in allowed):
+        if not any(is_inside(path, target) for path in allowed):
             raise UnsafeArchive(f"Refusing archive member {member.name!r}: not under the configured paths "
                                 "(CONFIG_PATHS).")
         return target

@@ -8,18 +8,7 @@ from django.core.management import CommandError, call_command
 
 from backups_app.models import Backup, Restore, RunStatus
 
-UPLOADS = "backups_app.components.uploads.UploadsComponent"
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def uploads(sources, tmp_path):
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    (folder / "doc.txt").write_text("original")
-    sources(uploads=(UPLOADS, {"path": str(folder)}))
-    return folder
 
 
 def run(*args, stdin=None, monkeypatch=None):
@@ -84,7 +73,7 @@ def test_bad_input_gives_a_clear_error(uploads, args, message):
 
 
 def test_failed_backup_exits_non_zero(sources, tmp_path):
-    sources(uploads=(UPLOADS, {"path": str(tmp_path / "missing")}))
+    sources(uploads=("backups_app.components.uploads.UploadsComponent", {"path": str(tmp_path / "missing")}))
     with pytest.raises(CommandError, match="does not exist \\(check UPLOADS_DIR\\)"):
         run("backup")
     assert Backup.objects.get().status == RunStatus.FAILED

@@ -15,18 +15,7 @@ from backups_app.models import Backup, OperationLock, Restore, RunStatus
 from backups_app.services import backups, locks, restores
 from backups_app.services.runs import run_finished, sweep_stale_runs
 
-UPLOADS = "backups_app.components.uploads.UploadsComponent"
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def uploads(sources, tmp_path):
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    (folder / "a.txt").write_text("original")
-    sources(uploads=(UPLOADS, {"path": str(folder)}))
-    return folder
 
 
 def test_a_broken_post_hook_never_keeps_the_restore_lock(uploads, settings):
