@@ -12,7 +12,7 @@ from backups_app.archive.ids import validate_backup_id
 from backups_app.archive.reader import VerifyingStream
 from backups_app.errors import Busy, ChecksumMismatch, InvalidId, UnknownComponent
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
-from backups_app.services import backups, locks, restores
+from backups_app.services import backups, restores
 from backups_app.services.runs import run_finished, sweep_stale_runs
 
 pytestmark = pytest.mark.django_db
