@@ -33,7 +33,7 @@ services: system-test
 run: system-run $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_stack
-	$(PY) manage.py ensure_admin
+	$(PY) manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	$(PY) manage.py sweepruns
 	$(PY) manage.py setup_schedules
 	@echo "Starting the django-q2 worker and the web server on http://$(HOST):$(PORT)/admin/ (log in as shown above)"

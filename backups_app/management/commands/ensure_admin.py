@@ -13,6 +13,7 @@ class Command(ServiceCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--url", default="http://127.0.0.1:8000/admin/", help="Where the admin is served.")
 
     def handle(self, *args, **opts):
         User = get_user_model()
@@ -23,4 +24,4 @@ class Command(ServiceCommand):
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
         shown = password_file.read_text().strip() if password_file.exists() else "(the password you set)"
-        self.stdout.write(f"Log in at http://127.0.0.1:8000/admin/ as {opts['username']} / {shown}")
+        self.stdout.write(f"Log in at {opts['url']} as {opts['username']} / {shown}")
