@@ -18,12 +18,13 @@ import urllib.request
 
 from django.conf import settings
 from django.core.mail import get_connection, send_mail
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from backups_app.models import Backup, Restore, RunStatus, Verification
+from backups_app.services.runs import mask
 
 logger = logging.getLogger("backups_app")
 
@@ -99,6 +100,19 @@ def _post_webhook(url, text):
         raise OSError(f"the webhook is unreachable: {exc.reason}") from None
 
 
+def _append_log(model, pk, line, attempts=10):
+    """Add a line to the run's log from this side thread; a database briefly locked by the run's
+    own process (SQLite) is waited out instead of losing the line."""
+    for attempt in range(attempts):
+        try:
+            model.objects.filter(pk=pk).update(log=Concat(F("log"), Value(line)))
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 def _deliver(model, pk, channels, subject, text):
     failures = []
     try:
@@ -118,8 +132,8 @@ def _deliver(model, pk, channels, subject, text):
                                 f"attempt(s): {error}")
         for failure in failures:
             logger.warning("%s %s: %s", model.__name__, pk, failure)
-            line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {failure}\n"
-            model.objects.filter(pk=pk).update(log=Concat(F("log"), Value(line)))
+            line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {mask(failure)}\n"
+            _append_log(model, pk, line)
     except Exception:  # the run is recorded already; a busy database must not leave a traceback behind
         logger.exception("could not record the notification outcome of %s %s", model.__name__, pk)
     finally:
