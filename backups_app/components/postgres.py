@@ -15,7 +15,7 @@ from psycopg import sql
 
 from backups_app.components.base import Component, parse_bool
 from backups_app.errors import ComponentError
-from backups_app.procs import Program, feed, run
+from backups_app.procs import Program, feed, in_thread, run
 
 TABLES_SQL = """
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -98,13 +98,19 @@ class PostgresComponent(Component):
                 tool_version = self._check_tool_version("pg_dump", server_version_num)
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
-                counts = self._counts(cur)
-                log(f"{self.name}: dumping {sum(counts.values())} rows in {len(counts)} tables "
-                    f"(server {server_version}, snapshot {snapshot})")
+                log(f"{self.name}: dumping (server {server_version}, snapshot {snapshot})")
                 argv = [self._tool("pg_dump"), *self._conn_args(), "--format=custom", f"--snapshot={snapshot}",
                         "--dbname", self.config["dbname"]]
-                with Program(argv, env=self._env(), stdout=subprocess.PIPE) as dump:
-                    writer.write_from(self.artifact_name, dump.proc.stdout)
+                # The exact row counts are read in the same snapshot while pg_dump streams, so they
+                # cost no extra time; the connection must stay open until pg_dump has started anyway.
+                counts = {}
+                counted = in_thread(lambda: counts.update(self._counts(cur)))
+                try:
+                    with Program(argv, env=self._env(), stdout=subprocess.PIPE) as dump:
+                        writer.write_from(self.artifact_name, dump.proc.stdout)
+                finally:
+                    counted()
+                log(f"{self.name}: dumped {sum(counts.values())} rows in {len(counts)} tables")
         return {"counts": counts, "server_version": server_version, "tool_version": tool_version}
 
     def inspect(self):
