@@ -28,7 +28,7 @@ from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.components.base import Component
 from backups_app.components.exports import artifact_stem, batches, read_export, write_export
-from backups_app.components.sqlite import _check as check_sqlite
+from backups_app.components.sqlite import check_integrity as check_sqlite
 from backups_app.errors import ComponentError, ConfigurationError
 
 SQLITE_NAME = "chroma.sqlite3"

@@ -25,7 +25,7 @@ def _paths(value):
     return paths
 
 
-def _check(path):
+def check_integrity(path):
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         result = conn.execute("PRAGMA integrity_check").fetchall()
     if result != [("ok",)]:
@@ -67,7 +67,7 @@ class SQLiteComponent(Component):
                         closing(sqlite3.connect(copy)) as dst:
                     src.backup(dst)
                     counts[Path(path).stem] = _table_counts(dst)
-                _check(copy)
+                check_integrity(copy)
                 with open(copy, "rb") as f:
                     writer.write_from(artifact, f)
             finally:
@@ -91,7 +91,7 @@ class SQLiteComponent(Component):
         try:
             with reader.open(artifact) as stream, open(copy, "wb") as out:
                 shutil.copyfileobj(stream, out, CHUNK_SIZE)
-            _check(copy)
+            check_integrity(copy)
         except BaseException:
             os.unlink(copy)
             raise

@@ -88,7 +88,7 @@ def run_backup(pk):
                 offsite.copy_offsite(backup, recorder.log)
             recorder.finish(RunStatus.COMPLETED)
         except Exception as exc:
-            error = _error_text(exc)
+            error = error_text(exc)
             try:
                 delete_set(storage, backup.backup_id)
             except BackupError as cleanup:
@@ -103,7 +103,7 @@ def run_backup(pk):
     return backup
 
 
-def _error_text(exc):
+def error_text(exc):
     return mask(str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}")
 
 

@@ -10,7 +10,7 @@ from backups_app.archive.ids import new_run_id, validate_restore_id
 from backups_app.errors import BackupError, Busy, ConfirmationRequired, NotFound, UnknownComponent
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.services import hooks, locks, offsite
-from backups_app.services.backups import _error_text, create_backup, get_backup, open_reader, remove_backup
+from backups_app.services.backups import error_text, create_backup, get_backup, open_reader, remove_backup
 from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
 WARNING = "This will overwrite existing data"
@@ -169,7 +169,7 @@ def run_restore(pk):
                 _apply(restore, recorder)
             except Exception as exc:
                 if restore.status == RunStatus.IN_PROGRESS:
-                    recorder.finish(RunStatus.FAILED, _error_text(exc))
+                    recorder.finish(RunStatus.FAILED, error_text(exc))
             finally:
                 hooks.run_hooks("post_restore", recorder)
     finally:
@@ -235,9 +235,9 @@ def _restore_components(restore, recorder, names, options, safety, copy):
     except Exception as exc:
         recorder.progress(name, "failed")
         if touched:
-            _roll_back(restore, recorder, safety, touched, _error_text(exc))
+            _roll_back(restore, recorder, safety, touched, error_text(exc))
         else:
-            recorder.finish(RunStatus.FAILED, f"{_error_text(exc)}. Nothing had been written.")
+            recorder.finish(RunStatus.FAILED, f"{error_text(exc)}. Nothing had been written.")
         return False
     return True
 
@@ -248,14 +248,14 @@ def _roll_back(restore, recorder, safety, touched, error):
     try:
         reader = open_reader(safety)
     except Exception as exc:
-        failures, touched = [f"cannot read the safety backup: {_error_text(exc)}"], []
+        failures, touched = [f"cannot read the safety backup: {error_text(exc)}"], []
     for name in touched:
         component = components.get_component(name)
         try:
             component.restore(reader, reader.artifacts_of(name), component.rollback_options(), recorder.log)
             recorder.progress(name, "rolled_back")
         except Exception as exc:
-            failures.append(f"{name}: {_error_text(exc)}")
+            failures.append(f"{name}: {error_text(exc)}")
     if failures:
         Backup.objects.filter(pk=safety.pk).update(pinned=True)  # retention must not take the way back
         recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "

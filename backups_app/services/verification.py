@@ -13,7 +13,7 @@ from backups_app import components
 from backups_app.errors import NotFound, UnknownComponent
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import audit
-from backups_app.services.backups import _error_text, get_backup, open_reader
+from backups_app.services.backups import error_text, get_backup, open_reader
 from backups_app.services.restores import flatten_counts
 from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
@@ -60,7 +60,7 @@ def run_verification(pk):
             verification.save(update_fields=["results"])
             recorder.finish(RunStatus.FAILED if problems else RunStatus.COMPLETED, "; ".join(problems))
         except Exception as exc:
-            recorder.finish(RunStatus.FAILED, _error_text(exc))
+            recorder.finish(RunStatus.FAILED, error_text(exc))
     run_finished.send(sender=Verification, run=verification)
     return verification
 
@@ -96,7 +96,7 @@ def _rehearse(verification, reader, recorder):
             result.update(ok=not failed, skipped=True, error="; ".join(failed),
                           note=f"not rehearsed ({why}); its artifacts' checksums were verified instead")
         except Exception as exc:
-            result.update(seconds=round(time.monotonic() - started, 3), error=_error_text(exc))
+            result.update(seconds=round(time.monotonic() - started, 3), error=error_text(exc))
         verification.results[name] = result
         recorder.progress(name, "skipped" if result.get("skipped") else ("done" if result["ok"] else "failed"))
         recorder.log(f"{name}: " + (result.get("note") or ("ok" if result["ok"] else result["error"]))
