@@ -7,6 +7,8 @@ import uuid
 import psycopg
 import pytest
 
+from tests.servers import moto_s3_server
+
 pytest_plugins = ["tests.ops_fixtures"]
 
 PG = {"host": os.environ.get("TEST_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("TEST_PG_PORT", "5432")),
@@ -98,28 +100,11 @@ S3_TEST_KEYS = {"BACKUP_S3_ACCESS_KEY_ID": "testing-key", "BACKUP_S3_SECRET_ACCE
                 "BACKUP_S3_REGION": "us-east-1"}
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto(port=None):
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
-    server.start()
-    return server, f"http://127.0.0.1:{server._port}"
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """One moto S3 server on a free loopback port for the session; tests use their own buckets."""
-    server, endpoint = start_moto()
-    yield endpoint
-    server.stop()
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 def s3_client(endpoint):

@@ -43,15 +43,20 @@ def redis_server(*extra_args, password=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def start_moto(port=None):
+    """moto's S3 HTTP server on ``port`` (a free loopback port by default): (server, endpoint URL)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{server._port}"
+
+
 @contextmanager
 def moto_s3_server():
     """Yields the endpoint URL of moto's S3 HTTP server on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, endpoint = start_moto()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         server.stop()

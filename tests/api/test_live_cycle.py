@@ -6,7 +6,6 @@ database the two share: create → poll → list → download → verify → res
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ import pytest
 
 from tests.api.conftest import make_stack
 from tests.conftest import PG, pg_connect
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POLL_TIMEOUT = 60
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def manage(env, *args):

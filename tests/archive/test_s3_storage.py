@@ -13,7 +13,8 @@ from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.base import Component, parse_bool
 from backups_app.models import RunStatus
 from backups_app.services.backups import create_backup, delete_backup
-from tests.conftest import bucket_keys, new_bucket, s3_client, s3_entry, start_moto
+from tests.conftest import bucket_keys, new_bucket, s3_client, s3_entry
+from tests.servers import start_moto
 
 BACKUP_ID = "backup_20260101_000000"
 MB = 1024 * 1024

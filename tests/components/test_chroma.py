@@ -3,7 +3,6 @@ free loopback port started by the test."""
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from backups_app.components.chroma import main as chroma_main
 from backups_app.errors import ConfigurationError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
+from tests.servers import free_port
 
 chromadb = pytest.importorskip("chromadb")
 from chromadb.api.client import SharedSystemClient  # noqa: E402
@@ -123,18 +123,12 @@ def test_path_mode_refuses_a_folder_that_is_not_chroma(tmp_path, sources):
     assert backup.status == RunStatus.FAILED and "has no chroma.sqlite3 (check CHROMA_PATH)" in backup.error
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
     """`chroma run` on a free loopback port with its own data folder."""
     program = Path(sys.executable).parent / "chroma"
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([str(program), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
                                  "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
@@ -197,7 +191,7 @@ def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, caps
 
 @pytest.mark.django_db
 def test_server_mode_unreachable_and_missing_client(sources, monkeypatch):
-    sources(chroma=(CHROMA, {"host": "127.0.0.1", "port": _free_port()}))
+    sources(chroma=(CHROMA, {"host": "127.0.0.1", "port": free_port()}))
     backup = backups.create_backup(["chroma"])
     assert backup.status == RunStatus.FAILED and "cannot reach Chroma at 127.0.0.1:" in backup.error
 

@@ -4,7 +4,6 @@ test machine): migrate + schedules + gunicorn serving the admin and its collecte
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "scripts" / "docker" / "entrypoint.sh"
 
@@ -25,12 +26,6 @@ def healthcheck(service):
     test = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["healthcheck"]["test"]
     assert test[0] == "CMD"
     return test[1:]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
