@@ -1,6 +1,6 @@
 """django-q2 entry points: thin wrappers over services."""
 
-from backups_app.services import backups, restores, schedules, verification
+from backups_app.services import backups, offsite, restores, schedules, verification
 from backups_app.services.runs import sweep_stale_runs
 
 
@@ -17,12 +17,7 @@ def run_verification(pk):
 
 
 def copy_offsite(pk):
-    from backups_app.models import Backup
-    from backups_app.services import offsite
-    from backups_app.services.runs import RunRecorder
-
-    backup = Backup.objects.get(pk=pk)
-    offsite.copy_offsite(backup, RunRecorder(backup).log)
+    offsite.run_queued_copy(pk)
 
 
 def sweep():

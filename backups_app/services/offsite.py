@@ -8,12 +8,11 @@ from django.utils import timezone
 from backups_app.archive.reader import BackupSetReader, load_manifest, stored_files
 from backups_app.archive.storage import backup_storage, copy_file, delete_set, describe, offsite_storage, set_path
 from backups_app.errors import BackupError
-from backups_app.models import OffsiteStatus
+from backups_app.models import Backup, OffsiteStatus
+from backups_app.services.runs import RunRecorder, mask, submit
 
 
 def _record(backup, status, error="", verified_at=None):
-    from backups_app.services.runs import mask
-
     backup.offsite_status, backup.offsite_error, backup.offsite_verified_at = status, mask(error), verified_at
     backup.save(update_fields=["offsite_status", "offsite_error", "offsite_verified_at"])
 
@@ -50,13 +49,17 @@ def copy_offsite(backup, log):
 
 def queue_copy(backup):
     """Copy (again) in the worker, e.g. after the offsite store was down when the backup ran."""
-    from backups_app.services.runs import submit
-
     if offsite_storage() is None:
         raise BackupError("No offsite storage is configured (set BACKUP_OFFSITE_STORAGE, see docs/storage.md).")
     if backup.status != "completed":
         raise BackupError(f"Backup {backup.backup_id} is {backup.status}; only completed backups are copied.")
     submit("backups_app.tasks.copy_offsite", backup.pk, f"offsite {backup.backup_id}")
+
+
+def run_queued_copy(pk):
+    """The worker's side of queue_copy: copy, with the outcome in the backup's log."""
+    backup = Backup.objects.get(pk=pk)
+    copy_offsite(backup, RunRecorder(backup).log)
 
 
 def open_offsite_reader(backup):
