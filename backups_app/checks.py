@@ -1,8 +1,12 @@
-"""System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m."""
+"""System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m.
+
+Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring);
+E1xx archive storage and encryption; W for what works but is probably not meant."""
 
 import os
 import shutil
 
+from croniter import croniter
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -10,7 +14,16 @@ from backups_app import components
 from backups_app.archive import crypto
 from backups_app.archive.storage import OFFSITE_ALIAS
 from backups_app.errors import ConfigurationError
-from backups_app.services import hooks
+from backups_app.services import health, hooks, retention
+
+SCHEDULE_SETTINGS = ("BACKUP_SCHEDULE_DAILY", "BACKUP_SCHEDULE_WEEKLY", "BACKUP_SCHEDULE_MONTHLY",
+                     "BACKUP_SCHEDULE_REHEARSAL")
+
+
+@register()
+def check_environment(app_configs, **kwargs):
+    return [Error(problem, hint="Fix the variable (scripts/backup/config.env.example lists them all).",
+                  id="backups.E020") for problem in getattr(settings, "BACKUP_ENVIRONMENT_PROBLEMS", [])]
 
 
 @register()
@@ -35,7 +48,11 @@ def check_sources(app_configs, **kwargs):
 
 @register()
 def check_hooks(app_configs, **kwargs):
-    unknown = sorted(set(settings.BACKUP_HOOKS) - set(hooks.STAGES))
+    try:
+        unknown = sorted(set(hooks.all_hooks()) - set(hooks.STAGES))
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint='Example: {"pre_restore": [{"command": ["systemctl", "stop", "app-worker"]}]}',
+                      id="backups.E004")]
     errors = []
     if unknown:
         errors.append(Error(f"BACKUP_HOOKS has unknown stage(s) {', '.join(unknown)}.",
@@ -131,3 +148,35 @@ def _age_errors():
         errors.append(Warning(f"BACKUP_AGE_IDENTITY_FILE {path} is readable by other users.",
                               hint=f"chmod 600 {path}", id="backups.W104"))
     return errors
+
+
+@register()
+def check_retention(app_configs, **kwargs):
+    try:
+        policy = retention.policy_from_settings()
+        retention.retention_time_zone()
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="See docs/operations.md, Retention.", id="backups.E010")]
+    kept_at_most = sum(n for n in policy.counts().values() if n > 0)
+    if policy.max_count and kept_at_most > policy.max_count:
+        return [Warning(f"The keep rules can keep {kept_at_most} backups but BACKUP_MAX_COUNT={policy.max_count} "
+                        "deletes the oldest of them.",
+                        hint="Raise BACKUP_MAX_COUNT or set it to 0 to let the keep rules decide.", id="backups.W010")]
+    return []
+
+
+@register()
+def check_schedules(app_configs, **kwargs):
+    return [Error(f"{name}={getattr(settings, name)!r} is not a cron expression.",
+                  hint="Five fields, e.g. '0 2 * * *'; empty for no such schedule.", id="backups.E011")
+            for name in SCHEDULE_SETTINGS if getattr(settings, name) and not croniter.is_valid(getattr(settings, name))]
+
+
+@register()
+def check_monitoring(app_configs, **kwargs):
+    try:
+        health.allowed_networks()
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="Comma-separated addresses or networks, e.g. 127.0.0.1,10.0.0.0/8.",
+                      id="backups.E012")]
+    return []

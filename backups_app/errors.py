@@ -1,6 +1,8 @@
 """Errors with text a person can act on. Every message names what failed and, where we know
 it, the fix. None of them may contain a secret."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class BackupError(Exception):
     """Base class: the message is shown to users and stored on the run."""
@@ -8,6 +10,10 @@ class BackupError(Exception):
 
 class InvalidId(BackupError):
     pass
+
+
+class InvalidOption(BackupError):
+    """A request's option (restore option, selection) is not valid: the caller's to fix."""
 
 
 class NotFound(BackupError):
@@ -22,8 +28,9 @@ class NotCompleted(BackupError):
     """The backup exists but is pending, running or failed, so it cannot be used yet (or at all)."""
 
 
-class ConfigurationError(BackupError):
-    pass
+class ConfigurationError(BackupError, ImproperlyConfigured):
+    """The deployment's configuration is wrong (the operator's to fix, not the caller's): the
+    message names the setting or environment variable and the fix. The API answers 503."""
 
 
 class ChecksumMismatch(BackupError):

@@ -1,7 +1,7 @@
 """django-q2 entry points: thin wrappers over services."""
 
 from backups_app.services import backups, offsite, restores, schedules, verification
-from backups_app.services.runs import sweep_stale_runs
+from backups_app.services.sweep import sweep_stale_runs
 
 
 def run_backup(pk):

@@ -2,30 +2,20 @@
 with no environment at all the app runs a self-contained demo (SQLite app DB, ORM broker,
 local backup folder, demo data stack under ./var/demo)."""
 
-import json
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from backupsite.env import Environment
 from backupsite.sources import build_backup_sources
 from backupsite.storage_env import storage_entry
 
+env = Environment(os.environ)
+env_bool, env_int, env_str = env.bool, env.int, env.str
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def env_int(name, default):
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+VAR_DIR = Path(env_str("VAR_DIR", BASE_DIR / "var"))
 
 
 def _secret_key():
@@ -42,8 +32,8 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -88,7 +78,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'app.sqlite3'}"), conn_max_age=0
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'app.sqlite3'}"), conn_max_age=0
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -104,36 +94,36 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("STATIC_ROOT") or None  # set where collectstatic runs (Docker image)
+STATIC_ROOT = env_str("STATIC_ROOT") or None  # set where collectstatic runs (Docker image)
 # WhiteNoise serves the admin's static files from the apps directly, so `make run` needs no
 # collectstatic step; the Docker image runs collectstatic and serves the same files.
 WHITENOISE_USE_FINDERS = True
 
-BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "backups"))
+BACKUP_DIR = Path(env_str("BACKUP_DIR", BASE_DIR / "backups"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     # BACKUP_STORAGE=local (default, BACKUP_DIR) | s3 (BACKUP_S3_*): see docs/storage.md.
-    "backups": storage_entry(os.environ, "BACKUP_", BACKUP_DIR),
+    "backups": storage_entry(env, "BACKUP_", BACKUP_DIR),
 }
 # Archive storage: offsite copy, presigned downloads, age encryption (docs/storage.md).
-BACKUP_STORAGE = os.environ.get("BACKUP_STORAGE", "local") or "local"
-BACKUP_OFFSITE_STORAGE = os.environ.get("BACKUP_OFFSITE_STORAGE", "")
+BACKUP_STORAGE = env_str("BACKUP_STORAGE", "local") or "local"
+BACKUP_OFFSITE_STORAGE = env_str("BACKUP_OFFSITE_STORAGE", "")
 if BACKUP_OFFSITE_STORAGE:
-    STORAGES["backups_offsite"] = storage_entry(os.environ, "BACKUP_OFFSITE_", None)
+    STORAGES["backups_offsite"] = storage_entry(env, "BACKUP_OFFSITE_", None)
 # Browser downloads of one artifact from S3 redirect to a presigned URL valid this many seconds.
 BACKUP_S3_PRESIGNED_DOWNLOADS = env_bool("BACKUP_S3_PRESIGNED_DOWNLOADS", False)
 BACKUP_S3_PRESIGNED_EXPIRY = env_int("BACKUP_S3_PRESIGNED_EXPIRY", 300)
 # age X25519 public keys (comma list): set => every artifact is encrypted at rest.
-BACKUP_AGE_RECIPIENTS = [k.strip() for k in os.environ.get("BACKUP_AGE_RECIPIENTS", "").split(",") if k.strip()]
+BACKUP_AGE_RECIPIENTS = env.list("BACKUP_AGE_RECIPIENTS")
 # The private key file for restores (age-keygen format); not needed to back up or to verify.
-BACKUP_AGE_IDENTITY_FILE = os.environ.get("BACKUP_AGE_IDENTITY_FILE", "")
+BACKUP_AGE_IDENTITY_FILE = env_str("BACKUP_AGE_IDENTITY_FILE", "")
 
 DEMO_DIR = VAR_DIR / "demo"
 BACKUP_SOURCES = build_backup_sources(os.environ, demo_dir=DEMO_DIR)
 
 # zstd (default) | gzip | none, for the artifacts we compress ourselves.
-BACKUP_COMPRESSION = os.environ.get("BACKUP_COMPRESSION", "zstd")
+BACKUP_COMPRESSION = env_str("BACKUP_COMPRESSION", "zstd")
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
 BACKUP_MAX_COUNT = env_int("BACKUP_MAX_COUNT", 10)
 BACKUP_KEEP_SAFETY = env_bool("BACKUP_KEEP_SAFETY", False)
@@ -144,9 +134,10 @@ BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)
 # lock freed (it changed nothing).
 BACKUP_PENDING_SECONDS = env_int("BACKUP_PENDING_SECONDS", 3600)
 # Local scratch space for artifacts that must exist as a file (SQLite backup API, restore staging).
-BACKUP_SPOOL_DIR = Path(os.environ.get("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
-# {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...}
-BACKUP_HOOKS = json.loads(os.environ.get("BACKUP_HOOKS", "{}") or "{}")
+BACKUP_SPOOL_DIR = Path(env_str("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
+# JSON: {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...};
+# parsed and checked at use (services/hooks.py), so a typo fails the run and the system check.
+BACKUP_HOOKS = env_str("BACKUP_HOOKS", "{}")
 
 # --- Operations: retention, schedules, health, metrics, notifications (docs/operations.md) ---
 # Retention with restic's meaning; counts: 0 = rule off, -1 = unlimited; durations like 7d, 1y6m, 36h.
@@ -156,21 +147,21 @@ BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 7)
 BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
 BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
 BACKUP_KEEP_YEARLY = env_int("BACKUP_KEEP_YEARLY", 0)
-BACKUP_KEEP_WITHIN = os.environ.get("BACKUP_KEEP_WITHIN", "")
-BACKUP_KEEP_WITHIN_HOURLY = os.environ.get("BACKUP_KEEP_WITHIN_HOURLY", "")
-BACKUP_KEEP_WITHIN_DAILY = os.environ.get("BACKUP_KEEP_WITHIN_DAILY", "")
-BACKUP_KEEP_WITHIN_WEEKLY = os.environ.get("BACKUP_KEEP_WITHIN_WEEKLY", "")
-BACKUP_KEEP_WITHIN_MONTHLY = os.environ.get("BACKUP_KEEP_WITHIN_MONTHLY", "")
-BACKUP_KEEP_WITHIN_YEARLY = os.environ.get("BACKUP_KEEP_WITHIN_YEARLY", "")
-BACKUP_RETENTION_TIME_ZONE = os.environ.get("BACKUP_RETENTION_TIME_ZONE", "")  # default: TIME_ZONE
+BACKUP_KEEP_WITHIN = env_str("BACKUP_KEEP_WITHIN", "")
+BACKUP_KEEP_WITHIN_HOURLY = env_str("BACKUP_KEEP_WITHIN_HOURLY", "")
+BACKUP_KEEP_WITHIN_DAILY = env_str("BACKUP_KEEP_WITHIN_DAILY", "")
+BACKUP_KEEP_WITHIN_WEEKLY = env_str("BACKUP_KEEP_WITHIN_WEEKLY", "")
+BACKUP_KEEP_WITHIN_MONTHLY = env_str("BACKUP_KEEP_WITHIN_MONTHLY", "")
+BACKUP_KEEP_WITHIN_YEARLY = env_str("BACKUP_KEEP_WITHIN_YEARLY", "")
+BACKUP_RETENTION_TIME_ZONE = env_str("BACKUP_RETENTION_TIME_ZONE", "")  # default: TIME_ZONE
 BACKUP_SAFETY_RETENTION_DAYS = env_int("BACKUP_SAFETY_RETENTION_DAYS", 7)
 BACKUP_PRUNE_AFTER_BACKUP = env_bool("BACKUP_PRUNE_AFTER_BACKUP", True)
 # django-q2 schedules written by `manage.py setup_schedules` (cron in TIME_ZONE; empty = no schedule).
-BACKUP_SCHEDULE_DAILY = os.environ.get("BACKUP_SCHEDULE_DAILY", "0 2 * * *")
-BACKUP_SCHEDULE_WEEKLY = os.environ.get("BACKUP_SCHEDULE_WEEKLY", "0 3 * * 0")
-BACKUP_SCHEDULE_MONTHLY = os.environ.get("BACKUP_SCHEDULE_MONTHLY", "0 4 1 * *")
-BACKUP_SCHEDULE_REHEARSAL = os.environ.get("BACKUP_SCHEDULE_REHEARSAL", "0 5 * * 0")
-BACKUP_SCHEDULE_COMPONENTS = os.environ.get("BACKUP_SCHEDULE_COMPONENTS", "")  # empty = every source
+BACKUP_SCHEDULE_DAILY = env_str("BACKUP_SCHEDULE_DAILY", "0 2 * * *")
+BACKUP_SCHEDULE_WEEKLY = env_str("BACKUP_SCHEDULE_WEEKLY", "0 3 * * 0")
+BACKUP_SCHEDULE_MONTHLY = env_str("BACKUP_SCHEDULE_MONTHLY", "0 4 1 * *")
+BACKUP_SCHEDULE_REHEARSAL = env_str("BACKUP_SCHEDULE_REHEARSAL", "0 5 * * 0")
+BACKUP_SCHEDULE_COMPONENTS = env_str("BACKUP_SCHEDULE_COMPONENTS", "")  # empty = every source
 BACKUP_SWEEP_MINUTES = env_int("BACKUP_SWEEP_MINUTES", 5)
 # Health: /api/system/health and `manage.py backup_health`.
 BACKUP_MAX_AGE_HOURS = env_int("BACKUP_MAX_AGE_HOURS", 26)
@@ -178,21 +169,21 @@ BACKUP_MIN_FREE_MB = env_int("BACKUP_MIN_FREE_MB", 1024)
 # Off on hosts that schedule with cron (scripts/backup/schedule.sh) and run no django-q2 cluster.
 BACKUP_HEALTH_CHECK_WORKER = env_bool("BACKUP_HEALTH_CHECK_WORKER", True)
 # /metrics is open to these addresses or networks (comma-separated), loopback by default.
-BACKUP_METRICS_ALLOW = os.environ.get("BACKUP_METRICS_ALLOW", "127.0.0.1,::1")
+BACKUP_METRICS_ALLOW = env_str("BACKUP_METRICS_ALLOW", "127.0.0.1,::1")
 # Extra ways in for /metrics and the health endpoint: dotted paths to callable(request) -> bool.
 BACKUP_MONITORING_AUTHENTICATORS = ["backups_app.services.tokens.request_has_valid_token"]
 # Notifications: on failure always, on success when asked.
-BACKUP_NOTIFY_EMAIL = os.environ.get("BACKUP_NOTIFY_EMAIL", "")  # comma-separated addresses
-BACKUP_NOTIFY_WEBHOOK = os.environ.get("BACKUP_NOTIFY_WEBHOOK", "")  # Slack-compatible incoming webhook
+BACKUP_NOTIFY_EMAIL = env_str("BACKUP_NOTIFY_EMAIL", "")  # comma-separated addresses
+BACKUP_NOTIFY_WEBHOOK = env_str("BACKUP_NOTIFY_WEBHOOK", "")  # Slack-compatible incoming webhook
 BACKUP_NOTIFY_ON_SUCCESS = env_bool("BACKUP_NOTIFY_ON_SUCCESS", False)
 BACKUP_NOTIFY_ATTEMPTS = env_int("BACKUP_NOTIFY_ATTEMPTS", 3)
 BACKUP_NOTIFY_TIMEOUT = env_int("BACKUP_NOTIFY_TIMEOUT", 10)
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backups@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "backups@localhost")
 # --- end operations ---
 
 Q_CLUSTER = {
@@ -204,13 +195,16 @@ Q_CLUSTER = {
     "catch_up": False,
     "orm": "default",
 }
-if os.environ.get("Q_REDIS_URL"):
+if env_str("Q_REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = os.environ["Q_REDIS_URL"]
+
+# What could not be read from the environment (reported by the system check backups.E020).
+BACKUP_ENVIRONMENT_PROBLEMS = env.problems
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"backups_app": {"handlers": ["console"], "level": os.environ.get("BACKUP_LOG_LEVEL", "INFO")}},
+    "loggers": {"backups_app": {"handlers": ["console"], "level": env_str("BACKUP_LOG_LEVEL", "INFO")}},
 }

@@ -1,95 +1,33 @@
-"""Build ``BACKUP_SOURCES`` from environment variables (names follow the seeds).
+"""Build ``BACKUP_SOURCES`` from environment variables.
 
-A source exists only when its variables are set. With no source configured at all, the demo
-stack under ``demo_dir`` (a SQLite database and an uploads folder) is backed up so that a
-fresh checkout has something real to back up and restore.
+Each store declares its own variables (``environment`` and ``configured_by`` on its component,
+named after its module: POSTGRES_* for ``components/postgres.py``); this loops over the stores and
+imports a store's module only when a variable with its prefix is set. With no source configured
+at all, the demo stack under ``demo_dir`` (a SQLite database and an uploads folder, made by
+``manage.py demo_stack``) is backed up so that a fresh checkout has something real to back up and
+restore. Nothing here raises: a bad value reaches the component, whose error names the variable.
 """
 
-ENGINES = {
-    "postgres": "backups_app.components.postgres.PostgresComponent",
-    "uploads": "backups_app.components.uploads.UploadsComponent",
-    "sqlite": "backups_app.components.sqlite.SQLiteComponent",
-    "redis": "backups_app.components.redis.RedisComponent",
-    "objects": "backups_app.components.objects.ObjectsComponent",
-    "config": "backups_app.components.config.ConfigComponent",
-    "qdrant": "backups_app.components.qdrant.QdrantComponent",
-    "chroma": "backups_app.components.chroma.ChromaComponent",
-}
-# Any of these turns the demo stack off: the operator configured real sources.
-REAL_SOURCE_VARIABLES = ("POSTGRES_DB", "UPLOADS_DIR", "SQLITE_PATHS", "REDIS_URL", "OBJECTS_S3_BUCKETS", "OBJECTS_DIR",
-                         "CONFIG_PATHS", "QDRANT_URL", "QDRANT_HOST", "QDRANT_PATH", "CHROMA_PATH", "CHROMA_HOST")
+from backups_app import components
 
 
-def _source(engine, **options):
-    return {"ENGINE": ENGINES[engine], "OPTIONS": {k: v for k, v in options.items() if v not in (None, "")}}
+def _entry(cls, options):
+    return {"ENGINE": components.engine_path(cls), "OPTIONS": options}
 
 
 def build_backup_sources(env, demo_dir):
-    sources = {}
-    if env.get("POSTGRES_DB"):
-        sources["postgres"] = _source(
-            "postgres",
-            host=env.get("POSTGRES_HOST", "localhost"),
-            port=env.get("POSTGRES_PORT", "5432"),
-            user=env.get("POSTGRES_USER", "postgres"),
-            password=env.get("POSTGRES_PASSWORD"),
-            dbname=env["POSTGRES_DB"],
-            bin_dir=env.get("PG_BIN_DIR"),
-        )
-    demo = not any(env.get(name) for name in REAL_SOURCE_VARIABLES)
-    uploads_dir = env.get("UPLOADS_DIR") or (str(demo_dir / "uploads") if demo else None)
-    if uploads_dir:
-        sources["uploads"] = _source("uploads", path=uploads_dir)
-    sqlite_paths = env.get("SQLITE_PATHS") or (str(demo_dir / "app.sqlite3") if demo else None)
-    if sqlite_paths:
-        sources["sqlite"] = _source("sqlite", paths=[p.strip() for p in sqlite_paths.split(",") if p.strip()])
-    sources.update(_redis_objects_config_sources(env))
-    sources.update(_vector_sources(env))
-    return sources
-
-
-def _redis_objects_config_sources(env):
-    sources = {}
-    if env.get("REDIS_URL"):
-        sources["redis"] = _source("redis", url=env["REDIS_URL"], dbs=env.get("REDIS_DBS"), rdb=env.get("REDIS_RDB"))
-    if env.get("OBJECTS_S3_BUCKETS") or env.get("OBJECTS_DIR"):
-        sources["objects"] = _source(
-            "objects",
-            endpoint_url=env.get("OBJECTS_S3_ENDPOINT_URL"),
-            buckets=env.get("OBJECTS_S3_BUCKETS"),
-            prefix=env.get("OBJECTS_S3_PREFIX"),
-            access_key_id=env.get("OBJECTS_S3_ACCESS_KEY_ID"),
-            secret_access_key=env.get("OBJECTS_S3_SECRET_ACCESS_KEY"),
-            region=env.get("OBJECTS_S3_REGION"),
-            path=env.get("OBJECTS_DIR"),
-        )
-    if env.get("CONFIG_PATHS"):
-        sources["config"] = _source("config", paths=env["CONFIG_PATHS"], base_dir=env.get("CONFIG_BASE_DIR"))
-    return sources
-
-
-def _vector_sources(env):
-    """Qdrant (a server by URL or host/port, or qdrant-client's local folder) and ChromaDB (a
-    persistent folder or a server); the components reject contradicting settings."""
-    sources = {}
-    qdrant_url = env.get("QDRANT_URL") or (
-        f"http://{env['QDRANT_HOST']}:{env.get('QDRANT_PORT') or 6333}" if env.get("QDRANT_HOST") else None)
-    if qdrant_url or env.get("QDRANT_PATH"):
-        sources["qdrant"] = _source(
-            "qdrant",
-            url=qdrant_url,
-            api_key=env.get("QDRANT_API_KEY"),
-            path=env.get("QDRANT_PATH"),
-            collections=env.get("QDRANT_COLLECTIONS"),
-            method=env.get("QDRANT_METHOD"),
-            keep_snapshots=env.get("QDRANT_KEEP_SNAPSHOTS"),
-            timeout=env.get("QDRANT_TIMEOUT"),
-        )
-    if env.get("CHROMA_PATH") or env.get("CHROMA_HOST"):
-        sources["chroma"] = _source(
-            "chroma",
-            path=env.get("CHROMA_PATH"),
-            host=env.get("CHROMA_HOST"),
-            port=env.get("CHROMA_PORT"),
-        )
+    found = []
+    for name in components.store_modules():
+        if not any(value and key.startswith(f"{name.upper()}_") for key, value in env.items()):
+            continue  # nothing of this store is configured: do not even import it
+        cls = components.engine_class(name)
+        options = cls.options_from_environment(env)
+        if options is not None:
+            found.append((cls.backup_order, name, _entry(cls, options)))
+    sources = {name: entry for _order, name, entry in sorted(found)}
+    if not sources:
+        sources = {
+            "uploads": _entry(components.engine_class("uploads"), {"path": str(demo_dir / "uploads")}),
+            "sqlite": _entry(components.engine_class("sqlite"), {"paths": [str(demo_dir / "app.sqlite3")]}),
+        }
     return sources

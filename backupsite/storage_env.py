@@ -6,8 +6,6 @@
 the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks (backups.E1xx).
 """
 
-from django.core.exceptions import ImproperlyConfigured
-
 MB = 1024 * 1024
 # S3 allows 10,000 parts per object: 16 MB parts give objects up to 156 GB. Parts in flight are
 # held in memory, so part size × parts in memory bounds the upload's memory.
@@ -25,15 +23,9 @@ def _transfer_config(part_mb):
     return config
 
 
-def _part_mb(env, name):
-    value = env.get(name) or str(DEFAULT_PART_MB)
-    if not value.isdigit() or not 5 <= int(value) <= 5120:
-        raise ImproperlyConfigured(f"{name}={value!r}: use a whole number of MB from 5 to 5120 (S3's part sizes).")
-    return int(value)
-
-
 def storage_entry(env, prefix, local_dir):
-    kind = env.get(f"{prefix}STORAGE", "local") or "local"
+    """``env`` is a ``backupsite.env.Environment``: a bad value is recorded there, never raised."""
+    kind = env.get(f"{prefix}STORAGE", "local")
     if kind != "s3":
         return {"BACKEND": "django.core.files.storage.FileSystemStorage",
                 "OPTIONS": {"location": str(env.get(f"{prefix}DIR") or local_dir or ""), "file_permissions_mode": 0o600,
@@ -54,6 +46,7 @@ def storage_entry(env, prefix, local_dir):
         # ``Content-Encoding: gzip``, and browsers would then unpack it on download.
         "object_parameters": {"ContentType": "application/octet-stream"},
         "default_acl": None,
-        "transfer_config": _transfer_config(_part_mb(env, f"{prefix}S3_PART_MB")),
+        "transfer_config": _transfer_config(env.int(f"{prefix}S3_PART_MB", DEFAULT_PART_MB, low=5, high=5120,
+                                                    fix="use a whole number of MB from 5 to 5120 (S3's part sizes)")),
     }
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

@@ -1,12 +1,13 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from django.views.generic import RedirectView
 
+from backups_app.api.monitoring import metrics_view
 from backups_app.api.views import api as system_api
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("", include("backups_app.urls_ops")),
+    path("metrics", metrics_view, name="metrics"),
     path("api/system/", system_api.urls),
 ]

@@ -5,8 +5,8 @@ sides the same).
     .venv/bin/python bench/qdrant_snapshot.py [SIZE_MB]
 
 Prints throughput of ours and the stock tools' download (into the backup set, hashed / `curl | tee
-FILE | sha256sum`) and upload (streamed multipart / `curl -F`), the time ratios, and how much this process's peak RSS grew (it must not grow
-with SIZE_MB)."""
+FILE | sha256sum`) and upload (streamed multipart / `curl -F`), the time ratios, and how much this
+process's peak RSS grew (it must not grow with SIZE_MB)."""
 
 import json
 import os

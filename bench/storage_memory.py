@@ -172,7 +172,8 @@ def main():
                         run_env.update(S3_KEYS, BACKUP_STORAGE="s3", BACKUP_S3_ENDPOINT_URL=endpoint,
                                        BACKUP_S3_PREFIX=f"run{size}")
                     # The app database is migrated beforehand, as a worker finds it; the child measures the run.
-                    subprocess.run([sys.executable, "manage.py", "migrate", "-v0", "--skip-checks"], env=run_env, check=True, cwd=ROOT)
+                    subprocess.run([sys.executable, "manage.py", "migrate", "-v0", "--skip-checks"], env=run_env,
+                                   check=True, cwd=ROOT)
                     out = subprocess.run([sys.executable, __file__, "--child", kind, str(data)], env=run_env,
                                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
                     result = json.loads(out.strip().splitlines()[-1])

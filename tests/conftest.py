@@ -7,6 +7,8 @@ import uuid
 import psycopg
 import pytest
 
+from backupsite.env import Environment
+from backupsite.storage_env import storage_entry
 from tests.servers import moto_s3_server
 
 pytest_plugins = ["tests.ops_fixtures"]
@@ -33,7 +35,7 @@ def backup_storage_dir(settings, tmp_path):
 @pytest.fixture
 def sync_worker(settings):
     """Enqueued runs execute at once in this process (django-q2's sync mode, read at use by
-    services.runs.enqueue), so 'queued' work really happens in the test."""
+    services.queueing.submit), so 'queued' work really happens in the test."""
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
@@ -123,11 +125,9 @@ def new_bucket(endpoint, create=True):
 
 def s3_entry(endpoint, bucket, prefix="BACKUP_", **env):
     """A STORAGES entry built the way settings.py builds it, from BACKUP_S3_*-style variables."""
-    from backupsite.storage_env import storage_entry
-
     variables = {f"{prefix}STORAGE": "s3", f"{prefix}S3_BUCKET": bucket, f"{prefix}S3_ENDPOINT_URL": endpoint,
                  **{k.replace("BACKUP_", prefix, 1): v for k, v in S3_TEST_KEYS.items()}, **env}
-    return storage_entry(variables, prefix, None)
+    return storage_entry(Environment(variables), prefix, None)
 
 
 @pytest.fixture

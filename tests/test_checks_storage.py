@@ -1,10 +1,10 @@
 """System checks for the archive storage and age settings (backups.E1xx / W1xx)."""
 
-import pytest
-from django.core.exceptions import ImproperlyConfigured
 from pyrage import x25519
 
-from backups_app.checks import check_archive_storage
+from backups_app.checks import check_archive_storage, check_environment
+from backupsite.env import Environment
+from backupsite.storage_env import storage_entry
 from tests.conftest import s3_entry
 
 
@@ -62,9 +62,14 @@ def test_age_settings(settings, tmp_path):
     assert check_archive_storage(None) == []
 
 
-def test_part_size_must_be_a_valid_s3_part_size():
+def test_part_size_must_be_a_valid_s3_part_size(settings):
     for wrong in ("4", "16MB", "9000"):
-        with pytest.raises(ImproperlyConfigured, match="BACKUP_S3_PART_MB.*from 5 to 5120"):
-            s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB=wrong)
+        env = Environment({"BACKUP_STORAGE": "s3", "BACKUP_S3_BUCKET": "b", "BACKUP_S3_PART_MB": wrong})
+        entry = storage_entry(env, "BACKUP_", None)  # never a traceback at import: the default, and a check error
+        assert entry["OPTIONS"]["transfer_config"].multipart_chunksize == 8 * 1024 * 1024
+        (problem,) = env.problems
+        assert f"BACKUP_S3_PART_MB={wrong!r}: use a whole number of MB from 5 to 5120" in problem
+        settings.BACKUP_ENVIRONMENT_PROBLEMS = env.problems
+        assert [(e.id, e.msg) for e in check_environment(None)] == [("backups.E020", problem)]
     assert s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB="64")["OPTIONS"][
         "transfer_config"].multipart_chunksize == 64 * 1024 * 1024

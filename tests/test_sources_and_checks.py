@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 from django.core.checks import run_checks
+from django.utils.module_loading import import_string
 
-from backupsite.sources import build_backup_sources
 from backups_app import components
 from backups_app.errors import ConfigurationError
+from backupsite.sources import build_backup_sources
 
 
 def test_no_environment_gives_the_demo_stack():
@@ -18,8 +19,10 @@ def test_postgres_from_seed_variable_names():
     built = build_backup_sources({"POSTGRES_HOST": "db", "POSTGRES_USER": "brain", "POSTGRES_PASSWORD": "pw",
                                   "POSTGRES_DB": "knowledge"}, demo_dir=Path("/demo"))
     assert set(built) == {"postgres"}
-    assert built["postgres"]["OPTIONS"] == {"host": "db", "port": "5432", "user": "brain", "password": "pw",
-                                            "dbname": "knowledge"}
+    assert built["postgres"]["OPTIONS"] == {"host": "db", "user": "brain", "password": "pw", "dbname": "knowledge"}
+    postgres = import_string(built["postgres"]["ENGINE"])("postgres", built["postgres"]["OPTIONS"])
+    assert postgres.config == {"host": "db", "port": 5432, "user": "brain", "password": "pw", "dbname": "knowledge",
+                               "bin_dir": ""}
 
 
 def test_unknown_source_option_is_rejected_with_the_accepted_list(sources):

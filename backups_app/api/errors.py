@@ -1,15 +1,27 @@
 """Every error is JSON ``{error, detail}`` with a fitting status; ``error`` is a stable code for
 programs, ``detail`` the readable text from the service (which names the fix)."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from backups_app.errors import (BackupError, Busy, ConfirmationRequired, InvalidId, NotCompleted, NotFound,
-                                UnknownComponent)
-from backups_app.services.runs import mask
+from backups_app.errors import (
+    BackupError,
+    Busy,
+    ConfigurationError,
+    ConfirmationRequired,
+    InvalidId,
+    NotCompleted,
+    NotFound,
+    UnknownComponent,
+)
+from backups_app.redaction import mask
 
-# Most specific first; any other BackupError is the caller's to fix (400).
+MISCONFIGURED = (503, "misconfigured")
+# Most specific first; any other BackupError is the caller's to fix (400). A configuration error
+# is the operator's: 503, with the text that names the setting and the fix.
 SERVICE_ERRORS = [
+    (ConfigurationError, *MISCONFIGURED),
     (InvalidId, 400, "invalid_id"),
     (UnknownComponent, 400, "unknown_component"),
     (NotFound, 404, "not_found"),
@@ -37,6 +49,10 @@ def install(api):
                                                 "components")}
             exc = f"{exc}. Send \"confirm\": true to restore."
         return error_response(api, request, status, code, str(exc), **extra)
+
+    @api.exception_handler(ImproperlyConfigured)
+    def misconfigured(request, exc):
+        return error_response(api, request, *MISCONFIGURED, str(exc))
 
     @api.exception_handler(AuthenticationError)
     def not_authenticated(request, exc):

@@ -23,6 +23,12 @@ class ErrorOut(Schema):
     detail: str = Field(description="What went wrong and how to fix it.")
 
 
+class HealthOut(Schema):
+    status: str = Field(description="ok, or fail when any check failed.")
+    checked_at: datetime
+    checks: dict[str, Any] = Field(description="Per check (backups, storage, worker, rehearsal): ok and why not.")
+
+
 class ConfirmationOut(ErrorOut):
     """409 for a restore without ``confirm: true`` (seed 000 §9.1), with live and backup counts."""
 

@@ -5,14 +5,25 @@ from typing import Optional, Union
 
 from ninja import NinjaAPI, Path, Query, Status
 
-from backups_app.api import errors
+from backups_app import permissions
+from backups_app.api import errors, monitoring
 from backups_app.api.auth import staff_with
-from backups_app.api.schemas import (BackupDetail, BackupIn, BackupList, ConfirmationOut, ErrorOut, PlanOut,
-                                     RestoreAccepted, RestoreDetail, RestoreIn, VerifyOut)
-from backups_app.downloads import download_response
+from backups_app.api.schemas import (
+    BackupDetail,
+    BackupIn,
+    BackupList,
+    ConfirmationOut,
+    ErrorOut,
+    PlanOut,
+    RestoreAccepted,
+    RestoreDetail,
+    RestoreIn,
+    VerifyOut,
+)
 from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
+from backups_app.downloads import download_response
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import audit, backups, restores, retention, verification
+from backups_app.services import backups, restores, retention, verification
 
 api = NinjaAPI(
     title="Backup and restore API",
@@ -23,11 +34,11 @@ api = NinjaAPI(
     urls_namespace="system_api",
 )
 errors.install(api)
+api.add_router("", monitoring.router)
 
-VIEW, ADD, DELETE = "backups_app.view_backup", "backups_app.add_backup", "backups_app.delete_backup"
-CHANGE = "backups_app.change_backup"
-DOWNLOAD, RESTORE = "backups_app.download_backup", "backups_app.restore_backup"
-VIEW_RESTORE = "backups_app.view_restore"
+VIEW, ADD, DELETE = permissions.VIEW_BACKUP, permissions.ADD_BACKUP, permissions.DELETE_BACKUP
+CHANGE, DOWNLOAD, RESTORE = permissions.CHANGE_BACKUP, permissions.DOWNLOAD_BACKUP, permissions.RESTORE_BACKUP
+VIEW_RESTORE = permissions.VIEW_RESTORE
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
 BackupId = Path(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
@@ -40,9 +51,8 @@ def create_backup(request, payload: BackupIn, wait: bool = Query(False, descript
     """Queued for the worker (202, status pending); with `?wait=true` it runs in the request and the
     answer is the finished backup (201; 500 with the run's error if it failed)."""
     backup = backups.create_backup(payload.components, description=payload.description, trigger=Trigger.API,
-                                   user=request.auth, include_uploads=payload.include_uploads, run_async=not wait)
-    audit.record("backup.create", user=request.auth, request=request, target=backup.backup_id,
-                 details={"trigger": Trigger.API})
+                                   user=request.auth, include_uploads=payload.include_uploads, run_async=not wait,
+                                   request=request)
     if not wait:
         return Status(202, backup)
     if backup.status != RunStatus.COMPLETED:
@@ -83,8 +93,7 @@ def download(request, backup_id: str = BackupId,
             summary="Delete a backup")
 def delete_backup(request, backup_id: str = BackupId):
     """409 while it runs, while a restore uses it, or while it is pinned."""
-    backups.delete_backup(backup_id)
-    audit.record("backup.delete", user=request.auth, request=request, target=backup_id)
+    backups.delete_backup(backup_id, user=request.auth, request=request)
     return Status(204, None)
 
 
@@ -116,9 +125,7 @@ def start_restore(request, payload: RestoreIn):
     if payload.dry_run:
         return Status(200, restores.plan_restore(payload.backup_id, payload.components, payload.options))
     restore = restores.start_restore(payload.backup_id, payload.components, payload.options, confirm=payload.confirm,
-                                     trigger=Trigger.API, user=request.auth, run_async=True)
-    audit.record("restore.start", user=request.auth, request=request, target=restore.restore_id,
-                 details={"backup_id": restore.source_backup_id, "components": restore.components})
+                                     trigger=Trigger.API, user=request.auth, run_async=True, request=request)
     return Status(202, restore)
 
 

@@ -1,10 +1,10 @@
 """Reads a stored backup set, checking every byte against the manifest's SHA-256: the stored
 bytes first, then, for an encrypted artifact, the decrypted bytes against the plaintext hash."""
 
-import hashlib
 import json
 
 from backups_app.archive import compression, crypto
+from backups_app.archive.hashing import HashingReader
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
@@ -30,11 +30,9 @@ class VerifyingStream:
     a different hash or size than the manifest recorded."""
 
     def __init__(self, raw, name, sha256, size):
-        self._raw = raw
+        self._raw = HashingReader(raw)
         self.name = name
         self._expected = {"sha256": sha256, "size": size}
-        self._sha256 = hashlib.sha256()
-        self._size = 0
         self._checked = False
         self.error = None
 
@@ -42,19 +40,16 @@ class VerifyingStream:
         if size is None or size < 0:
             size = CHUNK_SIZE
         data = self._raw.read(size)
-        if data:
-            self._sha256.update(data)
-            self._size += len(data)
-        elif not self._checked:
+        if not data and not self._checked:
             self._check()
         return data
 
     def _check(self):
         self._checked = True
-        actual = self._sha256.hexdigest()
-        if actual != self._expected["sha256"] or self._size != self._expected["size"]:
+        actual, size = self._raw.hexdigest(), self._raw.size
+        if actual != self._expected["sha256"] or size != self._expected["size"]:
             self.error = ChecksumMismatch(
-                f"Artifact {self.name} does not match its manifest (sha256 {actual[:12]}…, {self._size} bytes; "
+                f"Artifact {self.name} does not match its manifest (sha256 {actual[:12]}…, {size} bytes; "
                 f"expected {self._expected['sha256'][:12]}…, {self._expected['size']} bytes). "
                 "The stored copy is damaged or was changed; restore from another copy or backup."
             )
@@ -68,7 +63,7 @@ class VerifyingStream:
         short tail is read here so the checksum is still checked. A consumer that stopped far
         from the end failed on its own; its error is the one that matters."""
         try:
-            if not self._checked and self._expected["size"] - self._size <= TAIL_TO_CHECK:
+            if not self._checked and self._expected["size"] - self._raw.size <= TAIL_TO_CHECK:
                 while self.read(CHUNK_SIZE):
                     pass
         finally:

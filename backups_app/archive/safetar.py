@@ -9,8 +9,8 @@ import tarfile
 import tempfile
 from contextlib import contextmanager
 
+from backups_app.archive.spool import scratch_folder
 from backups_app.errors import UnsafeArchive
-
 
 # Longer paths make os.path.realpath stop resolving links (ENAMETOOLONG is taken for "not a
 # link"), which is how CVE-2025-4517 walks out of tarfile's own 'data' filter on Python < 3.11.13.
@@ -113,11 +113,11 @@ def _take_folder_attributes(staging, live):
         os.chown(staging, st.st_uid, st.st_gid)
 
 
-def restore_folder(reader, component, artifacts, live, log, check=None):
+def restore_folder(reader, component, artifacts, live, log, absent=False, check=None):
     """Put back a folder that ``component`` stored as one tar artifact: extracted beside ``live``,
     checked, swapped in; or removed when the backup recorded the folder as absent (a safety backup
     of a folder that did not exist yet). Returns (files, bytes)."""
-    if reader.facts_of(component).get("absent"):
+    if absent:
         log(f"{component}: the folder did not exist in this backup; removing {live}")
         shutil.rmtree(live, ignore_errors=True)
         return 0, 0
@@ -145,12 +145,8 @@ def swap_in(staging, live):
 
 
 @contextmanager
-def extracted(stream, spool, prefix):
-    """Extract a tar stream into a new scratch folder under ``spool``; removed on exit."""
-    os.makedirs(spool, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=prefix, dir=spool)
-    try:
+def extracted(stream, prefix):
+    """Extract a tar stream into a new scratch folder in the spool; removed on exit."""
+    with scratch_folder(prefix) as scratch:
         safe_extract(stream, scratch, mode="r|")
         yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -6,39 +6,17 @@ never see it. SHA256SUMS covers the stored bytes (``sha256sum -c`` works without
 the manifest records the plaintext hash and size too.
 """
 
-import hashlib
 import json
 from contextlib import contextmanager
 
 from backups_app.archive import compression, crypto
+from backups_app.archive.hashing import HashingWriter
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, save_chunks, set_path
 
 MANIFEST_NAME = "metadata.json"
 SUMS_NAME = "SHA256SUMS"
 RESERVED_NAMES = {MANIFEST_NAME, SUMS_NAME}
-
-
-class ArtifactSink:
-    """A write-only file that hashes and counts what passes through it."""
-
-    def __init__(self, upload):
-        self._upload = upload
-        self._sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data):
-        self._sha256.update(data)
-        self.size += len(data)
-        self._upload.write(data)
-        return len(data)
-
-    def flush(self):
-        pass
-
-    @property
-    def sha256(self):
-        return self._sha256.hexdigest()
 
 
 class BackupSetWriter:
@@ -62,19 +40,19 @@ class BackupSetWriter:
         keys = crypto.recipients()
         stored_name = name + crypto.SUFFIX if keys else name
         upload = PipeUpload(self.storage, set_path(self.backup_id, stored_name))
-        stored = ArtifactSink(upload)
+        stored = HashingWriter(upload)
         try:
             with crypto.encrypting(stored, keys, stored_name) as encrypted:
-                plain = ArtifactSink(encrypted) if keys else stored
+                plain = HashingWriter(encrypted) if keys else stored
                 yield plain
         except BaseException:
             upload.abort()
             raise
         upload.close()
         self.artifacts[name] = {
-            "component": self.current_component, "file": stored_name, "size": stored.size, "sha256": stored.sha256,
+            "component": self.current_component, "file": stored_name, "size": stored.size, "sha256": stored.hexdigest(),
             "compression": "none", "encryption": crypto.METHOD if keys else None,
-            "plaintext_size": plain.size, "plaintext_sha256": plain.sha256,
+            "plaintext_size": plain.size, "plaintext_sha256": plain.hexdigest(),
         }
 
     @contextmanager

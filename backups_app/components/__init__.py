@@ -1,5 +1,12 @@
-"""Registry of configured sources (``settings.BACKUP_SOURCES``), built on first use and
-rebuilt after ``reset()`` or a settings change (tests use ``override_settings``)."""
+"""The stores and the registry of configured sources.
+
+Every module in this package but ``base`` is one store, named after its default source, holding
+one Component subclass (``store_modules()``, ``engine_class()``). The registry of configured
+sources (``settings.BACKUP_SOURCES``) is built on first use and rebuilt after ``reset()`` or a
+settings change (tests use ``override_settings``)."""
+
+import importlib
+import pkgutil
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -8,6 +15,28 @@ from backups_app.components.base import Component
 from backups_app.errors import ConfigurationError, UnknownComponent
 
 _components = None
+
+
+def store_modules():
+    """The store modules' names (``postgres``, ``qdrant``, ...), found without importing them."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base")
+
+
+def engine_class(module_name):
+    """The Component subclass defined in store module ``module_name`` (imports it)."""
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    (cls,) = [c for c in vars(module).values()
+              if isinstance(c, type) and issubclass(c, Component) and c.__module__ == module.__name__]
+    return cls
+
+
+def engine_path(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def engines():
+    """{store module name: Component subclass} for every store (imports them all)."""
+    return {name: engine_class(name) for name in store_modules()}
 
 
 def reset():

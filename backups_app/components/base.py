@@ -1,40 +1,35 @@
-"""The component interface: one class per data store, small and alike.
+"""The component contract: one class per data store, small and alike. ``docs/adding-a-store.md``
+walks through adding one.
 
 A component is built from one ``BACKUP_SOURCES`` entry: ``name`` is the source name users select
-and ``OPTIONS`` are checked against ``options`` (unknown keys are rejected, like
-django-storages does). Restore-time options (``--set NAME.KEY=VALUE``) are checked against
-``restore_options``.
+and ``OPTIONS`` are checked against ``options`` (unknown keys are rejected, like django-storages
+does). Restore-time options (``--set NAME.KEY=VALUE``) are checked against ``restore_options``.
+
+A store's module is named after its default source (``postgres.py`` → source ``postgres``) and
+its environment variables after the module (``POSTGRES_*``): ``environment`` maps them to
+OPTIONS, and the source exists when one of ``configured_by`` is set. The source builder
+(``backupsite/sources.py``) imports a store's module only when one of its variables is set, so
+the client libraries of stores nobody uses are never loaded.
+
+The facts ``backup()`` returns go into ``metadata.json`` under ``components.<name>``:
+
+- ``counts`` (always): what the store holds, in the shape ``inspect()`` and ``rehearse()`` return
+  (rows per table, points per collection, keys per database, files and bytes, ...). Verification
+  and the restore plan compare these, key by key.
+- ``server_version`` / ``tool_version`` (when known): the store's and the dump tool's versions.
+- ``absent`` (safety backups only): what the source is configured to hold but did not exist when
+  the backup ran, as a list of the store's own names (SQLite artifacts, collections, bucket
+  labels, config paths), or ``[WHOLE_STORE]`` when the whole folder or store was missing.
+  Restoring that backup removes them again, so a rollback leaves no store the restore created.
+  Write it with ``missing()``, read it with ``absent()``.
+- anything the store's restore needs (``method``, ``collections``, ``paths``, ...).
+The service adds ``engine`` and ``artifacts``.
 """
 
-from backups_app.errors import ConfigurationError
+from backups_app.errors import ComponentError, ConfigurationError, InvalidOption
 
-
-def parse_bool(value):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def comma_list(value):
-    """A list from a list or a comma-separated string (as environment variables give it)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
-def choice(*allowed):
-    """A converter accepting one of ``allowed`` (restore modes and the like)."""
-
-    def convert(value):
-        if value not in allowed:
-            raise ValueError(f"expected {' or '.join(allowed)}, got {value!r}")
-        return value
-
-    return convert
+#: In ``absent``: the whole store (folder, local database) did not exist.
+WHOLE_STORE = "*"
 
 
 class Component:
@@ -44,41 +39,58 @@ class Component:
     restore_options = {}
     #: Keys of OPTIONS that are secrets: never logged, never shown.
     secret_options = ()
+    #: {option key: environment variable} for the source built from the environment.
+    environment = {}
+    #: Environment variables any of which configures the source.
+    configured_by = ()
+    #: Where the source goes among those built from the environment, so the order backups take
+    #: and lists show: databases first, then files, then vector stores.
+    backup_order = 100
+    #: Upload folders: left out of a backup whose API request says ``include_uploads: false``.
+    holds_uploads = False
 
     REQUIRED = object()
 
     def __init__(self, name, options):
         self.name = name
-        self.config = self._parse(options, self.options, f"BACKUP_SOURCES[{name!r}]['OPTIONS']")
+        self.config = self._parse(options, self.options, f"BACKUP_SOURCES[{name!r}]['OPTIONS']",
+                                  ConfigurationError)
 
-    def _parse(self, given, spec, where):
+    @classmethod
+    def options_from_environment(cls, env):
+        """OPTIONS for the source built from environment variables ``env``, or None when they
+        configure none. Empty variables count as unset (the option's default applies)."""
+        if not any(env.get(variable) for variable in cls.configured_by):
+            return None
+        return {key: env[variable] for key, variable in cls.environment.items() if env.get(variable)}
+
+    def _parse(self, given, spec, where, error):
         unknown = sorted(set(given) - set(spec))
         if unknown:
-            raise ConfigurationError(
-                f"{where}: unknown option(s) {', '.join(unknown)}; {type(self).__name__} accepts "
-                f"{', '.join(sorted(spec)) or 'none'}."
-            )
+            raise error(f"{where}: unknown option(s) {', '.join(unknown)}; {type(self).__name__} accepts "
+                        f"{', '.join(sorted(spec)) or 'none'}.")
         parsed = {}
         for key, (convert, default) in spec.items():
+            variable = f" ({self.environment[key]})" if error is ConfigurationError and key in self.environment else ""
             if key not in given:
                 if default is self.REQUIRED:
-                    raise ConfigurationError(f"{where}: option {key!r} is required.")
+                    raise error(f"{where}: option {key!r}{variable} is required.")
                 parsed[key] = default
                 continue
             try:
                 parsed[key] = convert(given[key])
             except (TypeError, ValueError) as exc:
-                raise ConfigurationError(f"{where}: option {key!r}: {exc}") from None
+                reason = f"expected a whole number, got {given[key]!r}" if convert is int else str(exc)
+                raise error(f"{where}: option {key!r}{variable}: {reason}.") from None
         return parsed
 
     def parse_restore_options(self, given):
-        return self._parse(given or {}, self.restore_options, f"restore options for {self.name!r}")
+        return self._parse(given or {}, self.restore_options, f"restore options for {self.name!r}", InvalidOption)
 
     # The interface. ``log(text)`` appends a line to the run's log.
 
     def backup(self, writer, log):
-        """Stream the store into artifacts via ``writer``; return manifest facts
-        (``counts`` and versions)."""
+        """Stream the store into artifacts via ``writer``; return the facts (see above)."""
         raise NotImplementedError
 
     def inspect(self):
@@ -113,3 +125,19 @@ class Component:
     def describe(self):
         """Where this source points, without secrets (for plans and logs)."""
         return {k: v for k, v in self.config.items() if k not in self.secret_options}
+
+    # The ``absent`` convention, for safety backups of stores that do not exist (yet).
+
+    def missing(self, writer, log, what, hint):
+        """Call when ``what`` (a folder, file, collection, bucket) does not exist. In a safety
+        backup it is logged and the caller records it in ``absent``; any other backup fails here
+        with an error that names ``hint`` (the setting to check)."""
+        if not writer.allow_missing:
+            raise ComponentError(f"{self.name}: {what} does not exist (check {hint}).")
+        log(f"{self.name}: {what} does not exist; recorded as absent")
+
+    def absent(self, reader):
+        """The ``absent`` list this component recorded in the set ``reader`` reads (older sets
+        wrote ``true`` for a whole folder)."""
+        value = reader.facts_of(self.name).get("absent") or []
+        return [WHOLE_STORE] if value is True else list(value)

@@ -19,16 +19,14 @@ import secrets
 import sqlite3
 import sys
 import tarfile
-import tempfile
 from contextlib import closing, contextmanager
 
-from django.conf import settings
-
 from backups_app.archive.compression import decompressing, method_of
+from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.safetar import extracted, restore_folder
-from backups_app.components.base import Component
-from backups_app.components.exports import artifact_stem, batches, read_export, write_export
-from backups_app.components.sqlite import check_integrity as check_sqlite
+from backups_app.archive.spool import spool_file
+from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
+from backups_app.components.base import WHOLE_STORE, Component
 from backups_app.errors import ComponentError, ConfigurationError
 
 SQLITE_NAME = "chroma.sqlite3"
@@ -44,7 +42,7 @@ COUNTS_SQL = """
 def db_counts(path):
     """Items per collection read straight from a ``chroma.sqlite3`` (collections outside the
     default database are named ``<database>/<collection>``)."""
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+    with closing(connect_readonly(path)) as conn:
         return {(name if database == "default_database" else f"{database}/{name}"): items
                 for database, name, items in conn.execute(COUNTS_SQL)}
 
@@ -53,7 +51,7 @@ def check_folder(folder):
     path = os.path.join(folder, SQLITE_NAME)
     if not os.path.isfile(path):
         raise ComponentError(f"{folder} is not a Chroma folder: it has no {SQLITE_NAME}.")
-    check_sqlite(path)
+    check_integrity(path)
     try:
         db_counts(path)
     except sqlite3.Error as exc:
@@ -74,8 +72,8 @@ def load_export(client, stream, target=None, batch_size=1000):
     loaded = 0
     for batch in batches(records, batch_size):
         columns = {field: [item[field] for item in batch] for field in ("embedding", "document", "metadata", "uri")}
-        collection.add(ids=[item["id"] for item in batch],
-                       **{f"{field}s": values for field, values in columns.items() if any(v is not None for v in values)})
+        given = {f"{field}s": values for field, values in columns.items() if any(v is not None for v in values)}
+        collection.add(ids=[item["id"] for item in batch], **given)
         loaded += len(batch)
     if collection.count() != loaded:
         raise ComponentError(f"Chroma collection {target} has {collection.count()} items after loading {loaded}.")
@@ -89,6 +87,9 @@ class ChromaComponent(Component):
         "port": (int, 8000),
         "batch_size": (int, 1000),
     }
+    environment = {"path": "CHROMA_PATH", "host": "CHROMA_HOST", "port": "CHROMA_PORT"}
+    configured_by = ("CHROMA_PATH", "CHROMA_HOST")
+    backup_order = 80
 
     def __init__(self, name, options):
         super().__init__(name, options)
@@ -124,19 +125,15 @@ class ChromaComponent(Component):
 
     def _backup_folder(self, writer, log):
         root = self.config["path"]
-        if not os.path.exists(root) and writer.allow_missing:
-            log(f"{self.name}: folder {root} does not exist; recorded as absent")
-            return {"counts": {}, "absent": True}
+        if not os.path.exists(root):
+            self.missing(writer, log, f"folder {root}", "CHROMA_PATH")
+            return {"counts": {}, "absent": [WHOLE_STORE]}
         if not os.path.isfile(os.path.join(root, SQLITE_NAME)):
             raise ComponentError(f"{self.name}: {root} is not a Chroma folder: it has no {SQLITE_NAME} "
                                  "(check CHROMA_PATH).")
-        os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
-        copy = tempfile.NamedTemporaryFile(dir=settings.BACKUP_SPOOL_DIR, suffix=".sqlite3", delete=False).name
-        try:
-            with closing(sqlite3.connect(f"file:{os.path.join(root, SQLITE_NAME)}?mode=ro", uri=True)) as src, \
-                    closing(sqlite3.connect(copy)) as dst:
-                src.backup(dst)
-            check_sqlite(copy)
+        with spool_file(".sqlite3") as copy:
+            online_copy(os.path.join(root, SQLITE_NAME), copy)
+            check_integrity(copy)
             with writer.open_compressed(f"{self.name}.tar") as (name, out), \
                     tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 tar.add(copy, arcname=SQLITE_NAME)
@@ -144,20 +141,19 @@ class ChromaComponent(Component):
                     if not entry.startswith(SQLITE_NAME):  # the live database and its -wal/-shm/-journal
                         tar.add(os.path.join(root, entry), arcname=entry)
             counts = db_counts(copy)
-        finally:
-            os.unlink(copy)
         log(f"{self.name}: {sum(counts.values())} items in {len(counts)} collections from {root} into {name}")
         return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}"}
 
     def _restore_folder(self, reader, artifacts, log):
-        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log, check=check_folder)
+        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log,
+                       absent=bool(self.absent(reader)), check=check_folder)
 
     def _rehearse_folder(self, reader, artifacts, log):
         if not artifacts:  # the folder was absent (a safety backup)
             return {}
         (name,) = artifacts
         with reader.open_decompressed(name) as stream, \
-                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
+                extracted(stream, f"rehearsal-{self.name}-") as scratch:
             check_folder(scratch)
             counts = db_counts(os.path.join(scratch, SQLITE_NAME))
         log(f"{self.name}: rehearsal of {name}: {sum(counts.values())} items in {len(counts)} collections")

@@ -11,55 +11,24 @@ the links on disk, those restored so far included, are resolved.
 """
 
 import difflib
-import hashlib
 import os
-import re
 import shutil
 import tarfile
 import tempfile
 
 from django.conf import settings
 
-from backups_app.archive.safetar import check_member, is_inside, folder_counts, safe_extract
+from backups_app.archive.hashing import sha256_file, sha256_stream
+from backups_app.archive.safetar import check_member, folder_counts, is_inside, safe_extract
+from backups_app.archive.spool import scratch_folder
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components.base import Component, choice, comma_list, parse_bool
+from backups_app.components.base import Component
 from backups_app.errors import ComponentError, UnsafeArchive
+from backups_app.parsing import choice, comma_list, parse_bool
+from backups_app.redaction import hide_private_keys, redact
 
 DIFF_MAX_BYTES = 1024 * 1024  # larger files are compared by hash only
 DIFF_MAX_LINES = 400
-# A name holding a secret word. It is matched from the start of a name only and without
-# backtracking (the lookahead finds the word, ++ takes the rest), else long lines cost quadratic time.
-SECRET_NAME = r"(?<![\w.-])(?=[\w.-]*?(?:secret|pass|pwd|token|key|private|credential|auth|webhook))[\w.-]++"
-REDACTIONS = [  # (pattern, replacement) applied to each diff line
-    # URL user info, up to the last @ (a raw @ in a password happens)
-    (re.compile(r"(?i)(?<![a-z0-9])([a-z][a-z0-9+.-]{0,31}://)[^\s\"'<>]{1,256}@"), r"\1<redacted>@"),
-    (re.compile(r"(?i)(hooks\.slack\.com/services/)[\w/-]+"), r"\1<redacted>"),
-    # XML: <password>…</password>, <db:password type="…">…</db:password>
-    (re.compile(rf"(?i)(<(?:[\w.-]++:)?{SECRET_NAME}(?:\s[^<>]{{0,256}})?>)[^<]*"), r"\1<redacted>"),
-    # KEY=value, KEY: value, "key": "value" (env, YAML, JSON)
-    (re.compile(rf"(?i)([\"']?{SECRET_NAME}[\"']?\s*[:=]\s*)(?:\"[^\"]*\"|'[^']*'|\S.*)"), r"\1<redacted>"),
-]
-PRIVATE_KEY = re.compile(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----)(.*?)(?=-----END |\Z)", re.S)
-
-
-def redact(line):
-    for pattern, replacement in REDACTIONS:
-        line = pattern.sub(replacement, line)
-    return line
-
-
-def _hide_private_keys(text):
-    """PEM private key bodies become one line with a fingerprint, so a changed key still shows."""
-    return PRIVATE_KEY.sub(
-        lambda m: f"{m[1]}\n<redacted private key {hashlib.sha256(m[2].encode()).hexdigest()[:12]}>\n", text)
-
-
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resolved(path):
@@ -69,13 +38,16 @@ def _resolved(path):
 
 def _text_lines(data):
     try:
-        return _hide_private_keys(data.decode("utf-8")).splitlines(keepends=True)
+        return hide_private_keys(data.decode("utf-8")).splitlines(keepends=True)
     except UnicodeDecodeError:
         return None
 
 
 class ConfigComponent(Component):
     options = {"paths": (comma_list, Component.REQUIRED), "base_dir": (str, "")}
+    environment = {"paths": "CONFIG_PATHS", "base_dir": "CONFIG_BASE_DIR"}
+    configured_by = ("CONFIG_PATHS",)
+    backup_order = 60
     # prune: files inside the configured folders that the backup does not have are moved to .bak
     # (rollbacks use it so that files a failed restore created do not stay behind).
     restore_options = {"mode": (choice("preview", "apply"), "preview"), "prune": (parse_bool, False)}
@@ -121,8 +93,7 @@ class ConfigComponent(Component):
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for rel, path in self._relative().items():
                 if not os.path.lexists(path):
-                    if not writer.allow_missing:
-                        raise ComponentError(f"{self.name}: {path} does not exist (check CONFIG_PATHS).")
+                    self.missing(writer, log, path, "CONFIG_PATHS")
                     absent.append(rel)
                     continue
                 tar.add(path, arcname=rel, filter=self._no_hard_links)
@@ -160,7 +131,7 @@ class ConfigComponent(Component):
                 seen.add(member.name)
                 state = self._apply(tar, member, target, log) if apply else self._preview(tar, member, target, log)
                 summary[state] += 1
-        for rel in reader.facts_of(self.name).get("absent", []):
+        for rel in self.absent(reader):
             target = self._target(tarfile.TarInfo(rel), root, allowed)  # a manifest entry is checked like a member
             if os.path.lexists(target):
                 self._only_live(rel, target, "move" if apply else "would move", log)
@@ -193,7 +164,7 @@ class ConfigComponent(Component):
     def _live_files_not_in(self, seen):
         """Files inside the configured folders that the backup does not have (our .bak files aside)."""
         extra = []
-        for rel, path in self._relative().items():
+        for path in self._relative().values():
             if not os.path.isdir(path) or os.path.islink(path):
                 continue
             for folder, _dirs, files in os.walk(path):
@@ -213,11 +184,9 @@ class ConfigComponent(Component):
             return "new" if live is None else "changed"
         exists = os.path.isfile(target) and not os.path.islink(target)
         if member.size > DIFF_MAX_BYTES or (exists and os.path.getsize(target) > DIFF_MAX_BYTES):
-            digest = hashlib.sha256()
             with tar.extractfile(member) as data:
-                while chunk := data.read(CHUNK_SIZE):
-                    digest.update(chunk)
-            if exists and digest.hexdigest() == _sha256_file(target):
+                digest = sha256_stream(data)
+            if exists and digest == sha256_file(target):
                 return "unchanged"
             log(f"{self.name}: {rel}: large file ({member.size} bytes) differs; not shown")
             return "changed" if exists else "new"
@@ -254,7 +223,7 @@ class ConfigComponent(Component):
                     out.flush()
                     os.fsync(out.fileno())
                 os.chmod(tmp, member.mode & 0o777)
-                if os.path.isfile(target) and not os.path.islink(target) and _sha256_file(tmp) == _sha256_file(target):
+                if os.path.isfile(target) and not os.path.islink(target) and sha256_file(tmp) == sha256_file(target):
                     os.unlink(tmp)
                     return "unchanged"
             except BaseException:
@@ -284,13 +253,7 @@ class ConfigComponent(Component):
 
     def rehearse(self, reader, artifacts, log):
         (name,) = artifacts
-        spool = settings.BACKUP_SPOOL_DIR
-        os.makedirs(spool, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix="config-rehearsal-", dir=spool)
-        try:
-            with reader.open_decompressed(name) as stream:
-                files, size = safe_extract(stream, folder, mode="r|")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        with scratch_folder("config-rehearsal-") as folder, reader.open_decompressed(name) as stream:
+            files, size = safe_extract(stream, folder, mode="r|")
         log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into a temporary folder")
         return {"files": files, "bytes": size}

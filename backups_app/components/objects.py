@@ -31,11 +31,13 @@ import boto3
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from django.conf import settings
 
+from backups_app.archive.hashing import HashingReader
+from backups_app.archive.spool import new_scratch_folder, spool_dir
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components.base import Component, choice, comma_list
+from backups_app.components.base import Component
 from backups_app.errors import ComponentError, UnsafeArchive
+from backups_app.parsing import choice, comma_list
 
 INDEX_NAME = "index.jsonl"
 PAX = "BACKUPS."
@@ -56,19 +58,6 @@ def member_name(key):
     if is_safe_path(key):
         return f"objects/{key}"
     return f"objects-unsafe/{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-class Hashing:
-    """Reads through to ``raw`` while hashing."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-
-    def read(self, size=-1):
-        data = self._raw.read(size)
-        self.sha256.update(data)
-        return data
 
 
 class StoredObject:
@@ -224,9 +213,7 @@ class Folder:
                 parent = os.path.dirname(parent)
 
     def scratch(self):
-        spool = settings.BACKUP_SPOOL_DIR
-        os.makedirs(spool, exist_ok=True)
-        return Folder(tempfile.mkdtemp(prefix="objects-rehearsal-", dir=spool))
+        return Folder(new_scratch_folder("objects-rehearsal-"))
 
     def drop(self):
         shutil.rmtree(self.root, ignore_errors=True)
@@ -253,6 +240,12 @@ class ObjectsComponent(Component):
     }
     secret_options = ("secret_access_key",)
     restore_options = {"mode": (choice("mirror", "merge"), "mirror")}
+    environment = {"endpoint_url": "OBJECTS_S3_ENDPOINT_URL", "buckets": "OBJECTS_S3_BUCKETS",
+                   "prefix": "OBJECTS_S3_PREFIX", "access_key_id": "OBJECTS_S3_ACCESS_KEY_ID",
+                   "secret_access_key": "OBJECTS_S3_SECRET_ACCESS_KEY", "region": "OBJECTS_S3_REGION",
+                   "path": "OBJECTS_DIR"}
+    configured_by = ("OBJECTS_S3_BUCKETS", "OBJECTS_DIR")
+    backup_order = 50
 
     def stores(self):
         c = self.config
@@ -311,10 +304,7 @@ class ObjectsComponent(Component):
         for store in self.stores():
             with self._errors(store):
                 if not store.exists():
-                    if not writer.allow_missing:
-                        raise ComponentError(f"{self.name}: {store} does not exist (check OBJECTS_S3_BUCKETS and "
-                                             "OBJECTS_DIR).")
-                    log(f"{self.name}: {store} does not exist; recorded as absent")
+                    self.missing(writer, log, str(store), "OBJECTS_S3_BUCKETS and OBJECTS_DIR")
                     absent.append(store.label)
                     continue
                 counts[store.label] = self._archive(store, writer)
@@ -324,10 +314,8 @@ class ObjectsComponent(Component):
 
     def _archive(self, store, writer):
         objects = size = 0
-        spool = settings.BACKUP_SPOOL_DIR
-        os.makedirs(spool, exist_ok=True)
         # The index can be long (one line per object): it waits on disk, not in memory.
-        with tempfile.TemporaryFile(dir=spool) as index, writer.open(self.artifact(store)) as out, \
+        with tempfile.TemporaryFile(dir=spool_dir()) as index, writer.open(self.artifact(store)) as out, \
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             tar.copybufsize = CHUNK_SIZE
             with closing(prefetched(store.fetch, (key for key, _size in store.keys()))) as fetched:
@@ -340,10 +328,10 @@ class ObjectsComponent(Component):
                         info.pax_headers = {f"{PAX}key": obj.key,
                                             **{f"{PAX}{h}": v for h, v in obj.headers.items()},
                                             **{f"{PAX}meta.{k}": v for k, v in obj.metadata.items()}}
-                        body = Hashing(obj.body)
+                        body = HashingReader(obj.body)
                         tar.addfile(info, body)
                     entry = {"key": obj.key, "member": info.name, "size": obj.size,
-                             "sha256": body.sha256.hexdigest(), "content_type": obj.headers.get("ContentType"),
+                             "sha256": body.hexdigest(), "content_type": obj.headers.get("ContentType"),
                              "headers": obj.headers, "metadata": obj.metadata}
                     index.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
                     objects += 1
@@ -366,7 +354,7 @@ class ObjectsComponent(Component):
         return [(by_artifact[a], a) for a in artifacts]
 
     def restore(self, reader, artifacts, options, log):
-        absent = reader.facts_of(self.name).get("absent", [])
+        absent = self.absent(reader)
         for store in self.stores():
             with self._errors(store):
                 if store.label in absent and store.exists():

@@ -13,8 +13,9 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from backups_app.components.base import Component, parse_bool
+from backups_app.components.base import Component
 from backups_app.errors import ComponentError
+from backups_app.parsing import parse_bool
 from backups_app.procs import Program, feed, in_thread, run
 
 TABLES_SQL = """
@@ -36,6 +37,10 @@ class PostgresComponent(Component):
     }
     secret_options = ("password",)
     restore_options = {"no_owner": (parse_bool, False)}
+    environment = {"host": "POSTGRES_HOST", "port": "POSTGRES_PORT", "user": "POSTGRES_USER",
+                   "password": "POSTGRES_PASSWORD", "dbname": "POSTGRES_DB", "bin_dir": "PG_BIN_DIR"}
+    configured_by = ("POSTGRES_DB",)
+    backup_order = 10
 
     @property
     def artifact_name(self):

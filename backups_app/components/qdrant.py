@@ -29,18 +29,14 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
 from backups_app.archive.compression import decompressing, method_of
+from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components.base import Component, parse_bool
-from backups_app.components.exports import artifact_stem, batches, read_export, write_export
+from backups_app.components.base import WHOLE_STORE, Component
 from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError
+from backups_app.parsing import comma_list, parse_bool
 
 EXPORT_FORMAT = "qdrant-collection"
 SNAPSHOT_SUFFIX = ".snapshot"
-
-
-def _names(value):
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def _method(value):
@@ -135,9 +131,10 @@ class SnapshotMethod:
             with writer.open(name) as sink, self._request("GET", path) as response:
                 for chunk in response.iter_bytes():
                     sink.write(chunk)
-                if snapshot.get("checksum") and sink.sha256 != snapshot["checksum"]:
+                digest = sink.hexdigest()
+                if snapshot.get("checksum") and digest != snapshot["checksum"]:
                     raise ChecksumMismatch(
-                        f"Snapshot {snapshot['name']} of {collection} arrived damaged (sha256 {sink.sha256[:12]}…, "
+                        f"Snapshot {snapshot['name']} of {collection} arrived damaged (sha256 {digest[:12]}…, "
                         f"Qdrant says {snapshot['checksum'][:12]}…); nothing was stored, try again.")
         finally:
             if keep:
@@ -255,7 +252,7 @@ class QdrantComponent(Component):
         "url": (str, ""),
         "api_key": (str, ""),
         "path": (str, ""),
-        "collections": (_names, []),
+        "collections": (comma_list, []),
         "method": (_method, "auto"),
         "keep_snapshots": (parse_bool, False),
         "timeout": (int, 300),
@@ -263,6 +260,19 @@ class QdrantComponent(Component):
     }
     secret_options = ("api_key",)
     restore_options = {"allow_version_mismatch": (parse_bool, False)}
+    environment = {"url": "QDRANT_URL", "api_key": "QDRANT_API_KEY", "path": "QDRANT_PATH",
+                   "collections": "QDRANT_COLLECTIONS", "method": "QDRANT_METHOD",
+                   "keep_snapshots": "QDRANT_KEEP_SNAPSHOTS", "timeout": "QDRANT_TIMEOUT"}
+    configured_by = ("QDRANT_URL", "QDRANT_HOST", "QDRANT_PATH")
+    backup_order = 70
+
+    @classmethod
+    def options_from_environment(cls, env):
+        """A server by QDRANT_URL, or by QDRANT_HOST and QDRANT_PORT (6333), or a local folder."""
+        options = super().options_from_environment(env)
+        if options is not None and "url" not in options and env.get("QDRANT_HOST"):
+            options["url"] = f"http://{env['QDRANT_HOST']}:{env.get('QDRANT_PORT') or 6333}"
+        return options
 
     def __init__(self, name, options):
         super().__init__(name, options)
@@ -296,29 +306,26 @@ class QdrantComponent(Component):
         finally:
             store.close()
 
-    def _selected(self, store, allow_missing, log):
+    def _selected(self, store, writer, log):
         live = store.collections()
         wanted = self.config["collections"] or live
         missing = [c for c in wanted if c not in live]
-        if missing and not allow_missing:
+        if missing and not writer.allow_missing:
             raise ComponentError(f"{self.name}: collection(s) {', '.join(missing)} do not exist in Qdrant "
                                  f"(check QDRANT_COLLECTIONS; existing: {', '.join(live) or 'none'}).")
         for collection in missing:
-            log(f"{self.name}: collection {collection} does not exist; recorded as absent")
+            self.missing(writer, log, f"collection {collection}", "QDRANT_COLLECTIONS")
         return [c for c in wanted if c in live], missing
 
     def backup(self, writer, log):
         counts, artifacts = {}, {}
         path = self.config["path"]
         if path and not os.path.isdir(path):
-            if not writer.allow_missing:
-                raise ComponentError(f"{self.name}: the Qdrant folder {path} does not exist (check QDRANT_PATH).")
-            log(f"{self.name}: folder {path} does not exist; recorded as absent")
-            return {"counts": counts, "method": self.method, "collections": artifacts,
-                    "absent": self.config["collections"]}
+            self.missing(writer, log, f"the Qdrant folder {path}", "QDRANT_PATH")
+            return {"counts": counts, "method": self.method, "collections": artifacts, "absent": [WHOLE_STORE]}
         with self._open(self.method) as store:
             version = store.version()
-            selected, absent = self._selected(store, writer.allow_missing, log)
+            selected, absent = self._selected(store, writer, log)
             for collection in selected:
                 name, counts[collection] = store.backup_collection(
                     writer, artifact_stem(self.name, collection), collection, self.config["keep_snapshots"], log)
@@ -350,8 +357,8 @@ class QdrantComponent(Component):
 
     def _check_version(self, store, backed_up, allow, log):
         live = store.version()
-        b, l = _minor(backed_up), _minor(live)
-        if b and l and not (l[0] == b[0] and l[1] in (b[1], b[1] + 1)):
+        then, now = _minor(backed_up), _minor(live)
+        if then and now and not (now[0] == then[0] and now[1] in (then[1], then[1] + 1)):
             if not allow:
                 raise ComponentError(
                     f"{self.name}: these snapshots were made by Qdrant {backed_up}; this server runs {live}. Qdrant "
@@ -367,7 +374,8 @@ class QdrantComponent(Component):
             if method == "snapshot" and targets:
                 self._check_version(store, facts.get("server_version"), options["allow_version_mismatch"], log)
             existed = set(store.collections())
-            for collection in facts.get("absent", []):
+            absent = self.absent(reader)
+            for collection in sorted(existed) if WHOLE_STORE in absent else absent:
                 if collection in existed:
                     log(f"{self.name}: collection {collection} did not exist in this backup; dropping it")
                     store.drop(collection)

@@ -25,8 +25,9 @@ from hiredis import pack_command
 from redis.connection import parse_url
 
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components.base import Component, choice, comma_list, parse_bool
+from backups_app.components.base import Component
 from backups_app.errors import ComponentError
+from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.procs import Program
 
 BATCH = 1000
@@ -81,6 +82,9 @@ class RedisComponent(Component):
     }
     secret_options = ("password",)
     restore_options = {"mode": (choice("exact", "merge"), "exact")}
+    environment = {"url": "REDIS_URL", "dbs": "REDIS_DBS", "rdb": "REDIS_RDB"}
+    configured_by = ("REDIS_URL",)
+    backup_order = 40
 
     def __init__(self, name, options):
         super().__init__(name, options)

@@ -6,15 +6,16 @@ is replaced whole or not at all."""
 import os
 import tarfile
 
-from django.conf import settings
-
 from backups_app.archive.safetar import extracted, folder_counts, restore_folder
-from backups_app.components.base import Component
-from backups_app.errors import ComponentError
+from backups_app.components.base import WHOLE_STORE, Component
 
 
 class UploadsComponent(Component):
     options = {"path": (str, Component.REQUIRED)}
+    environment = {"path": "UPLOADS_DIR"}
+    configured_by = ("UPLOADS_DIR",)
+    backup_order = 20
+    holds_uploads = True
 
     def _counts(self):
         files, size = folder_counts(self.config["path"])
@@ -22,11 +23,9 @@ class UploadsComponent(Component):
 
     def backup(self, writer, log):
         root = self.config["path"]
-        if not os.path.exists(root) and writer.allow_missing:
-            log(f"{self.name}: folder {root} does not exist; recorded as absent")
-            return {"counts": {"files": 0, "bytes": 0}, "absent": True}
         if not os.path.isdir(root):
-            raise ComponentError(f"{self.name}: folder {root} does not exist (check UPLOADS_DIR).")
+            self.missing(writer, log, f"folder {root}", "UPLOADS_DIR")
+            return {"counts": {"files": 0, "bytes": 0}, "absent": [WHOLE_STORE]}
         with writer.open_compressed(f"{self.name}.tar") as (_name, out):
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for entry in sorted(os.listdir(root)):
@@ -40,12 +39,14 @@ class UploadsComponent(Component):
 
     def rehearse(self, reader, artifacts, log):
         """Extract into a temporary folder in the spool, count, remove it."""
+        if not artifacts:  # the folder was absent (a safety backup)
+            return {"files": 0, "bytes": 0}
         (name,) = artifacts
-        with reader.open_decompressed(name) as stream, \
-                extracted(stream, settings.BACKUP_SPOOL_DIR, f"rehearsal-{self.name}-") as scratch:
+        with reader.open_decompressed(name) as stream, extracted(stream, f"rehearsal-{self.name}-") as scratch:
             files, size = folder_counts(scratch)
         log(f"{self.name}: rehearsal extracted {files} files, {size} bytes")
         return {"files": files, "bytes": size}
 
     def restore(self, reader, artifacts, options, log):
-        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log)
+        restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log,
+                       absent=bool(self.absent(reader)))

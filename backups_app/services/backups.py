@@ -14,11 +14,11 @@ from backups_app.archive.reader import BackupSetReader, load_manifest, stored_fi
 from backups_app.archive.storage import backup_storage, delete_set, is_s3, presigned_url, set_path
 from backups_app.archive.tarstream import stream_file, stream_set_tar
 from backups_app.archive.writer import BackupSetWriter
-from backups_app.components.uploads import UploadsComponent
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
-from backups_app.services import hooks, locks, offsite
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
+from backups_app.services import audit, hooks, locks, offsite
+from backups_app.services.queueing import enqueue
+from backups_app.services.recorder import error_text, execute
 
 FORMAT_VERSION = 1
 
@@ -28,15 +28,16 @@ def select_components(names=None, include_uploads=None):
     ``include_uploads=False`` leaves out upload folders (the seed's API default)."""
     selected = components.resolve_names(names)
     if names is None and include_uploads is False:
-        selected = [n for n in selected if not isinstance(components.get_component(n), UploadsComponent)]
+        selected = [n for n in selected if not components.get_component(n).holds_uploads]
     if not selected:
         raise BackupError("Nothing to back up: no component selected or configured (see BACKUP_SOURCES).")
     return selected
 
 
 def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, include_uploads=None,
-                  kind=Backup.Kind.REGULAR, run_async=False):
-    """Record a pending backup and run it now (or enqueue it). Returns the Backup."""
+                  kind=Backup.Kind.REGULAR, run_async=False, request=None, audit_details=None):
+    """Record a pending backup and run it now (or enqueue it). Returns the Backup. A regular
+    backup is audited as ``backup.create`` with ``user``/``request`` (who asked, from where)."""
     selected = select_components(names, include_uploads)
     if kind == Backup.Kind.REGULAR:
         locks.ensure_free(locks.RESTORE_LOCK, "Backup")
@@ -45,6 +46,9 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
             backup_id=new_run_id("backup", lambda i: Backup.objects.filter(backup_id=i).exists()),
             components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
         )
+    if kind == Backup.Kind.REGULAR:
+        audit.record("backup.create", user=user, request=request, target=backup.backup_id,
+                     details={"trigger": trigger, **(audit_details or {})})
     if run_async:
         enqueue("backups_app.tasks.run_backup", backup, backup.backup_id)
     else:
@@ -54,57 +58,47 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
 
 
 def run_backup(pk):
-    backup = Backup.objects.get(pk=pk)
-    if backup.status != RunStatus.PENDING:
-        return backup
-    recorder = RunRecorder(backup)
-    recorder.start()
+    return execute(Backup, pk, _take_backup)
+
+
+def _take_backup(backup, recorder):
     storage = backup_storage()
     writer = BackupSetWriter(storage, backup.backup_id)
     regular = backup.kind == Backup.Kind.REGULAR
     writer.allow_missing = not regular
-    with heartbeat(backup):
-        try:
-            if regular:
-                locks.ensure_free(locks.RESTORE_LOCK, "Backup")
-                hooks.run_hooks("pre_backup", recorder)
-            recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
-            facts = {}
-            for name in backup.components:
-                recorder.progress(name, "running")
-                component = components.get_component(name)
-                writer.current_component = name
-                try:
-                    facts[name] = component.backup(writer, recorder.log)
-                except Exception:
-                    recorder.progress(name, "failed")
-                    raise
-                facts[name]["engine"] = f"{type(component).__module__}.{type(component).__name__}"
-                facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
-                recorder.progress(name, "done")
-            manifest = writer.finish(_manifest(backup, facts))
-            _record_completion(backup, manifest)
-            if regular:
-                offsite.copy_offsite(backup, recorder.log)
-            recorder.finish(RunStatus.COMPLETED)
-        except Exception as exc:
-            error = error_text(exc)
+    try:
+        if regular:
+            locks.ensure_free(locks.RESTORE_LOCK, "Backup")
+            hooks.run_hooks("pre_backup", recorder)
+        recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
+        facts = {}
+        for name in backup.components:
+            recorder.progress(name, "running")
+            component = components.get_component(name)
+            writer.current_component = name
             try:
-                delete_set(storage, backup.backup_id)
-            except BackupError as cleanup:
-                recorder.log(f"cleanup failed: {cleanup}")
-                error += (" Its partial files could not be removed yet; deleting this failed backup removes them "
-                          "once the storage is reachable again.")
-            recorder.finish(RunStatus.FAILED, error)
-        finally:
-            if regular:
-                hooks.run_hooks("post_backup", recorder)
-    run_finished.send(sender=Backup, run=backup)
-    return backup
-
-
-def error_text(exc):
-    return mask(str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}")
+                facts[name] = component.backup(writer, recorder.log)
+            except Exception:
+                recorder.progress(name, "failed")
+                raise
+            facts[name]["engine"] = components.engine_path(type(component))
+            facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
+            recorder.progress(name, "done")
+        manifest = writer.finish(_manifest(backup, facts))
+        _record_completion(backup, manifest)
+        if regular:
+            offsite.copy_offsite(backup, recorder.log)
+    except Exception as exc:
+        try:
+            delete_set(storage, backup.backup_id)
+        except BackupError as cleanup:
+            recorder.log(f"cleanup failed: {cleanup}")
+            raise BackupError(f"{error_text(exc)} Its partial files could not be removed yet; deleting this failed "
+                              "backup removes them once the storage is reachable again.") from exc
+        raise
+    finally:
+        if regular:
+            hooks.run_hooks("post_backup", recorder)
 
 
 def _manifest(backup, facts):
@@ -174,7 +168,12 @@ def _stored_file(backup, artifact):
     return file
 
 
-def download(backup_id, artifact=None):
+def _audit_download(backup, artifact, presigned, user, request):
+    audit.record("backup.download", user=user, request=request, target=backup.backup_id,
+                 details={"artifact": artifact, "presigned": presigned})
+
+
+def download(backup_id, artifact=None, user=None, request=None):
     """``(iterator, content_length, filename)``: the whole set as one streamed tar, or one stored
     file of it (an artifact, SHA256SUMS or metadata.json) as it is (still encrypted, if it is)."""
     backup = get_backup(backup_id)
@@ -183,17 +182,20 @@ def download(backup_id, artifact=None):
         if artifact is None:
             iterator, length = stream_set_tar(storage, backup.backup_id, stored_files(backup.manifest),
                                               mtime=backup.finished_at.timestamp())
-            return iterator, length, f"{backup.backup_id}.tar"
-        file = _stored_file(backup, artifact)
-        path = set_path(backup.backup_id, file)
-        size = storage.size(path)
-        return stream_file(storage, path, size), size, file
+            filename = f"{backup.backup_id}.tar"
+        else:
+            filename = _stored_file(backup, artifact)
+            path = set_path(backup.backup_id, filename)
+            length = storage.size(path)
+            iterator = stream_file(storage, path, length)
+        _audit_download(backup, artifact, False, user, request)
+        return iterator, length, filename
     except FileNotFoundError:
         raise NotFound(f"A file of backup {backup.backup_id} is missing from storage; verify the backup "
                        "and take a new one.") from None
 
 
-def download_url(backup_id, artifact):
+def download_url(backup_id, artifact, user=None, request=None):
     """A short-lived presigned URL for one stored file of the set when the primary storage is S3
     and BACKUP_S3_PRESIGNED_DOWNLOADS is on; None means: stream it through the app (``download``)."""
     backup = get_backup(backup_id)
@@ -201,7 +203,9 @@ def download_url(backup_id, artifact):
     if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
         return None
     file = _stored_file(backup, artifact)
-    return presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
+    url = presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
+    _audit_download(backup, artifact, True, user, request)
+    return url
 
 
 def open_reader(backup, copy=None):
@@ -228,7 +232,8 @@ def open_reader(backup, copy=None):
         return reader
 
 
-def delete_backup(backup_id):
+def delete_backup(backup_id, user=None, request=None, action="backup.delete", details=None):
+    """Delete a finished, unpinned backup that no restore uses; audited as ``action``."""
     backup = get_backup(backup_id, completed=False)
     if backup.pinned:
         raise Busy(f"Backup {backup.backup_id} is pinned; unpin it first if it really should go.")
@@ -240,6 +245,7 @@ def delete_backup(backup_id):
     if in_use.filter(backup=backup).exists():
         raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
     remove_backup(backup)
+    audit.record(action, user=user, request=request, target=backup.backup_id, details=details)
 
 
 def remove_backup(backup):

@@ -9,16 +9,20 @@
 - rehearsal: the newest restore rehearsal did not fail.
 """
 
+import ipaddress
 import os
 import shutil
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django_q.models import Schedule
 
 from backups_app import components
 from backups_app.archive.storage import backup_storage
+from backups_app.errors import ConfigurationError
 from backups_app.models import Backup, RunStatus, Verification
+from backups_app.parsing import comma_list
 from backups_app.services import verification
 from backups_app.services.schedules import SWEEP_NAME
 
@@ -74,8 +78,6 @@ def check_storage():
 
 
 def check_worker(now):
-    from django_q.models import Schedule
-
     if not settings.BACKUP_HEALTH_CHECK_WORKER:
         return {"ok": True, "note": "not checked (BACKUP_HEALTH_CHECK_WORKER is off)"}
     sweep = Schedule.objects.filter(name=SWEEP_NAME).first()
@@ -105,3 +107,15 @@ def check_health(now=None):
               "rehearsal": check_rehearsal()}
     healthy = all(c["ok"] for c in checks.values())
     return {"status": "ok" if healthy else "fail", "checked_at": now.isoformat(), "checks": checks}
+
+
+def allowed_networks():
+    """BACKUP_METRICS_ALLOW: the addresses and networks that may read health and metrics."""
+    networks = []
+    for entry in comma_list(settings.BACKUP_METRICS_ALLOW):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigurationError(f"BACKUP_METRICS_ALLOW: {entry!r} is not an address or network "
+                                     "(e.g. 10.0.0.0/8).") from None
+    return networks

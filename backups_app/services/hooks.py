@@ -1,6 +1,7 @@
 """Pre/post hooks from ``settings.BACKUP_HOOKS`` (e.g. stop app workers around a restore).
 Each hook is an argument list run without a shell; its output goes to the run's log."""
 
+import json
 import subprocess
 
 from django.conf import settings
@@ -11,8 +12,24 @@ STAGES = ("pre_backup", "post_backup", "pre_restore", "post_restore")
 HOOK_TIMEOUT = 600
 
 
+def all_hooks():
+    """BACKUP_HOOKS as a dict: the environment gives JSON text, tests and settings files a dict."""
+    hooks = settings.BACKUP_HOOKS
+    if isinstance(hooks, str):
+        try:
+            hooks = json.loads(hooks or "{}")
+        except ValueError as exc:
+            raise ConfigurationError(f"BACKUP_HOOKS is not valid JSON ({exc}); no backup or restore runs "
+                                     "until it is fixed.") from None
+    if not isinstance(hooks, dict):
+        raise ConfigurationError("BACKUP_HOOKS must be a JSON object: {stage: [hook, ...]}.")
+    return hooks
+
+
 def configured(stage):
-    hooks = settings.BACKUP_HOOKS.get(stage, [])
+    hooks = all_hooks().get(stage, [])
+    if not isinstance(hooks, list):
+        raise ConfigurationError(f"BACKUP_HOOKS[{stage!r}] must be a list of hooks.")
     for hook in hooks:
         command = hook.get("command") if isinstance(hook, dict) else None
         if not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):

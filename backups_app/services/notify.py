@@ -24,7 +24,8 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from backups_app.models import Backup, Restore, RunStatus, Verification
-from backups_app.services.runs import mask
+from backups_app.parsing import comma_list
+from backups_app.redaction import mask
 
 logger = logging.getLogger("backups_app")
 
@@ -72,7 +73,7 @@ def notify_run(run):
 
 def _channels():
     channels = []
-    recipients = [a.strip() for a in settings.BACKUP_NOTIFY_EMAIL.split(",") if a.strip()]
+    recipients = comma_list(settings.BACKUP_NOTIFY_EMAIL)
     if recipients:
         channels.append(("email", lambda subject, text: _send_email(recipients, subject, text)))
     if settings.BACKUP_NOTIFY_WEBHOOK:

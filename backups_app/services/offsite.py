@@ -9,7 +9,9 @@ from backups_app.archive.reader import BackupSetReader, load_manifest, stored_fi
 from backups_app.archive.storage import backup_storage, copy_file, delete_set, describe, offsite_storage, set_path
 from backups_app.errors import BackupError
 from backups_app.models import Backup, OffsiteStatus
-from backups_app.services.runs import RunRecorder, mask, submit
+from backups_app.redaction import mask
+from backups_app.services.queueing import submit
+from backups_app.services.recorder import RunRecorder
 
 
 def _record(backup, status, error="", verified_at=None):

@@ -7,11 +7,13 @@ from django.db import transaction
 
 from backups_app import components
 from backups_app.archive.ids import new_run_id, validate_restore_id
-from backups_app.errors import BackupError, Busy, ConfirmationRequired, NotFound, UnknownComponent
+from backups_app.errors import BackupError, Busy, ConfirmationRequired, InvalidOption, NotFound, UnknownComponent
 from backups_app.models import Backup, Restore, RunStatus, Trigger
-from backups_app.services import hooks, locks, offsite
-from backups_app.services.backups import error_text, create_backup, get_backup, open_reader, remove_backup
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
+from backups_app.redaction import mask
+from backups_app.services import audit, hooks, locks, offsite
+from backups_app.services.backups import create_backup, get_backup, open_reader, remove_backup
+from backups_app.services.queueing import enqueue
+from backups_app.services.recorder import error_text, execute
 
 WARNING = "This will overwrite existing data"
 
@@ -35,7 +37,7 @@ def _selection(backup, names):
 def _parse_options(names, options):
     options = options or {}
     if not isinstance(options, dict):
-        raise BackupError("options must be an object: {component: {key: value}}.")
+        raise InvalidOption("options must be an object: {component: {key: value}}.")
     stray = [n for n in options if n not in names]
     if stray:
         raise UnknownComponent(f"Options given for component(s) not being restored: {', '.join(stray)}.")
@@ -49,7 +51,7 @@ def parse_option_assignments(items):
         key, sep, value = item.strip().partition("=")
         component, dot, option = key.strip().partition(".")
         if not (sep and dot and component and option):
-            raise BackupError(f"Restore option {item.strip()!r}: expected COMPONENT.KEY=VALUE.")
+            raise InvalidOption(f"Restore option {item.strip()!r}: expected COMPONENT.KEY=VALUE.")
         options.setdefault(component, {})[option] = value.strip()
     return options
 
@@ -122,9 +124,10 @@ def _sound_offsite_reader(backup, artifacts):
 
 
 def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Trigger.CLI, user=None,
-                  run_async=False):
-    """Validate, require confirmation, take the lock and run (or enqueue) the restore.
-    Without ``confirm`` raises ConfirmationRequired carrying the plan (counts, no checksum pass)."""
+                  run_async=False, request=None):
+    """Validate, require confirmation, take the lock and run (or enqueue) the restore, audited as
+    ``restore.start`` with ``user``/``request``. Without ``confirm`` raises ConfirmationRequired
+    carrying the plan (counts, no checksum pass)."""
     backup = get_backup(backup_id)
     names = _selection(backup, names)
     _parse_options(names, options)
@@ -144,6 +147,8 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
     except BaseException:
         locks.release(locks.RESTORE_LOCK, restore_id)
         raise
+    audit.record("restore.start", user=user, request=request, target=restore_id,
+                 details={"backup_id": backup.backup_id, "components": names})
     if run_async:
         try:
             enqueue("backups_app.tasks.run_restore", restore, restore_id)
@@ -157,26 +162,19 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
 
 
 def run_restore(pk):
-    restore = Restore.objects.get(pk=pk)
-    if restore.status != RunStatus.PENDING:
-        return restore
     try:
-        recorder = RunRecorder(restore)
-        recorder.start()
-        with heartbeat(restore):
-            try:
-                hooks.run_hooks("pre_restore", recorder)
-                _apply(restore, recorder)
-            except Exception as exc:
-                if restore.status == RunStatus.IN_PROGRESS:
-                    recorder.finish(RunStatus.FAILED, error_text(exc))
-            finally:
-                hooks.run_hooks("post_restore", recorder)
+        return execute(Restore, pk, _restore)
     finally:
-        # Whatever happened above, the next backup or restore must not find this lock.
-        locks.release(locks.RESTORE_LOCK, restore.restore_id)
-    run_finished.send(sender=Restore, run=restore)
-    return restore
+        # Whatever happened, the next backup or restore must not find this lock.
+        locks.release(locks.RESTORE_LOCK, Restore.objects.get(pk=pk).restore_id)
+
+
+def _restore(restore, recorder):
+    try:
+        hooks.run_hooks("pre_restore", recorder)
+        _apply(restore, recorder)
+    finally:
+        hooks.run_hooks("post_restore", recorder)
 
 
 def _apply(restore, recorder):

@@ -5,9 +5,12 @@ settings changed; an empty cron setting removes that schedule."""
 
 from croniter import croniter
 from django.conf import settings
+from django_q.models import Schedule
 
 from backups_app.errors import ConfigurationError
 from backups_app.models import RunStatus, Trigger
+from backups_app.parsing import comma_list
+from backups_app.services import audit, backups, retention, verification
 
 SWEEP_NAME = "backups: sweep stale runs"
 BACKUP_TASK = "backups_app.tasks.scheduled_backup"
@@ -21,8 +24,6 @@ def desired():
         "backups: monthly backup": ("BACKUP_SCHEDULE_MONTHLY", BACKUP_TASK, "'monthly'"),
         "backups: restore rehearsal": ("BACKUP_SCHEDULE_REHEARSAL", "backups_app.tasks.scheduled_rehearsal", None),
     }
-    from django_q.models import Schedule
-
     wanted = {}
     for name, (setting, func, args) in plans.items():
         cron = (getattr(settings, setting) or "").strip()
@@ -40,10 +41,6 @@ def desired():
 
 def setup_schedules(user=None, request=None):
     """Create, update or remove our schedules. Returns {"created"|"updated"|"removed"|"unchanged": [names]}."""
-    from django_q.models import Schedule
-
-    from backups_app.services import audit
-
     outcome = {"created": [], "updated": [], "removed": [], "unchanged": []}
     for name, fields in desired().items():
         existing = Schedule.objects.filter(name=name).first()
@@ -76,12 +73,9 @@ def setup_schedules(user=None, request=None):
 def run_backup_job(label):
     """What a backup schedule runs: a backup of BACKUP_SCHEDULE_COMPONENTS (every source when
     empty), then a prune when it completed. Returns the Backup."""
-    from backups_app.services import audit, backups, retention
-
-    names = [n.strip() for n in settings.BACKUP_SCHEDULE_COMPONENTS.split(",") if n.strip()] or None
-    backup = backups.create_backup(names, description=f"{label} backup", trigger=Trigger.SCHEDULE)
-    audit.record("backup.create", target=backup.backup_id,
-                 details={"trigger": Trigger.SCHEDULE, "schedule": label, "status": backup.status})
+    names = comma_list(settings.BACKUP_SCHEDULE_COMPONENTS) or None
+    backup = backups.create_backup(names, description=f"{label} backup", trigger=Trigger.SCHEDULE,
+                                   audit_details={"schedule": label})
     if backup.status == RunStatus.COMPLETED and settings.BACKUP_PRUNE_AFTER_BACKUP:
         retention.prune()
     return backup
@@ -89,6 +83,4 @@ def run_backup_job(label):
 
 def run_rehearsal_job():
     """What the rehearsal schedule runs: a deep verification of the newest backup."""
-    from backups_app.services import verification
-
     return verification.verify("latest", deep=True, trigger=Trigger.SCHEDULE)

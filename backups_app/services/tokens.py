@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from backups_app.errors import BackupError
 from backups_app.models import ApiToken
+from backups_app.services import audit
 
 TOKEN_PREFIX = "bk_"
 
@@ -16,13 +17,15 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(user, name=""):
-    """``(ApiToken, token)``; the token is not stored anywhere, so show it now."""
+def create_token(user, name="", by=None, request=None):
+    """``(ApiToken, token)``; the token is not stored anywhere, so show it now. Audited as made
+    ``by`` that user (default: the request's) from the request's address."""
     if not (user.is_active and user.is_staff):
         raise BackupError(f"User {user.get_username()!r} is not an active staff user; API tokens are for staff "
                           "only (set is_staff in the admin first).")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(user=user, name=name, prefix=token[:10], key_hash=hash_token(token))
+    audit.record("token.create", user=by, request=request, target=f"{record.prefix}… ({user.get_username()})")
     return record, token
 
 
@@ -46,6 +49,9 @@ def request_has_valid_token(request):
     return bool(user and user.is_staff)
 
 
-def revoke(tokens):
+def revoke(tokens, by=None, request=None):
     """Revoke a queryset of tokens; returns how many were still active."""
-    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    names = [f"{t.prefix}… ({t.user.get_username()})" for t in tokens]
+    revoked = tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit.record("token.revoke", user=by, request=request, target=", ".join(names))
+    return revoked

@@ -12,10 +12,12 @@ import time
 from backups_app import components
 from backups_app.errors import NotFound, UnknownComponent
 from backups_app.models import RunStatus, Trigger, Verification
+from backups_app.redaction import mask
 from backups_app.services import audit
-from backups_app.services.backups import error_text, get_backup, open_reader
+from backups_app.services.backups import get_backup, open_reader
+from backups_app.services.queueing import enqueue
+from backups_app.services.recorder import error_text, execute
 from backups_app.services.restores import flatten_counts
-from backups_app.services.runs import RunRecorder, enqueue, heartbeat, mask, run_finished
 
 
 def verify(backup_id, deep=False, trigger=Trigger.CLI, user=None, request=None, run_async=False):
@@ -36,7 +38,6 @@ def verify(backup_id, deep=False, trigger=Trigger.CLI, user=None, request=None, 
     return verification
 
 
-
 def quick_check(backup_id, trigger, user=None, request=None):
     """A recorded and audited quick verification, in the shape the API and the admin show:
     ``{"backup_id", "ok", "artifacts": {name: None | why it failed}}``."""
@@ -44,25 +45,22 @@ def quick_check(backup_id, trigger, user=None, request=None):
     return {"backup_id": verification.source_backup_id, "ok": verification.status == RunStatus.COMPLETED,
             "artifacts": {name: result.get("error") for name, result in verification.results.items()}}
 
+
 def run_verification(pk):
-    verification = Verification.objects.get(pk=pk)
-    recorder = RunRecorder(verification)
-    recorder.start()
-    with heartbeat(verification):
-        try:
-            if verification.backup is None:
-                raise NotFound(f"Backup {verification.source_backup_id} was deleted before it could be verified.")
-            reader = open_reader(verification.backup)
-            if verification.kind == Verification.Kind.DEEP:
-                problems = _rehearse(verification, reader, recorder)
-            else:
-                problems = _checksums(verification, reader, reader.manifest.get("artifacts", {}))
-            verification.save(update_fields=["results"])
-            recorder.finish(RunStatus.FAILED if problems else RunStatus.COMPLETED, "; ".join(problems))
-        except Exception as exc:
-            recorder.finish(RunStatus.FAILED, error_text(exc))
-    run_finished.send(sender=Verification, run=verification)
-    return verification
+    return execute(Verification, pk, _verify)
+
+
+def _verify(verification, recorder):
+    if verification.backup is None:
+        raise NotFound(f"Backup {verification.source_backup_id} was deleted before it could be verified.")
+    reader = open_reader(verification.backup)
+    if verification.kind == Verification.Kind.DEEP:
+        problems = _rehearse(verification, reader, recorder)
+    else:
+        problems = _checksums(verification, reader, reader.manifest.get("artifacts", {}))
+    verification.save(update_fields=["results"])
+    if problems:
+        recorder.finish(RunStatus.FAILED, "; ".join(problems))
 
 
 def _checksums(verification, reader, names):

@@ -9,9 +9,9 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
 
+from backups_app.admin.tokens import ApiTokenAdmin
 from backups_app.models import ApiToken
 from backups_app.services import tokens
-from backups_app.token_admin import ApiTokenAdmin
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/backups_app/apitoken/"

@@ -10,8 +10,9 @@ import pytest
 from backups_app.archive.reader import BackupSetReader, load_manifest
 from backups_app.archive.storage import backup_storage, open_stream
 from backups_app.archive.writer import BackupSetWriter
-from backups_app.components.base import Component, parse_bool
+from backups_app.components.base import Component
 from backups_app.models import RunStatus
+from backups_app.parsing import parse_bool
 from backups_app.services.backups import create_backup, delete_backup
 from tests.conftest import bucket_keys, new_bucket, s3_client, s3_entry
 from tests.servers import start_moto

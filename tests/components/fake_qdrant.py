@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         url = urlparse(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        for verb, pattern, op in ROUTES:
+        for verb, pattern, op in ROUTES:  # noqa: B007  (op is used after the break)
             match = re.fullmatch(pattern, url.path)
             if verb == method and match:
                 break

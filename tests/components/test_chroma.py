@@ -161,7 +161,8 @@ def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, caps
     lines = subprocess.run(["zstd", "-dc", str(backup_storage_dir / backup.backup_id / "chroma_docs.jsonl.zst")],
                            capture_output=True, check=True).stdout.splitlines()
     header = json.loads(lines[0])
-    assert header["metadata"] == {"topic": "문서 ✓", "version": 2} and header["configuration"]["hnsw"]["space"] == "cosine"
+    assert header["metadata"] == {"topic": "문서 ✓", "version": 2}
+    assert header["configuration"]["hnsw"]["space"] == "cosine"
     assert len(lines) == 1502
 
     client.delete_collection("notes")

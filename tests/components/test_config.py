@@ -3,11 +3,9 @@ backup), apply (atomic writes, .bak kept), rollback of an applied config when a 
 fails, stock tar, rehearsal."""
 
 import hashlib
-import io
 import json
 import os
 import subprocess
-import tarfile
 
 import pytest
 

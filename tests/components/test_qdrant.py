@@ -13,7 +13,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from backups_app import components
-from backups_app.components.exports import artifact_stem, read_export
+from backups_app.archive.exports import artifact_stem, read_export
 from backups_app.components.qdrant import main as qdrant_main
 from backups_app.errors import ComponentError, ConfigurationError
 from backups_app.models import RunStatus

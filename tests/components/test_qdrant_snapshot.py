@@ -124,7 +124,8 @@ def test_backup_failures_are_clear_and_leave_nothing(fake, qdrant_source, backup
 def test_missing_collection_unreachable_server_and_wrong_key(fake, qdrant_source, sources):
     qdrant_source(collections="docs,ghost")
     backup = backups.create_backup(["qdrant"])
-    assert backup.status == RunStatus.FAILED and "ghost do not exist in Qdrant (check QDRANT_COLLECTIONS" in backup.error
+    assert backup.status == RunStatus.FAILED
+    assert "ghost do not exist in Qdrant (check QDRANT_COLLECTIONS" in backup.error
 
     sources(qdrant=(QDRANT, {"url": fake.url, "api_key": "wrong"}))
     backup = backups.create_backup(["qdrant"])

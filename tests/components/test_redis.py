@@ -8,7 +8,6 @@ import time
 
 import pytest
 import redis
-
 from hiredis import pack_command
 
 from backups_app.components import get_component

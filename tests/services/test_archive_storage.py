@@ -12,9 +12,11 @@ from django.urls import reverse
 
 from backups_app.models import Backup, OffsiteStatus, RunStatus
 from backups_app.services.backups import create_backup, delete_backup, download, download_url
-from backups_app.services.verification import quick_check
 from backups_app.services.offsite import copy_offsite
 from backups_app.services.restores import start_restore
+from backups_app.services.verification import quick_check
+from backupsite.env import Environment
+from backupsite.storage_env import storage_entry
 from tests.api.conftest import make_stack
 from tests.conftest import bucket_keys, new_bucket, pg_connect, s3_client, s3_entry
 
@@ -162,10 +164,8 @@ def test_offsite_copy_that_does_not_verify_is_removed(stack, settings, offsite_b
 
 def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(stack, settings, tmp_path,
                                                                        backup_storage_dir):
-    from backupsite.storage_env import storage_entry
-
-    settings.STORAGES = {**settings.STORAGES, "backups_offsite": storage_entry(
-        {"BACKUP_OFFSITE_STORAGE": "local", "BACKUP_OFFSITE_DIR": str(tmp_path / "nas")}, "BACKUP_OFFSITE_", None)}
+    settings.STORAGES = {**settings.STORAGES, "backups_offsite": storage_entry(Environment(
+        {"BACKUP_OFFSITE_STORAGE": "local", "BACKUP_OFFSITE_DIR": str(tmp_path / "nas")}), "BACKUP_OFFSITE_", None)}
     before = snapshot(stack)
     backup = create_backup(["uploads", "sqlite"])
     assert backup.offsite_status == OffsiteStatus.VERIFIED, backup.offsite_error

@@ -9,11 +9,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backups_app.errors import (Busy, ConfirmationRequired, ConfigurationError, InvalidId, NotFound,
-                                UnknownComponent)
+from backups_app.errors import (
+    Busy,
+    ConfirmationRequired,
+    InvalidId,
+    InvalidOption,
+    NotFound,
+    UnknownComponent,
+)
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
 from backups_app.services import backups, locks, restores, verification
-from backups_app.services.runs import sweep_stale_runs
+from backups_app.services.sweep import sweep_stale_runs
 
 UPLOADS = "backups_app.components.uploads.UploadsComponent"
 SQLITE = "backups_app.components.sqlite.SQLiteComponent"
@@ -57,7 +63,8 @@ def test_include_uploads_false_leaves_uploads_out(stack):
 
 
 def test_unknown_component_is_named(stack):
-    with pytest.raises(UnknownComponent, match=r"Unknown component\(s\) 'qdrant'. Configured components: uploads, sqlite"):
+    with pytest.raises(UnknownComponent,
+                       match=r"Unknown component\(s\) 'qdrant'. Configured components: uploads, sqlite"):
         backups.create_backup(["qdrant"])
     assert not Backup.objects.exists()
 
@@ -133,7 +140,7 @@ def test_partial_restore_of_selected_component(stack):
 
 def test_restore_options_are_validated_by_the_component(stack):
     backup = backups.create_backup()
-    with pytest.raises(ConfigurationError, match="unknown option\\(s\\) mode; UploadsComponent accepts none"):
+    with pytest.raises(InvalidOption, match="unknown option\\(s\\) mode; UploadsComponent accepts none"):
         restores.start_restore(backup.backup_id, ["uploads"], {"uploads": {"mode": "merge"}}, confirm=True)
     with pytest.raises(UnknownComponent, match="not being restored: sqlite"):
         restores.start_restore(backup.backup_id, ["uploads"], {"sqlite": {}}, confirm=True)
@@ -225,8 +232,9 @@ def test_delete_removes_files_and_record(stack, backup_storage_dir):
 
 @pytest.mark.django_db(transaction=True)
 def test_heartbeat_thread_keeps_run_fresh(stack, settings):
-    from backups_app.services.runs import heartbeat
     import time
+
+    from backups_app.services.recorder import heartbeat
 
     settings.BACKUP_HEARTBEAT_SECONDS = 0.2
     run = Backup.objects.create(backup_id="backup_20260101_000002", status=RunStatus.IN_PROGRESS,

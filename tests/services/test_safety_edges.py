@@ -13,7 +13,8 @@ from backups_app.archive.reader import VerifyingStream
 from backups_app.errors import Busy, ChecksumMismatch, InvalidId, UnknownComponent
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
 from backups_app.services import backups, restores
-from backups_app.services.runs import run_finished, sweep_stale_runs
+from backups_app.services.recorder import run_finished
+from backups_app.services.sweep import sweep_stale_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,7 @@ def test_closing_a_stream_checks_a_short_unread_tail():
 
 
 def test_mask_hides_setting_secrets_and_their_escaped_forms(settings, sources, tmp_path):
-    from backups_app.services.runs import mask
+    from backups_app.redaction import mask
 
     settings.BACKUP_NOTIFY_WEBHOOK = "https://hooks.slack.com/services/T0/B0/SECRETPATH"
     sources(postgres=("backups_app.components.postgres.PostgresComponent",

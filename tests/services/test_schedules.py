@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 import pytest

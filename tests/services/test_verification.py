@@ -139,7 +139,7 @@ def test_a_verification_whose_worker_died_is_swept(demo_stack, settings):
 
     from django.utils import timezone
 
-    from backups_app.services.runs import sweep_stale_runs
+    from backups_app.services.sweep import sweep_stale_runs
 
     backup = backups.create_backup(["sqlite"])
     stale = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS + 5)

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 def test_rehearsal_of_qdrant_both_methods_and_chroma(sources, qdrant_path, fake, tmp_path):  # noqa: F811
     fill(qdrant_path, 40, seed=4)
     chroma_path = tmp_path / "chroma"
-    persistent(chroma_path).create_collection("notes", embedding_function=None).add(ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
+    notes = persistent(chroma_path).create_collection("notes", embedding_function=None)
+    notes.add(ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
     release()
     sources(qdrant=("backups_app.components.qdrant.QdrantComponent", {"path": qdrant_path}),
             qdrant_server=("backups_app.components.qdrant.QdrantComponent", {"url": fake.url, "api_key": API_KEY}),

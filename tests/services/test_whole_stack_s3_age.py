@@ -13,7 +13,7 @@ from tests.components import test_config as config_data
 from tests.components import test_objects as objects_data
 from tests.components import test_qdrant as qdrant_data
 from tests.components import test_redis as redis_data
-from tests.components.test_files import make_sqlite, dump_sqlite, tree
+from tests.components.test_files import dump_sqlite, make_sqlite, tree
 from tests.conftest import new_bucket, pg_connect, pg_options
 
 pytestmark = pytest.mark.django_db

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from backups_app.errors import BackupError
+from backups_app.parsing import comma_list
 
 
 class ServiceCommand(BaseCommand):
@@ -16,4 +17,4 @@ class ServiceCommand(BaseCommand):
 def split_names(value):
     """``--components a,b`` → ["a", "b"]; not given → None (everything); given empty → [] (an error
     in the services, never "everything")."""
-    return None if value is None else [n.strip() for n in value.split(",") if n.strip()]
+    return None if value is None else comma_list(value)

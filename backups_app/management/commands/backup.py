@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from backups_app.management.commands._base import ServiceCommand, split_names
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import audit, backups
+from backups_app.services import backups
 
 
 class Command(ServiceCommand):
@@ -20,7 +20,6 @@ class Command(ServiceCommand):
         backup = backups.create_backup(split_names(opts["components"]), description=opts["description"],
                                        trigger=Trigger.CLI, include_uploads=True if opts["include_uploads"] else None,
                                        run_async=opts["run_async"])
-        audit.record("backup.create", target=backup.backup_id, details={"trigger": Trigger.CLI})
         if backup.status == RunStatus.FAILED:
             raise CommandError(f"Backup {backup.backup_id} failed: {backup.error}")
         if not opts["run_async"]:

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from backups_app.management.commands._base import ServiceCommand
-from backups_app.services import audit, tokens
+from backups_app.services import tokens
 
 
 class Command(ServiceCommand):
@@ -19,7 +19,6 @@ class Command(ServiceCommand):
         except User.DoesNotExist:
             raise CommandError(f"No user {opts['username']!r}; create one with createsuperuser first.") from None
         record, token = tokens.create_token(user, opts["name"])
-        audit.record("token.create", target=f"{record.prefix}… ({user.get_username()})")
         self.stderr.write(f"Created token {record.prefix}… for {user.get_username()}. Store it now: "
                           "it cannot be shown again.")
         self.stdout.write(token)

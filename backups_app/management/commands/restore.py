@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from backups_app.errors import ConfirmationRequired
 from backups_app.management.commands._base import ServiceCommand, split_names
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import audit, restores
+from backups_app.services import restores
 
 
 class Command(ServiceCommand):
@@ -36,8 +36,6 @@ class Command(ServiceCommand):
             self._confirm(required.plan)
             restore = restores.start_restore(opts["backup_id"], names, options, confirm=True, trigger=Trigger.CLI,
                                              run_async=opts["run_async"])
-        audit.record("restore.start", target=restore.restore_id,
-                     details={"backup_id": restore.source_backup_id, "components": restore.components})
         if restore.status not in (RunStatus.COMPLETED, RunStatus.PENDING):
             raise CommandError(f"Restore {restore.restore_id} {restore.status}: {restore.error}")
         self.stdout.write(restore.restore_id)

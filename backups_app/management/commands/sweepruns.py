@@ -1,5 +1,5 @@
 from backups_app.management.commands._base import ServiceCommand
-from backups_app.services.runs import sweep_stale_runs
+from backups_app.services.sweep import sweep_stale_runs
 
 
 class Command(ServiceCommand):

@@ -1,0 +1,220 @@
+"""The backup history and everything done to a backup: Back up now, download (the set or one
+artifact), verify checksums, pin/unpin, restore rehearsal, offsite copy again, delete, the
+Retention page, and the restore flow (``restores.RestoreFlow``). Actions check permissions one
+way: ``@admin.action(permissions=[...])`` and the ``has_<name>_permission`` methods below."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from backups_app.admin.base import RunAdmin, pretty_json, require
+from backups_app.admin.forms import BackupNowForm
+from backups_app.admin.restores import RestoreFlow
+from backups_app.downloads import download_response
+from backups_app.errors import BackupError
+from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
+from backups_app.permissions import ADD_BACKUP, CHANGE_BACKUP, DELETE_BACKUP, DOWNLOAD_BACKUP
+from backups_app.services import backups, offsite, retention, verification
+
+
+class ArtifactInline(admin.TabularInline):
+    model = BackupArtifact
+    extra = 0
+    can_delete = False
+    fields = ("name", "component", "size_bytes", "sha256", "download")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="download")
+    def download(self, obj):
+        url = reverse("admin:backups_app_backup_download_artifact", args=[obj.backup.backup_id, obj.name])
+        return format_html('<a href="{}">download</a>', url)
+
+
+@admin.register(Backup)
+class BackupAdmin(RestoreFlow, RunAdmin):
+    list_display = ("backup_id", "status_badge", "kind", "created_at", "size", "component_list", "trigger",
+                    "created_by", "pinned", "offsite_status", "description")
+    list_filter = ("status", "kind", "trigger", "pinned", "offsite_status")
+    search_fields = ("backup_id", "description")
+    inlines = [ArtifactInline]
+    actions = ["verify_selected", "pin_backups", "unpin_backups", "rehearse_backups", "copy_offsite_again"]
+    change_list_template = "admin/backups_app/backup/change_list.html"
+    fieldsets = [
+        (None, {"fields": ("backup_id", "status_badge", "kind", "description", "component_list", "size",
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
+                           "error", "links")}),
+        ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
+        ("Counts", {"fields": ("counts",)}),
+        ("Log", {"fields": ("log_text",)}),
+    ]
+    readonly_fields = ("backup_id", "status_badge", "kind", "description", "component_list", "size", "trigger",
+                       "created_by", "created_at", "started_at", "finished_at", "progress", "error", "links",
+                       "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, obj):
+        return filesizeformat(obj.size_bytes)
+
+    @admin.display(description="counts")
+    def counts(self, obj):
+        return pretty_json({n: f.get("counts", {}) for n, f in obj.manifest.get("components", {}).items()})
+
+    @admin.display(description="actions")
+    def links(self, obj):
+        if obj.status != RunStatus.COMPLETED:
+            return "—"
+        return format_html_join(" · ", '<a href="{}">{}</a>', [
+            (reverse("admin:backups_app_backup_download", args=[obj.backup_id]), "Download (.tar)"),
+            (reverse("admin:backups_app_backup_restore", args=[obj.backup_id]), "Restore…"),
+        ])
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        usable = obj is not None and obj.status == RunStatus.COMPLETED
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}),
+                                                                  "set_links": obj if usable else None})
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("backup-now/", view(self.backup_now_view), name="backups_app_backup_backup_now"),
+            path("retention/", view(self.retention_view), name="backups_app_backup_retention"),
+            path("<str:backup_id>/download/", view(self.download_view), name="backups_app_backup_download"),
+            path("<str:backup_id>/download/<str:artifact>/", view(self.download_view),
+                 name="backups_app_backup_download_artifact"),
+            *self.restore_urls(),
+        ] + super().get_urls()
+
+    def page_context(self, request, title, **extra):
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title, **extra}
+
+    # Permissions of the actions (``@admin.action(permissions=[name])`` asks ``has_<name>_permission``).
+
+    def has_manage_permission(self, request):
+        return request.user.has_perm(CHANGE_BACKUP)  # runs are read-only; pinning and rehearsals change state
+
+    def has_offsite_permission(self, request):
+        return request.user.has_perm(ADD_BACKUP)  # the same right as taking a backup
+
+    def has_delete_permission(self, request, obj=None):
+        # Active and pinned backups are refused by the service too; hiding the button says it first.
+        return request.user.has_perm(DELETE_BACKUP) and (obj is None or not (obj.is_active or obj.pinned))
+
+    # Views
+
+    def backup_now_view(self, request):
+        require(request, ADD_BACKUP)
+        form = BackupNowForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                backup = backups.create_backup(form.cleaned_data["components"], form.cleaned_data["description"],
+                                               trigger=Trigger.ADMIN, user=request.user, run_async=True,
+                                               request=request)
+            except BackupError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Backup {backup.backup_id} queued.")
+                return redirect("admin:backups_app_backup_change", backup.pk)
+        return TemplateResponse(request, "admin/backups_app/backup/backup_now.html",
+                                self.page_context(request, "Back up now", form=form))
+
+    def download_view(self, request, backup_id, artifact=None):
+        require(request, DOWNLOAD_BACKUP)
+        try:
+            return download_response(request, backup_id, artifact)
+        except BackupError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:backups_app_backup_changelist")
+
+    def retention_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            require(request, DELETE_BACKUP)
+            try:
+                result = retention.prune(user=request.user, request=request)
+            except BackupError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"Pruned {len(result['deleted'])} backup(s); {result['kept']} kept.")
+                for backup_id, error in result["errors"].items():
+                    self.message_user(request, f"{backup_id}: {error}", messages.WARNING)
+            return HttpResponseRedirect(request.path)
+        try:
+            rows, error = retention.plan(), ""
+        except BackupError as exc:  # a bad retention setting is shown, not a server error
+            rows, error = [], str(exc)
+        return TemplateResponse(request, "admin/backups_app/backup/retention.html", self.page_context(
+            request, "Retention", rows=rows, error=error, policy=retention.describe_policy(),
+            can_prune=self.has_delete_permission(request), will_delete=sum(1 for _b, d in rows if not d.keep)))
+
+    # Actions
+
+    @admin.action(description="Verify checksums of selected backups")
+    def verify_selected(self, request, queryset):
+        for backup in queryset.filter(status=RunStatus.COMPLETED):
+            try:
+                result = verification.quick_check(backup.backup_id, Trigger.ADMIN, user=request.user, request=request)
+            except BackupError as exc:
+                messages.error(request, f"{backup.backup_id}: {exc}")
+                continue
+            if result["ok"]:
+                messages.success(request, f"Verified {backup.backup_id}: all {len(result['artifacts'])} artifacts "
+                                          "match their checksums.")
+            else:
+                failed = "; ".join(f"{n}: {e}" for n, e in result["artifacts"].items() if e)
+                messages.error(request, f"Verification FAILED for {backup.backup_id}: {failed}")
+
+    @admin.action(description="Pin: keep whatever the retention policy says", permissions=["manage"])
+    def pin_backups(self, request, queryset):
+        for backup in queryset:
+            retention.pin(backup.backup_id, user=request.user, request=request)
+        self.message_user(request, f"{queryset.count()} backup(s) pinned.")
+
+    @admin.action(description="Unpin: let the retention policy decide again", permissions=["manage"])
+    def unpin_backups(self, request, queryset):
+        for backup in queryset:
+            retention.unpin(backup.backup_id, user=request.user, request=request)
+        self.message_user(request, f"{queryset.count()} backup(s) unpinned.")
+
+    @admin.action(description="Restore rehearsal (deep verify into scratch targets)", permissions=["manage"])
+    def rehearse_backups(self, request, queryset):
+        for backup in queryset:
+            try:
+                verification.verify(backup.backup_id, deep=True, trigger=Trigger.ADMIN, user=request.user,
+                                    request=request, run_async=True)
+            except BackupError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(request, f"Rehearsal of {backup.backup_id} queued; see Verifications.")
+
+    @admin.action(description="Copy selected backups to offsite storage again", permissions=["offsite"])
+    def copy_offsite_again(self, request, queryset):
+        for backup in queryset:
+            try:
+                offsite.queue_copy(backup)
+            except BackupError as exc:
+                messages.error(request, str(exc))
+                continue
+            messages.success(request, f"Offsite copy of {backup.backup_id} queued.")
+
+    def delete_model(self, request, obj):
+        backups.delete_backup(obj.backup_id, user=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for backup in queryset:
+            try:
+                self.delete_model(request, backup)
+            except BackupError as exc:
+                messages.error(request, str(exc))

@@ -1,0 +1,70 @@
+"""What the admins share: read-only run history (written by the services only, like django-q2's
+task admin) with a status badge, the log, and a page that refreshes while the run is active."""
+
+import json
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.utils.html import format_html
+
+from backups_app.models import RunStatus
+
+BADGE_COLOURS = {
+    RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
+    RunStatus.FAILED: "#dc3545", RunStatus.ROLLED_BACK: "#fd7e14",
+}
+
+
+def status_badge(run):
+    return format_html('<span class="run-status" style="background:{};color:#fff;padding:2px 8px;'
+                       'border-radius:9px;white-space:nowrap">{}</span>',
+                       BADGE_COLOURS.get(run.status, "#6c757d"), run.get_status_display())
+
+
+def pretty_json(value):
+    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def log_block(text):
+    return format_html("<pre style='max-height:30em;overflow:auto;margin:0'>{}</pre>", text or "—")
+
+
+def require(request, permission):
+    """For our own admin views: the user holds ``permission`` (from backups_app.permissions)."""
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RunAdmin(ReadOnlyAdmin):
+    """Backups, restores and verifications."""
+
+    change_form_template = "admin/backups_app/run_change_form.html"
+    list_per_page = 50
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return status_badge(obj)
+
+    @admin.display(description="components")
+    def component_list(self, obj):
+        return ", ".join(obj.components)
+
+    @admin.display(description="log")
+    def log_text(self, obj):
+        return log_block(obj.log)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), "refresh": obj is not None and obj.is_active}
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,107 @@
+"""The restore flow, on the Backup admin's URLs: choose components (GET) → the plan, every
+checksum verified and live vs backup counts (POST) → the typed backup id (POST-only confirm) →
+the restore's page. And the read-only restore history."""
+
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from backups_app.admin.base import RunAdmin, pretty_json, require
+from backups_app.admin.forms import RestoreForm
+from backups_app.errors import BackupError
+from backups_app.models import Restore, Trigger
+from backups_app.permissions import RESTORE_BACKUP
+from backups_app.services import backups, restores
+
+
+def count_rows(plan):
+    """[(component, what, live, in backup)] for the plan's comparison table."""
+    rows = []
+    for name, counts in plan["counts"].items():
+        live, stored = (restores.flatten_counts(name, counts[side]) for side in ("live", "backup"))
+        for key in sorted(set(live) | set(stored)):
+            rows.append((name, key.removeprefix(f"{name}."), live.get(key, "—"), stored.get(key, "—")))
+    return rows
+
+
+class RestoreFlow:
+    """Mixed into the Backup admin: ``restore_urls()`` go into its ``get_urls()``."""
+
+    def restore_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<str:backup_id>/restore/", view(self.restore_view), name="backups_app_backup_restore"),
+            path("<str:backup_id>/restore/confirm/", view(require_POST(self.restore_confirm_view)),
+                 name="backups_app_backup_restore_confirm"),
+        ]
+
+    def _restorable(self, request, backup_id):
+        require(request, RESTORE_BACKUP)
+        try:
+            return backups.get_backup(backup_id)
+        except BackupError as exc:
+            messages.error(request, str(exc))
+            return None
+
+    def restore_view(self, request, backup_id):
+        """Step 1 (GET): choose components. Step 2 (POST): the plan and the typed confirmation
+        that step 3 (restore_confirm_view) checks."""
+        backup = self._restorable(request, backup_id)
+        if backup is None:
+            return redirect("admin:backups_app_backup_changelist")
+        form = RestoreForm(backup, request.POST or None)
+        plan = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                plan = restores.plan_restore(backup.backup_id, form.cleaned_data["components"],
+                                             form.restore_options())
+            except BackupError as exc:
+                form.add_error(None, str(exc))
+        return TemplateResponse(request, "admin/backups_app/backup/restore.html",
+                                self.page_context(request, f"Restore {backup.backup_id}", backup=backup, form=form,
+                                                  plan=plan, count_rows=plan and count_rows(plan)))
+
+    def restore_confirm_view(self, request, backup_id):
+        backup = self._restorable(request, backup_id)
+        if backup is None:
+            return redirect("admin:backups_app_backup_changelist")
+        form = RestoreForm(backup, request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose at least one component.")
+            return redirect("admin:backups_app_backup_restore", backup.backup_id)
+        if form.cleaned_data["confirmation"].strip() != backup.backup_id:
+            messages.error(request, f"Not confirmed: type {backup.backup_id} exactly. Nothing was changed.")
+            return redirect("admin:backups_app_backup_restore", backup.backup_id)
+        try:
+            restore = restores.start_restore(backup.backup_id, form.cleaned_data["components"],
+                                             form.restore_options(), confirm=True, trigger=Trigger.ADMIN,
+                                             user=request.user, run_async=True, request=request)
+        except BackupError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:backups_app_backup_restore", backup.backup_id)
+        messages.success(request, f"Restore {restore.restore_id} queued.")
+        return redirect("admin:backups_app_restore_change", restore.pk)
+
+
+@admin.register(Restore)
+class RestoreAdmin(RunAdmin):
+    list_display = ("restore_id", "status_badge", "source_backup_id", "component_list", "trigger", "created_by",
+                    "created_at", "duration")
+    list_filter = ("status", "trigger")
+    search_fields = ("restore_id", "source_backup_id")
+    fieldsets = [
+        (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options",
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
+                           "safety_backup", "error")}),
+        ("Plan", {"fields": ("plan_view",)}),
+        ("Log", {"fields": ("log_text",)}),
+    ]
+    readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options", "trigger",
+                       "created_by", "created_at", "started_at", "finished_at", "progress", "safety_backup",
+                       "error", "plan_view", "log_text")
+
+    @admin.display(description="plan")
+    def plan_view(self, obj):
+        return pretty_json(obj.plan) if obj.plan else "—"

@@ -1,0 +1,37 @@
+"""The read-only verification history (quick checks and restore rehearsals), like the other runs."""
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from backups_app.admin.base import RunAdmin
+from backups_app.models import Verification
+
+
+@admin.register(Verification)
+class VerificationAdmin(RunAdmin):
+    list_display = ("source_backup_id", "kind", "status_badge", "created_at", "duration", "trigger", "summary")
+    list_filter = ("kind", "status", "trigger")
+    search_fields = ("source_backup_id",)
+    fields = ("source_backup_id", "kind", "status_badge", "trigger", "created_by", "created_at", "started_at",
+              "finished_at", "progress", "results_table", "error", "log_text")
+    readonly_fields = fields
+
+    @admin.display(description="result")
+    def summary(self, obj):
+        return ", ".join(f"{name}: {self._state(result)}" for name, result in obj.results.items())
+
+    @staticmethod
+    def _state(result):
+        if result.get("skipped"):
+            return "skipped"
+        state = "ok" if result["ok"] else "FAILED"
+        return f"{state} in {result['seconds']} s" if "seconds" in result else state
+
+    @admin.display(description="results")
+    def results_table(self, obj):
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, self._state(r), r.get("note") or r.get("error") or "") for name, r in obj.results.items()),
+        )
+        return format_html("<table><tr><th>component / artifact</th><th>result</th><th>detail</th></tr>{}</table>",
+                           rows)

@@ -1,0 +1,10 @@
+"""The permissions the admin and the API check, spelled once. Django creates add/change/delete/
+view for each model; download and restore are our own (Backup.Meta.permissions)."""
+
+VIEW_BACKUP = "backups_app.view_backup"
+ADD_BACKUP = "backups_app.add_backup"  # take a backup, queue an offsite copy
+CHANGE_BACKUP = "backups_app.change_backup"  # pin, unpin, rehearse
+DELETE_BACKUP = "backups_app.delete_backup"  # delete, prune
+DOWNLOAD_BACKUP = "backups_app.download_backup"
+RESTORE_BACKUP = "backups_app.restore_backup"
+VIEW_RESTORE = "backups_app.view_restore"
