@@ -42,6 +42,7 @@ run: system-run $(VENV)/.installed-run
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 test: services $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 clean:

@@ -33,6 +33,10 @@ class ConfigurationError(BackupError, ImproperlyConfigured):
     message names the setting or environment variable and the fix. The API answers 503."""
 
 
+class Unavailable(BackupError):
+    """Something the app relies on is down (the task broker); not the caller's fault. API: 503."""
+
+
 class ChecksumMismatch(BackupError):
     pass
 

@@ -14,7 +14,7 @@ PARTS_IN_MEMORY = 2
 
 
 def _transfer_config(part_mb):
-    from boto3.s3.transfer import TransferConfig
+    from boto3.s3.transfer import TransferConfig  # settings import boto3 only when S3 storage is configured
 
     config = TransferConfig(multipart_threshold=part_mb * MB, multipart_chunksize=part_mb * MB,
                             max_concurrency=PARTS_IN_MEMORY)

@@ -13,6 +13,7 @@ from backups_app.errors import (
     InvalidId,
     NotCompleted,
     NotFound,
+    Unavailable,
     UnknownComponent,
 )
 from backups_app.redaction import mask
@@ -22,6 +23,7 @@ MISCONFIGURED = (503, "misconfigured")
 # is the operator's: 503, with the text that names the setting and the fix.
 SERVICE_ERRORS = [
     (ConfigurationError, *MISCONFIGURED),
+    (Unavailable, 503, "unavailable"),
     (InvalidId, 400, "invalid_id"),
     (UnknownComponent, 400, "unknown_component"),
     (NotFound, 404, "not_found"),

@@ -5,6 +5,7 @@ BACKUP_MONITORING_AUTHENTICATORS accepts (dotted paths to ``callable(request) ->
 tokens plug in there). Refusals have the API's ``{error, detail}`` shape."""
 
 import ipaddress
+from typing import Union
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -42,7 +43,8 @@ def monitoring_access(request):
     return True
 
 
-@router.get("/health", auth=monitoring_access, response={200: HealthOut, 503: HealthOut, 403: ErrorOut},
+@router.get("/health", auth=monitoring_access,
+            response={200: HealthOut, 503: Union[HealthOut, ErrorOut], 403: ErrorOut},
             summary="Health: fresh backups, reachable storage, a running scheduler, the last rehearsal")
 def health_view(request):
     """The checks of `manage.py backup_health`; 503 when any fails, or when the configuration is

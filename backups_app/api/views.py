@@ -39,7 +39,7 @@ api.add_router("", monitoring.router)
 VIEW, ADD, DELETE = permissions.VIEW_BACKUP, permissions.ADD_BACKUP, permissions.DELETE_BACKUP
 CHANGE, DOWNLOAD, RESTORE = permissions.CHANGE_BACKUP, permissions.DOWNLOAD_BACKUP, permissions.RESTORE_BACKUP
 VIEW_RESTORE = permissions.VIEW_RESTORE
-DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut}
+DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 503: ErrorOut}  # 503: misconfigured or broker down
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
 BackupId = Path(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
 

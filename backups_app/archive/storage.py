@@ -77,7 +77,7 @@ class _S3Body:
     """boto3's streaming body of one object, read in chunks; errors become BackupErrors."""
 
     def __init__(self, storage, path):
-        from storages.utils import clean_name
+        from storages.utils import clean_name  # S3 only: the local default never loads django-storages
 
         self._storage, self._path = storage, path
         key = storage._normalize_name(clean_name(path))

@@ -26,10 +26,23 @@ The facts ``backup()`` returns go into ``metadata.json`` under ``components.<nam
 The service adds ``engine`` and ``artifacts``.
 """
 
+from contextlib import contextmanager
+
 from backups_app.errors import ComponentError, ConfigurationError, InvalidOption
 
 #: In ``absent``: the whole store (folder, local database) did not exist.
 WHOLE_STORE = "*"
+
+
+@contextmanager
+def scratch(name, exists, drop):
+    """A rehearsal's scratch target (collection, database) called ``name``: whatever happens
+    inside, it is dropped on the way out if it was made."""
+    try:
+        yield name
+    finally:
+        if exists(name):
+            drop(name)
 
 
 class Component:

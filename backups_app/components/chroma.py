@@ -26,7 +26,7 @@ from backups_app.archive.exports import artifact_stem, batches, read_export, wri
 from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.archive.spool import spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
-from backups_app.components.base import WHOLE_STORE, Component
+from backups_app.components.base import WHOLE_STORE, Component, scratch
 from backups_app.errors import ComponentError, ConfigurationError
 
 SQLITE_NAME = "chroma.sqlite3"
@@ -61,7 +61,7 @@ def check_folder(folder):
 def load_export(client, stream, target=None, batch_size=1000):
     """Create collection ``target`` (default: the exported name) from a decompressed export and
     fill it; returns (exported name, items)."""
-    from chromadb.api.types import Schema
+    from chromadb.api.types import Schema  # the optional client package: only server mode needs it
 
     header, records = read_export(stream, EXPORT_FORMAT)
     target = target or header["collection"]
@@ -163,7 +163,7 @@ class ChromaComponent(Component):
 
     @contextmanager
     def _client(self):
-        import chromadb
+        import chromadb  # the optional client package: only server mode needs it
         from chromadb.config import Settings
 
         where = f"{self.config['host']}:{self.config['port']}"
@@ -227,21 +227,19 @@ class ChromaComponent(Component):
     def _rehearse_server(self, reader, artifacts, log):
         counts = {}
         with self._client() as client:
+            def exists(name):
+                return name in {c.name for c in client.list_collections()}
+
             for artifact in artifacts:
-                scratch = f"rehearsal-{secrets.token_hex(6)}"
-                try:
-                    name, items = self._load(client, reader, artifact, scratch)
-                    counts[name] = items
-                finally:
-                    if scratch in {c.name for c in client.list_collections()}:
-                        client.delete_collection(scratch)
+                with scratch(f"rehearsal-{secrets.token_hex(6)}", exists, client.delete_collection) as target:
+                    name, counts[name] = self._load(client, reader, artifact, target)
                 log(f"{self.name}: rehearsal of {artifact}: {counts[name]} items")
         return counts
 
 
 def main(argv=None):
     """Load a ``chroma_<collection>.jsonl.zst`` export into a Chroma server without the app."""
-    import chromadb
+    import chromadb  # the optional client package: only server mode needs it
     from chromadb.config import Settings
 
     parser = argparse.ArgumentParser(prog="python -m backups_app.components.chroma",

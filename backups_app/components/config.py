@@ -224,8 +224,15 @@ class ConfigComponent(Component):
                     os.fsync(out.fileno())
                 os.chmod(tmp, member.mode & 0o777)
                 if os.path.isfile(target) and not os.path.islink(target) and sha256_file(tmp) == sha256_file(target):
+                    # Same bytes in another mode (a .env made world-readable): the backup's mode, no .bak needed.
+                    same_mode = os.stat(target).st_mode & 0o777 == member.mode & 0o777
+                    if not same_mode:
+                        os.chmod(target, member.mode & 0o777)
                     os.unlink(tmp)
-                    return "unchanged"
+                    if same_mode:
+                        return "unchanged"
+                    log(f"{self.name}: set the mode of {member.name} back to {member.mode & 0o777:o}")
+                    return "changed"
             except BaseException:
                 os.unlink(tmp)
                 raise

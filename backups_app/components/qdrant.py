@@ -31,7 +31,7 @@ from qdrant_client.http.exceptions import ApiException
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components.base import WHOLE_STORE, Component
+from backups_app.components.base import WHOLE_STORE, Component, scratch
 from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError
 from backups_app.parsing import comma_list, parse_bool
 
@@ -401,13 +401,10 @@ class QdrantComponent(Component):
         counts = {}
         with self._open(method) as store:
             for artifact, collection in targets:
-                scratch = f"{collection}-rehearsal-{secrets.token_hex(4)}"
-                try:
-                    store.restore_collection(reader, artifact, scratch)
-                    counts[collection] = store.count(scratch)
-                finally:
-                    if scratch in store.collections():
-                        store.drop(scratch)
+                target = f"{collection}-rehearsal-{secrets.token_hex(4)}"
+                with scratch(target, lambda name: name in store.collections(), store.drop):
+                    store.restore_collection(reader, artifact, target)
+                    counts[collection] = store.count(target)
                 log(f"{self.name}: rehearsal of {artifact}: {counts[collection]} points")
         return counts
 

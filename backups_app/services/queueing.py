@@ -3,7 +3,7 @@
 from django.conf import settings
 from django_q.tasks import async_task
 
-from backups_app.errors import BackupError
+from backups_app.errors import Unavailable
 from backups_app.models import RunStatus
 from backups_app.services.recorder import RunRecorder
 
@@ -21,4 +21,4 @@ def enqueue(task, run, name):
         submit(task, run.pk, name)
     except Exception as exc:
         RunRecorder(run).finish(RunStatus.FAILED, f"Could not hand the run to the task queue: {exc}")
-        raise BackupError(f"Could not queue {name}: {exc}. Is the django-q2 broker reachable?") from exc
+        raise Unavailable(f"Could not queue {name}: {exc}. Is the django-q2 broker reachable?") from exc
