@@ -276,6 +276,7 @@ class RedisComponent(Component):
     def rehearse(self, reader, artifacts, log):
         """Load the dump into a private redis-server on a unix socket in a temporary folder."""
         dump = self._dump_artifact(artifacts)
+        # In the system's temp folder, not the spool: a unix socket path must stay under 108 bytes.
         folder = tempfile.mkdtemp(prefix="redis-rehearsal-")
         socket = os.path.join(folder, "redis.sock")
         url = f"unix://{socket}"
