@@ -103,7 +103,7 @@ class PostgresComponent(Component):
                 tool_version = self._check_tool_version("pg_dump", server_version_num)
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
-                log(f"{self.name}: dumping {self.config}")
+                log(f"{self.name}: dumping (server {server_version}, snapshot {snapshot})")
                 argv = [self._tool("pg_dump"), *self._conn_args(), "--format=custom", f"--snapshot={snapshot}",
                         "--dbname", self.config["dbname"]]
                 # The exact row counts are read in the same snapshot while pg_dump streams, so they

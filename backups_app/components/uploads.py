@@ -49,4 +49,4 @@ class UploadsComponent(Component):
 
     def restore(self, reader, artifacts, options, log):
         restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log,
-                       absent=False)
+                       absent=bool(self.absent(reader)))
