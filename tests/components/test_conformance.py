@@ -25,6 +25,7 @@ from backups_app import components
 from backups_app.components.base import WHOLE_STORE
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores, verification
+from tests.components.test_postgres import SCHEMA
 from tests.conftest import new_bucket, pg_connect, pg_options, s3_client
 from tests.servers import free_port, redis_server
 
@@ -172,23 +173,10 @@ def sqlite_mutate(options):
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
-PG_SCHEMA = """
-CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL UNIQUE);
-CREATE TABLE documents (id bigserial PRIMARY KEY, author_id int REFERENCES authors(id), title text,
-                        meta jsonb, blob bytea, created timestamptz DEFAULT now());
+# test_postgres's data, plus an index and a unique constraint for the snapshot to compare.
+PG_SCHEMA = SCHEMA + """
 CREATE INDEX documents_title ON documents (title);
-CREATE SEQUENCE ticket_seq START 100;
-CREATE SCHEMA rag;
-CREATE TABLE rag.chunks (doc_id bigint REFERENCES documents(id) ON DELETE CASCADE, n int, body text,
-                         PRIMARY KEY (doc_id, n));
-CREATE VIEW document_titles AS SELECT d.id, d.title, a.name FROM documents d JOIN authors a ON a.id = d.author_id;
-INSERT INTO authors (name) VALUES ('Ada'), ('김민지'), ('Zoë');
-INSERT INTO documents (author_id, title, meta, blob)
-    SELECT 1 + i % 3, 'doc ' || i || ' ✓', jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i)),
-           decode(md5(i::text), 'hex') || '\\x00ff'::bytea
-    FROM generate_series(1, 60) i;
-INSERT INTO rag.chunks SELECT id, n, repeat('텍스트 ', n) FROM documents, generate_series(1, 3) n;
-SELECT nextval('ticket_seq'), nextval('ticket_seq');
+ALTER TABLE authors ADD CONSTRAINT authors_name_key UNIQUE (name);
 """
 USER_SCHEMAS = "NOT IN ('pg_catalog', 'information_schema')"
 PG_CATALOG = {
