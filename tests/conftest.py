@@ -1,20 +1,17 @@
-"""Shared fixtures: a temporary backup storage, fresh PostgreSQL databases on the real server,
-and helpers to configure BACKUP_SOURCES for a test."""
+"""Shared fixtures: a temporary backup storage, fresh PostgreSQL databases on the real server, a
+private Redis server and a Qdrant folder, helpers to configure BACKUP_SOURCES for a test, and the
+data stacks used in several folders (built by tests/stacks.py)."""
 
-import os
+import shutil
 import uuid
 
-import psycopg
 import pytest
 
 from backupsite.env import Environment
 from backupsite.storage_env import storage_entry
-from tests.servers import moto_s3_server
-
-pytest_plugins = ["tests.ops_fixtures"]
-
-PG = {"host": os.environ.get("TEST_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("TEST_PG_PORT", "5432")),
-      "user": os.environ.get("TEST_PG_USER", "postgres")}
+from tests import stacks
+from tests.servers import moto_s3_server, redis_server
+from tests.stacks import pg_connect, pg_options  # noqa: F401 (imported from here by test_conformance.py)
 
 
 @pytest.fixture(autouse=True)
@@ -55,14 +52,26 @@ def sources(settings):
 def uploads(sources, tmp_path):
     """The simplest stack: one uploads folder holding doc.txt ("original"), the only source."""
     folder = tmp_path / "uploads"
-    folder.mkdir()
-    (folder / "doc.txt").write_text("original")
-    sources(uploads=("backups_app.components.uploads.UploadsComponent", {"path": str(folder)}))
+    sources(uploads=stacks.uploads_source(folder, {"doc.txt": "original"}))
     return folder
 
 
-def _admin_conn():
-    return psycopg.connect(dbname="postgres", autocommit=True, **PG)
+@pytest.fixture
+def demo_stack(sources, tmp_path):
+    """Uploads (docs/file0..4.txt) and SQLite (notes: 7 rows) sources with real data; returns
+    (uploads_dir, sqlite_path)."""
+    root = tmp_path / "stack"
+    sources(**stacks.files_stack(root))
+    return root / "uploads", root / "app.sqlite3"
+
+
+@pytest.fixture
+def pg_stack(sources, tmp_path, pg_database):
+    """PostgreSQL (documents: 150 rows), SQLite (chunks: 40 rows) and uploads (a.txt, sub/b.bin)
+    sources with real data; returns their places: root, pg (the database), sqlite, uploads."""
+    root = tmp_path / "stack"
+    sources(**stacks.pg_stack(root, pg_database))
+    return {"root": root, "pg": pg_database, "sqlite": root / "app.sqlite3", "uploads": root / "uploads"}
 
 
 @pytest.fixture
@@ -72,13 +81,13 @@ def make_pg_database():
 
     def make():
         name = f"bk_test_{uuid.uuid4().hex[:12]}"
-        with _admin_conn() as conn:
+        with pg_connect("postgres") as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
         return name
 
     yield make
-    with _admin_conn() as conn:
+    with pg_connect("postgres") as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -88,12 +97,27 @@ def pg_database(make_pg_database):
     return make_pg_database()
 
 
-def pg_options(dbname):
-    return {**PG, "dbname": dbname}
+# --- Other live stores: a private Redis server, a Qdrant local-mode folder -----------------------
+
+REDIS_PASSWORD = "pw-s3cr3t-redis"
 
 
-def pg_connect(dbname):
-    return psycopg.connect(dbname=dbname, autocommit=True, **PG)
+@pytest.fixture
+def redis_url():
+    """A fresh redis-server of the test's own on a free port (password REDIS_PASSWORD), never the shared one."""
+    # No diskless-sync delay: redis-cli --rdb would otherwise wait 5 s for other replicas.
+    with redis_server("--repl-diskless-sync-delay", "0", password=REDIS_PASSWORD) as url:
+        yield url
+
+
+@pytest.fixture
+def qdrant_path(tmp_path_factory):
+    """A fresh local-mode folder on tmpfs when there is one: local mode commits every point, and
+    a disk's fsync would make 20k points take minutes."""
+    base = "/dev/shm" if shutil.os.path.isdir("/dev/shm") else str(tmp_path_factory.mktemp("qdrant"))
+    path = f"{base}/qdrant-test-{uuid.uuid4().hex[:12]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- Archive storage (S3 on moto's real HTTP server, age keys) -------------------------------

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from ninja import Field, Schema
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from backups_app import components as registry
 from backups_app.archive.ids import BACKUP_ID_RE
@@ -48,7 +48,7 @@ class Input(BaseModel):
 
 
 class BackupIn(Input):
-    include_uploads: bool = Field(False, description="Without components: include upload folders too.")
+    include_uploads: StrictBool = Field(False, description="Without components: include upload folders too.")
     description: str = Field("", max_length=500)
     components: Optional[list[str]] = Field(None, description="Source names; default every configured source.")
 
@@ -114,9 +114,9 @@ class VerifyOut(Schema):
 
 class RestoreIn(Input):
     backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
-    confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
+    confirm: StrictBool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
     components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
-    dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
+    dry_run: StrictBool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
     options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
 
 
@@ -129,7 +129,7 @@ class PlanOut(Schema):
     affected: dict[str, Any]
     confirm_required: bool
     problems: list[str]
-    ok: bool = Field(description="Every selected artifact matches its checksum.")
+    ok: StrictBool = Field(description="Every selected artifact matches its checksum.")
 
 
 class RestoreAccepted(Schema):

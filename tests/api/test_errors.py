@@ -13,6 +13,7 @@ from backups_app.models import Backup, RunStatus
 from backupsite.sources import build_backup_sources
 from tests.api.conftest import staff_user, token_client
 from tests.servers import free_port
+from tests.stacks import ENGINES
 
 pytestmark = pytest.mark.django_db
 API = "/api/system"
@@ -44,7 +45,7 @@ def test_a_misconfigured_source_leaves_every_error_in_the_api_shape(client, bad_
 
 def test_a_broker_refusal_fails_the_run_answers_503_and_is_counted(client, sources, tmp_path, monkeypatch):
     (tmp_path / "uploads").mkdir()
-    sources(uploads=("backups_app.components.uploads.UploadsComponent", {"path": str(tmp_path / "uploads")}))
+    sources(uploads=(ENGINES["uploads"], {"path": str(tmp_path / "uploads")}))
     # A Redis broker nobody listens on: django-q2 raises when it hands the task over.
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{free_port()}/0")

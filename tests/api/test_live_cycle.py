@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import make_stack
-from tests.conftest import PG, pg_connect
+from tests import stacks
 from tests.servers import free_port
+from tests.stacks import pg_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 POLL_TIMEOUT = 60
@@ -78,13 +78,11 @@ def stop(process):
 def live(tmp_path, pg_database):
     stack = tmp_path / "stack"
     stack.mkdir()
-    make_stack(stack, pg_database)
+    sources = stacks.pg_stack(stack, pg_database)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupsite.settings", "VAR_DIR": str(tmp_path / "var"),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}", "BACKUP_DIR": str(tmp_path / "backups"),
-           "POSTGRES_HOST": PG["host"], "POSTGRES_PORT": str(PG["port"]), "POSTGRES_USER": PG["user"],
-           "POSTGRES_DB": pg_database, "UPLOADS_DIR": str(stack / "uploads"),
-           "SQLITE_PATHS": str(stack / "app.sqlite3"), "Q_WORKERS": "1", "BACKUP_HEARTBEAT_SECONDS": "1",
-           "DJANGO_SUPERUSER_PASSWORD": "unused-in-this-test"}
+           **stacks.environment(sources),  # POSTGRES_*, UPLOADS_DIR, SQLITE_PATHS
+           "Q_WORKERS": "1", "BACKUP_HEARTBEAT_SECONDS": "1", "DJANGO_SUPERUSER_PASSWORD": "unused-in-this-test"}
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.invalid")
     token = manage(env, "create_api_token", "ops", "--name", "live cycle").strip()

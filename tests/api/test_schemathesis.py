@@ -20,7 +20,7 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 
 
 @pytest.fixture
-def token(db, stack, sync_worker):
+def token(db, pg_stack, sync_worker):
     return tokens.create_token(staff_user("fuzz", superuser=True))[1]
 
 

@@ -18,12 +18,11 @@ from backups_app.errors import ConfigurationError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.servers import free_port
+from tests.stacks import ENGINES
 
 chromadb = pytest.importorskip("chromadb")
 from chromadb.api.client import SharedSystemClient  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
-
-CHROMA = "backups_app.components.chroma.ChromaComponent"
 
 
 def chroma_settings():
@@ -89,7 +88,7 @@ def test_path_mode_round_trip_is_exact(tmp_path, sources, backup_storage_dir):
     fill(persistent(path))
     before = dump(persistent(path))
     release()
-    sources(chroma=(CHROMA, {"path": str(path)}))
+    sources(chroma=(ENGINES["chroma"], {"path": str(path)}))
 
     backup = backups.create_backup(["chroma"])
     assert backup.status == RunStatus.COMPLETED, backup.error
@@ -118,7 +117,7 @@ def test_path_mode_round_trip_is_exact(tmp_path, sources, backup_storage_dir):
 @pytest.mark.django_db
 def test_path_mode_refuses_a_folder_that_is_not_chroma(tmp_path, sources):
     (tmp_path / "chroma").mkdir()
-    sources(chroma=(CHROMA, {"path": str(tmp_path / "chroma")}))
+    sources(chroma=(ENGINES["chroma"], {"path": str(tmp_path / "chroma")}))
     backup = backups.create_backup(["chroma"])
     assert backup.status == RunStatus.FAILED and "has no chroma.sqlite3 (check CHROMA_PATH)" in backup.error
 
@@ -152,7 +151,7 @@ def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, caps
     client = chromadb.HttpClient(host="127.0.0.1", port=chroma_server, settings=chroma_settings())
     fill(client, seed=1)
     before = dump(client)
-    sources(chroma=(CHROMA, {"host": "127.0.0.1", "port": chroma_server, "batch_size": 400}))
+    sources(chroma=(ENGINES["chroma"], {"host": "127.0.0.1", "port": chroma_server, "batch_size": 400}))
 
     backup = backups.create_backup(["chroma"])
     assert backup.status == RunStatus.COMPLETED, backup.error
@@ -192,7 +191,7 @@ def test_server_mode_round_trip(chroma_server, sources, backup_storage_dir, caps
 
 @pytest.mark.django_db
 def test_server_mode_unreachable_and_missing_client(sources, monkeypatch):
-    sources(chroma=(CHROMA, {"host": "127.0.0.1", "port": free_port()}))
+    sources(chroma=(ENGINES["chroma"], {"host": "127.0.0.1", "port": free_port()}))
     backup = backups.create_backup(["chroma"])
     assert backup.status == RunStatus.FAILED and "cannot reach Chroma at 127.0.0.1:" in backup.error
 

@@ -13,10 +13,9 @@ from backups_app.components import get_component
 from backups_app.components.config import redact
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores
-from tests.components.test_files import _dir, _file, _link, _tar_of
+from tests.archive.test_safetar import _dir, _file, _link, _tar_of
+from tests.stacks import ENGINES
 
-CONFIG = "backups_app.components.config.ConfigComponent"
-OBJECTS = "backups_app.components.objects.ObjectsComponent"
 ENV = "DEBUG=false\nOPENAI_API_KEY=sk-original-secret-1234\nWORKERS=4\n"
 
 
@@ -41,7 +40,7 @@ def app_dir(tmp_path):
 
 @pytest.fixture
 def configured(sources, app_dir):
-    sources(config=(CONFIG, {"paths": f"{app_dir}/.env,{app_dir}/docker-compose.yml,{app_dir}/monitoring"}))
+    sources(config=(ENGINES["config"], {"paths": f"{app_dir}/.env,{app_dir}/docker-compose.yml,{app_dir}/monitoring"}))
     return app_dir
 
 
@@ -114,8 +113,8 @@ def test_applied_config_is_rolled_back_when_a_later_component_fails(sources, app
     objects_dir = tmp_path / "objects"
     (objects_dir / "a").mkdir(parents=True)
     (objects_dir / "a" / "b").write_text("object")
-    sources(config=(CONFIG, {"paths": f"{app_dir}/.env,{app_dir}/monitoring"}),
-            objects=(OBJECTS, {"path": str(objects_dir)}))
+    sources(config=(ENGINES["config"], {"paths": f"{app_dir}/.env,{app_dir}/monitoring"}),
+            objects=(ENGINES["objects"], {"path": str(objects_dir)}))
     backup = backups.create_backup(["config", "objects"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     change(app_dir)
@@ -145,11 +144,11 @@ def test_rehearsal_extracts_into_a_temporary_folder(configured, settings):
 
 @pytest.mark.django_db
 def test_bad_configuration_is_reported(sources, app_dir, tmp_path):
-    sources(config=(CONFIG, {"paths": f"{app_dir}/.env", "base_dir": str(tmp_path / "elsewhere")}))
+    sources(config=(ENGINES["config"], {"paths": f"{app_dir}/.env", "base_dir": str(tmp_path / "elsewhere")}))
     backup = backups.create_backup(["config"])
     assert backup.status == RunStatus.FAILED
     assert f"is not inside CONFIG_BASE_DIR {tmp_path / 'elsewhere'}" in backup.error
-    sources(config=(CONFIG, {"paths": f"{app_dir}/missing.env"}))
+    sources(config=(ENGINES["config"], {"paths": f"{app_dir}/missing.env"}))
     backup = backups.create_backup(["config"])
     assert backup.status == RunStatus.FAILED
     assert f"{app_dir}/missing.env does not exist (check CONFIG_PATHS)" in backup.error

@@ -16,8 +16,8 @@ from backups_app.components import get_component
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.servers import moto_s3_server
+from tests.stacks import ENGINES
 
-ENGINE = "backups_app.components.objects.ObjectsComponent"
 SECRET = "moto-secret-key-value"
 MB = 1024 * 1024
 
@@ -90,7 +90,7 @@ def test_bucket_round_trip_mirror_mode(sources, endpoint, s3, bucket):
     fill(s3, bucket)
     before = snapshot(s3, bucket)
     assert len(before) == 519
-    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket)))
     backup = backups.create_backup(["objects"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     total = sum(v[1] for v in before.values())
@@ -115,7 +115,7 @@ def test_bucket_round_trip_mirror_mode(sources, endpoint, s3, bucket):
 def test_merge_mode_keeps_objects_not_in_the_backup(sources, endpoint, s3, bucket):
     for i in range(5):
         s3.put_object(Bucket=bucket, Key=f"k{i}", Body=f"v{i}".encode(), Metadata={"i": str(i)})
-    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket)))
     before = snapshot(s3, bucket)
     backup = backups.create_backup(["objects"])
     s3.put_object(Bucket=bucket, Key="k0", Body=b"changed")
@@ -133,7 +133,7 @@ def test_restore_recreates_a_deleted_bucket_and_two_buckets_at_once(sources, end
     s3.create_bucket(Bucket=other)
     s3.put_object(Bucket=bucket, Key="a/b.txt", Body=b"one")
     s3.put_object(Bucket=other, Key="c.txt", Body=b"two", ContentType="text/plain")
-    sources(objects=(ENGINE, s3_options(endpoint, bucket, other)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket, other)))
     before = (snapshot(s3, bucket), snapshot(s3, other))
     backup = backups.create_backup(["objects"])
     assert sorted(backup.manifest["artifacts"]) == sorted([f"objects_{bucket}.tar", f"objects_{other}.tar"])
@@ -148,7 +148,7 @@ def test_restore_recreates_a_deleted_bucket_and_two_buckets_at_once(sources, end
 def test_prefix_limits_backup_and_mirror_deletion(sources, endpoint, s3, bucket):
     s3.put_object(Bucket=bucket, Key="app/one", Body=b"1")
     s3.put_object(Bucket=bucket, Key="other-app/untouched", Body=b"2")
-    sources(objects=(ENGINE, s3_options(endpoint, bucket, prefix="app/")))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket, prefix="app/")))
     backup = backups.create_backup(["objects"])
     assert backup.manifest["components"]["objects"]["counts"][bucket]["objects"] == 1
     s3.put_object(Bucket=bucket, Key="app/new", Body=b"3")
@@ -160,7 +160,7 @@ def test_prefix_limits_backup_and_mirror_deletion(sources, endpoint, s3, bucket)
 @pytest.mark.django_db
 def test_tar_and_index_are_readable_with_stock_tools(sources, endpoint, s3, bucket, backup_storage_dir, tmp_path):
     fill(s3, bucket, many=20)
-    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket)))
     backup = backups.create_backup(["objects"])
     out = tmp_path / "by-hand"
     out.mkdir()
@@ -181,7 +181,7 @@ def test_tar_and_index_are_readable_with_stock_tools(sources, endpoint, s3, buck
 @pytest.mark.django_db
 def test_rehearsal_uses_a_temporary_bucket(sources, endpoint, s3, bucket):
     fill(s3, bucket, many=20)
-    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket)))
     backup = backups.create_backup(["objects"])
     reader = backups.open_reader(backup)
     lines = []
@@ -193,7 +193,7 @@ def test_rehearsal_uses_a_temporary_bucket(sources, endpoint, s3, bucket):
 
 @pytest.mark.django_db
 def test_unreachable_endpoint_is_a_readable_failure(sources):
-    sources(objects=(ENGINE, s3_options("http://127.0.0.1:1", "media")))
+    sources(objects=(ENGINES["objects"], s3_options("http://127.0.0.1:1", "media")))
     backup = backups.create_backup(["objects"])
     assert backup.status == RunStatus.FAILED
     assert "objects: bucket media at http://127.0.0.1:1: Could not connect" in backup.error
@@ -218,7 +218,7 @@ def test_folder_fallback_round_trip(sources, tmp_path, mode):
     files = {f"2024/{i % 4}/doc-{i}.bin": os.urandom(i * 37) for i in range(60)}
     files["첨부/파일 ✓.txt"] = "안녕".encode()
     write_tree(root, files)
-    sources(objects=(ENGINE, {"path": str(root)}))
+    sources(objects=(ENGINES["objects"], {"path": str(root)}))
     backup = backups.create_backup(["objects"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert list(backup.manifest["artifacts"]) == ["objects_disk.tar"]
@@ -236,9 +236,9 @@ def test_folder_fallback_round_trip(sources, tmp_path, mode):
 @pytest.mark.django_db
 def test_restore_into_a_bucket_that_is_no_longer_configured_is_refused(sources, endpoint, s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
-    sources(objects=(ENGINE, s3_options(endpoint, bucket)))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, bucket)))
     backup = backups.create_backup(["objects"])
-    sources(objects=(ENGINE, s3_options(endpoint, "renamed-bucket")))
+    sources(objects=(ENGINES["objects"], s3_options(endpoint, "renamed-bucket")))
     s3.create_bucket(Bucket="renamed-bucket")
     restore = restores.start_restore(backup.backup_id, ["objects"], confirm=True)
     assert restore.status == RunStatus.ROLLED_BACK

@@ -4,9 +4,7 @@ import pytest
 
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
-from tests.conftest import pg_connect, pg_options
-
-PG_ENGINE = "backups_app.components.postgres.PostgresComponent"
+from tests.stacks import ENGINES, pg_connect, pg_options
 
 SCHEMA = """
 CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
@@ -42,7 +40,7 @@ def snapshot(dbname):
 def pg_source(sources, pg_database):
     with pg_connect(pg_database) as conn:
         conn.execute(SCHEMA)
-    sources(postgres=(PG_ENGINE, pg_options(pg_database)))
+    sources(postgres=(ENGINES["postgres"], pg_options(pg_database)))
     return pg_database
 
 
@@ -103,7 +101,7 @@ def test_failing_pg_restore_leaves_database_unchanged_and_rolls_back(pg_source):
 @pytest.mark.django_db
 def test_password_travels_in_environment_only(sources, pg_database, settings):
     # A wrong password on a trust server still connects; what matters is where it travels.
-    sources(postgres=(PG_ENGINE, {**pg_options(pg_database), "password": "s3cr3t-value"}))
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "password": "s3cr3t-value"}))
     backup = backups.create_backup(["postgres"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert "s3cr3t-value" not in backup.log + str(backup.manifest)
@@ -111,7 +109,7 @@ def test_password_travels_in_environment_only(sources, pg_database, settings):
 
 @pytest.mark.django_db
 def test_unreachable_server_fails_with_readable_error(sources):
-    sources(postgres=(PG_ENGINE, {"host": "127.0.0.1", "port": 1, "dbname": "nope", "password": "hidden-pw"}))
+    sources(postgres=(ENGINES["postgres"], {"host": "127.0.0.1", "port": 1, "dbname": "nope", "password": "hidden-pw"}))
     backup = backups.create_backup(["postgres"])
     assert backup.status == RunStatus.FAILED
     assert "Cannot connect to PostgreSQL postgres@127.0.0.1:1/nope" in backup.error
@@ -126,7 +124,7 @@ def test_old_pg_dump_is_detected_with_the_fix(sources, pg_database, tmp_path):
         script = fake_bin / tool
         script.write_text("#!/bin/sh\necho \"pg_dump (PostgreSQL) 9.6.24\"\n")
         script.chmod(0o755)
-    sources(postgres=(PG_ENGINE, {**pg_options(pg_database), "bin_dir": str(fake_bin)}))
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "bin_dir": str(fake_bin)}))
     backup = backups.create_backup(["postgres"])
     assert backup.status == RunStatus.FAILED
     assert "pg_dump 9 is older than the PostgreSQL" in backup.error

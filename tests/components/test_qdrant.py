@@ -18,23 +18,13 @@ from backups_app.components.qdrant import main as qdrant_main
 from backups_app.errors import ComponentError, ConfigurationError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
+from tests.stacks import ENGINES
 
-QDRANT = "backups_app.components.qdrant.QdrantComponent"
 DOCS_CONFIG = {
     "vectors_config": {"text": models.VectorParams(size=16, distance=models.Distance.COSINE),
                        "image": models.VectorParams(size=4, distance=models.Distance.EUCLID)},
     "sparse_vectors_config": {"keywords": models.SparseVectorParams()},
 }
-
-
-@pytest.fixture
-def qdrant_path(tmp_path_factory):
-    """A fresh local-mode folder on tmpfs when there is one: local mode commits every point, and
-    a disk's fsync would make 20k points take minutes."""
-    base = "/dev/shm" if shutil.os.path.isdir("/dev/shm") else str(tmp_path_factory.mktemp("qdrant"))
-    path = f"{base}/qdrant-test-{uuid.uuid4().hex[:12]}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def make_points(n, seed=0):
@@ -97,7 +87,7 @@ def test_export_round_trip_of_20k_points_is_exact(qdrant_path, sources, backup_s
     client.create_collection("plain", vectors_config=models.VectorParams(size=3, distance=models.Distance.DOT))
     client.upsert("plain", [models.PointStruct(id=i, vector=[i, 0.5, -1.25], payload={}) for i in range(10)])
     client.close()
-    sources(qdrant=(QDRANT, {"path": qdrant_path}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
 
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
@@ -139,10 +129,10 @@ def test_export_round_trip_of_20k_points_is_exact(qdrant_path, sources, backup_s
 @pytest.mark.django_db
 def test_service_restore_plan_rehearsal_and_absent_collections(qdrant_path, sources):
     expected = fill(qdrant_path, 300, seed=1)
-    sources(qdrant=(QDRANT, {"path": qdrant_path, "collections": "docs,later"}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path, "collections": "docs,later"}))
     assert backups.create_backup(["qdrant"]).status == RunStatus.FAILED  # 'later' does not exist yet
 
-    sources(qdrant=(QDRANT, {"path": qdrant_path}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
 
@@ -163,7 +153,7 @@ def test_service_restore_plan_rehearsal_and_absent_collections(qdrant_path, sour
     assert plan["affected"]["qdrant.docs"] == 200
 
     # Listing the collections makes 'later' part of the selection; it did not exist in the backup.
-    sources(qdrant=(QDRANT, {"path": qdrant_path, "collections": "docs,later"}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path, "collections": "docs,later"}))
     restore = restores.start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert read_all(qdrant_path) == expected
@@ -178,7 +168,7 @@ def test_service_restore_plan_rehearsal_and_absent_collections(qdrant_path, sour
 @pytest.mark.django_db
 def test_failed_restore_rolls_back_and_drops_collections_it_created(qdrant_path, sources, monkeypatch):
     fill(qdrant_path, 50, seed=2)
-    sources(qdrant=(QDRANT, {"path": qdrant_path}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     client = QdrantClient(path=qdrant_path)
@@ -207,7 +197,7 @@ def test_failed_restore_rolls_back_and_drops_collections_it_created(qdrant_path,
 @pytest.mark.django_db
 def test_export_imports_by_hand_with_the_module_command(qdrant_path, sources, backup_storage_dir, tmp_path, capsys):
     expected = fill(qdrant_path, 120, seed=3)
-    sources(qdrant=(QDRANT, {"path": qdrant_path}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     target = str(tmp_path / "by-hand")
@@ -249,7 +239,7 @@ def test_configuration_errors_name_the_fix(qdrant_path):
 
 @pytest.mark.django_db
 def test_local_folder_in_use_or_missing_is_a_clear_error(qdrant_path, sources):
-    sources(qdrant=(QDRANT, {"path": qdrant_path}))
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.FAILED and "does not exist (check QDRANT_PATH)" in backup.error
     fill(qdrant_path, 5)

@@ -12,10 +12,10 @@ from backups_app import components
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.components.test_qdrant import DOCS_CONFIG, make_points, points_of
+from tests.stacks import ENGINES
 
 URL = os.environ.get("QDRANT_TEST_URL") or os.environ.get("QDRANT_URL")
 API_KEY = os.environ.get("QDRANT_TEST_API_KEY") or os.environ.get("QDRANT_API_KEY")
-QDRANT = "backups_app.components.qdrant.QdrantComponent"
 
 pytestmark = pytest.mark.skipif(not URL, reason="no real Qdrant server: set QDRANT_TEST_URL to run these")
 
@@ -38,7 +38,7 @@ def server_collection():
 def test_round_trip_against_a_real_server(server_collection, sources, method):
     client, name = server_collection
     before = points_of(client, name)  # a server stores cosine vectors normalised: compare with what it returns
-    sources(qdrant=(QDRANT, {"url": URL, "api_key": API_KEY or "", "collections": name, "method": method}))
+    sources(qdrant=(ENGINES["qdrant"], {"url": URL, "api_key": API_KEY or "", "collections": name, "method": method}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert backup.manifest["components"]["qdrant"]["counts"] == {name: 2000}

@@ -12,8 +12,8 @@ from backups_app import components
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.components.fake_qdrant import FakeQdrant
+from tests.stacks import ENGINES
 
-QDRANT = "backups_app.components.qdrant.QdrantComponent"
 API_KEY = "s3cret-qdrant-key-6f1e"
 
 
@@ -29,7 +29,7 @@ def fake():
 @pytest.fixture
 def qdrant_source(sources, fake):
     def configure(**options):
-        sources(qdrant=(QDRANT, {"url": fake.url, "api_key": API_KEY, **options}))
+        sources(qdrant=(ENGINES["qdrant"], {"url": fake.url, "api_key": API_KEY, **options}))
 
     configure()
     return configure
@@ -127,13 +127,13 @@ def test_missing_collection_unreachable_server_and_wrong_key(fake, qdrant_source
     assert backup.status == RunStatus.FAILED
     assert "ghost do not exist in Qdrant (check QDRANT_COLLECTIONS" in backup.error
 
-    sources(qdrant=(QDRANT, {"url": fake.url, "api_key": "wrong"}))
+    sources(qdrant=(ENGINES["qdrant"], {"url": fake.url, "api_key": "wrong"}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.FAILED and "HTTP 403" in backup.error
 
     port = fake.server.server_address[1]
     fake.close()
-    sources(qdrant=(QDRANT, {"url": f"http://127.0.0.1:{port}", "api_key": API_KEY}))
+    sources(qdrant=(ENGINES["qdrant"], {"url": f"http://127.0.0.1:{port}", "api_key": API_KEY}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.FAILED and "Cannot reach Qdrant at http://127.0.0.1" in backup.error
     assert components.get_component("qdrant").describe() == {

@@ -15,17 +15,9 @@ from backups_app.components.redis import read_commands, split_password
 from backups_app.errors import ComponentError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
+from tests.conftest import REDIS_PASSWORD
 from tests.servers import redis_server
-
-ENGINE = "backups_app.components.redis.RedisComponent"
-PASSWORD = "pw-s3cr3t-redis"
-
-
-@pytest.fixture
-def redis_url():
-    # No diskless-sync delay: redis-cli --rdb would otherwise wait 5 s for other replicas.
-    with redis_server("--repl-diskless-sync-delay", "0", password=PASSWORD) as url:
-        yield url
+from tests.stacks import ENGINES
 
 
 def client(url, db=0):
@@ -108,14 +100,14 @@ def assert_same(actual, expected):
 @pytest.mark.django_db
 def test_round_trip_exact_mode_every_type(sources, redis_url):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     before = snapshot(redis_url)
     backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     facts = backup.manifest["components"]["redis"]
     assert facts["counts"] == {"db0": 3010, "db3": 2, "db15": 1}
     assert list(backup.manifest["artifacts"]) == ["redis.dump.zst"]
-    assert PASSWORD not in backup.log + str(backup.manifest)
+    assert REDIS_PASSWORD not in backup.log + str(backup.manifest)
 
     with client(redis_url) as c0, client(redis_url, 3) as c3, client(redis_url, 5) as c5:
         c0.flushdb()
@@ -134,7 +126,7 @@ def test_round_trip_exact_mode_every_type(sources, redis_url):
 @pytest.mark.django_db
 def test_merge_mode_keeps_other_keys(sources, redis_url):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url, "dbs": "0,3"}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url, "dbs": "0,3"}))
     before = snapshot(redis_url)
     backup = backups.create_backup(["redis"])
     assert backup.manifest["components"]["redis"]["counts"] == {"db0": 3010, "db3": 2}
@@ -151,7 +143,7 @@ def test_merge_mode_keeps_other_keys(sources, redis_url):
 
 @pytest.mark.django_db
 def test_restore_option_is_validated(sources, redis_url):
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     client(redis_url).set("k", "v")
     backup = backups.create_backup(["redis"])
     with pytest.raises(Exception, match="expected exact or merge"):
@@ -164,7 +156,7 @@ def test_keys_expired_since_backup_are_skipped_and_ttls_do_not_stretch(sources, 
         c.set("short", "gone soon", px=1500)
         c.set("long", "stays", ex=30)
         c.set("forever", "no ttl")
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     backup = backups.create_backup(["redis"])
     time.sleep(2)
     with client(redis_url) as c:
@@ -186,7 +178,7 @@ def test_keys_expired_since_backup_are_skipped_and_ttls_do_not_stretch(sources, 
 @pytest.mark.django_db
 def test_dump_restores_by_hand_with_redis_cli(sources, redis_url, backup_storage_dir):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     before = snapshot(redis_url)
     backup = backups.create_backup(["redis"])
     with client(redis_url) as c:
@@ -204,7 +196,7 @@ def test_dump_restores_by_hand_with_redis_cli(sources, redis_url, backup_storage
 @pytest.mark.django_db
 def test_rdb_snapshot_is_a_stock_rdb(sources, redis_url, backup_storage_dir, tmp_path):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url, "rdb": "true"}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url, "rdb": "true"}))
     before = snapshot(redis_url)
     backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.COMPLETED, backup.error
@@ -222,7 +214,7 @@ def test_rdb_snapshot_is_a_stock_rdb(sources, redis_url, backup_storage_dir, tmp
 def test_rdb_refused_by_server_without_sync_fails_clearly(sources):
     with redis_server("--rename-command", "SYNC", "", "--rename-command", "PSYNC", "") as url:
         client(url).set("k", "v")
-        sources(redis=(ENGINE, {"url": url, "rdb": "true"}))
+        sources(redis=(ENGINES["redis"], {"url": url, "rdb": "true"}))
         backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.FAILED
     assert "Servers that forbid SYNC" in backup.error and "unset REDIS_RDB" in backup.error
@@ -232,7 +224,7 @@ def test_rdb_refused_by_server_without_sync_fails_clearly(sources):
 @pytest.mark.django_db
 def test_rehearsal_uses_a_temporary_server(sources, redis_url):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     backup = backups.create_backup(["redis"])
     reader = backups.open_reader(backup)
     lines = []
@@ -244,11 +236,11 @@ def test_rehearsal_uses_a_temporary_server(sources, redis_url):
 
 @pytest.mark.django_db
 def test_unreachable_redis_is_a_readable_failure(sources):
-    sources(redis=(ENGINE, {"url": f"redis://:{PASSWORD}@127.0.0.1:1/0"}))
+    sources(redis=(ENGINES["redis"], {"url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:1/0"}))
     backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.FAILED
     assert "redis: Redis at redis://127.0.0.1:1/0" in backup.error
-    assert PASSWORD not in backup.error + backup.log
+    assert REDIS_PASSWORD not in backup.error + backup.log
 
 
 def test_password_is_split_from_url():
@@ -266,23 +258,23 @@ def test_password_is_split_from_url():
 def test_password_in_the_url_query_logs_in_and_never_shows(sources, redis_url):
     fill(redis_url)
     base_url, password = split_password(redis_url)
-    sources(redis=(ENGINE, {"url": f"{base_url}?password={password}"}))
-    assert PASSWORD not in str(get_component("redis").describe())
+    sources(redis=(ENGINES["redis"], {"url": f"{base_url}?password={password}"}))
+    assert REDIS_PASSWORD not in str(get_component("redis").describe())
     backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert backup.manifest["components"]["redis"]["counts"] == {"db0": 3010, "db3": 2, "db15": 1}
-    assert PASSWORD not in backup.log + str(backup.manifest)
-    sources(redis=(ENGINE, {"url": f"redis://127.0.0.1:1/0?password={PASSWORD}"}))
+    assert REDIS_PASSWORD not in backup.log + str(backup.manifest)
+    sources(redis=(ENGINES["redis"], {"url": f"redis://127.0.0.1:1/0?password={REDIS_PASSWORD}"}))
     backup = backups.create_backup(["redis"])
     assert backup.status == RunStatus.FAILED
     assert "redis: Redis at redis://127.0.0.1:1/0:" in backup.error
-    assert PASSWORD not in backup.error + backup.log
+    assert REDIS_PASSWORD not in backup.error + backup.log
 
 
 @pytest.mark.django_db
 def test_plan_shows_live_and_backup_keys(sources, redis_url):
     fill(redis_url)
-    sources(redis=(ENGINE, {"url": redis_url}))
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
     backup = backups.create_backup(["redis"])
     with client(redis_url, 3) as c:
         c.set("one-more", "x")

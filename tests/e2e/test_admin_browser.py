@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from backups_app.models import Restore, RunStatus
+from tests.stacks import ENGINES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-UPLOADS = "backups_app.components.uploads.UploadsComponent"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ def test_backup_and_restore_from_the_admin(live_server, browser_page, sources, s
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     (uploads / "report.txt").write_text("quarterly numbers")
-    sources(uploads=(UPLOADS, {"path": str(uploads)}))
+    sources(uploads=(ENGINES["uploads"], {"path": str(uploads)}))
     User.objects.create_superuser("admin", "", "s3cret-pw")
     page = browser_page
     shots = os.environ.get("E2E_SCREENSHOTS")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from tests.ops_fixtures import make_stack
+from tests import stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "backup" / "schedule.sh"
@@ -21,10 +21,10 @@ SCRIPT = ROOT / "scripts" / "backup" / "schedule.sh"
 
 @pytest.fixture
 def env(tmp_path):
-    uploads, db = make_stack(tmp_path / "stack")
+    demo = stacks.files_stack(tmp_path / "stack")
     env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
            "BACKUP_DIR": str(tmp_path / "backups"), "BACKUP_SPOOL_DIR": str(tmp_path / "spool"),
-           "UPLOADS_DIR": str(uploads), "SQLITE_PATHS": str(db), "BACKUP_HEARTBEAT_SECONDS": "0",
+           **stacks.environment(demo), "BACKUP_HEARTBEAT_SECONDS": "0",  # UPLOADS_DIR, SQLITE_PATHS
            "BACKUP_CRON_FILE": str(tmp_path / "cron.d" / "rag-backups"), "BACKUP_CRON_LOG": str(tmp_path / "cron.log"),
            "BACKUP_CRON_USER": "backup", "BACKUP_SCHEDULE_DAILY": "15 1 * * *", "BACKUP_SCHEDULE_MONTHLY": "",
            "BACKUP_MIN_FREE_MB": "1", "BACKUP_HEALTH_CHECK_WORKER": "0"}

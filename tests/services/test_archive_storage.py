@@ -17,42 +17,35 @@ from backups_app.services.restores import start_restore
 from backups_app.services.verification import quick_check
 from backupsite.env import Environment
 from backupsite.storage_env import storage_entry
-from tests.api.conftest import make_stack
-from tests.conftest import bucket_keys, new_bucket, pg_connect, s3_client, s3_entry
+from tests.conftest import bucket_keys, new_bucket, s3_client, s3_entry
+from tests.stacks import pg_connect
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def stack(sources, pg_database, tmp_path):
-    """The API tests' small real stack: PostgreSQL, an uploads folder, a SQLite file."""
-    sources(**make_stack(tmp_path, pg_database))
-    return {"pg": pg_database, "uploads": tmp_path / "uploads", "db": tmp_path / "app.sqlite3"}
-
-
-def snapshot(stack):
-    with pg_connect(stack["pg"]) as conn:
+def snapshot(pg_stack):
+    with pg_connect(pg_stack["pg"]) as conn:
         rows = conn.execute("SELECT id, title FROM documents ORDER BY id").fetchall()
-    files = {str(p.relative_to(stack["uploads"])): p.read_bytes()
-             for p in sorted(stack["uploads"].rglob("*")) if p.is_file()}
-    with closing(sqlite3.connect(stack["db"])) as conn:
+    files = {str(p.relative_to(pg_stack["uploads"])): p.read_bytes()
+             for p in sorted(pg_stack["uploads"].rglob("*")) if p.is_file()}
+    with closing(sqlite3.connect(pg_stack["sqlite"])) as conn:
         chunks = conn.execute("SELECT id, body FROM chunks ORDER BY id").fetchall()
     return rows, files, chunks
 
 
-def damage(stack):
-    with pg_connect(stack["pg"]) as conn:
+def damage(pg_stack):
+    with pg_connect(pg_stack["pg"]) as conn:
         conn.execute("DELETE FROM documents WHERE id > 100")
         conn.execute("UPDATE documents SET title = 'changed'")
-    (stack["uploads"] / "a.txt").write_text("changed")
-    (stack["uploads"] / "new.txt").write_text("new")
-    with closing(sqlite3.connect(stack["db"])) as conn:
+    (pg_stack["uploads"] / "a.txt").write_text("changed")
+    (pg_stack["uploads"] / "new.txt").write_text("new")
+    with closing(sqlite3.connect(pg_stack["sqlite"])) as conn:
         conn.execute("DELETE FROM chunks WHERE id % 2 = 0")
         conn.commit()
 
 
-def test_round_trip_through_s3_with_encryption(stack, s3_backups, age_key, moto_endpoint, settings):
-    before = snapshot(stack)
+def test_round_trip_through_s3_with_encryption(pg_stack, s3_backups, age_key, moto_endpoint, settings):
+    before = snapshot(pg_stack)
     backup = create_backup()
     assert backup.status == RunStatus.COMPLETED, backup.error
     keys = bucket_keys(moto_endpoint, s3_backups)
@@ -61,22 +54,22 @@ def test_round_trip_through_s3_with_encryption(stack, s3_backups, age_key, moto_
     assert backup.manifest["encryption"]["recipients"] == settings.BACKUP_AGE_RECIPIENTS
     assert quick_check(backup.backup_id, "cli")["ok"]
 
-    damage(stack)
-    assert snapshot(stack) != before
+    damage(pg_stack)
+    assert snapshot(pg_stack) != before
     restore = start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
-    assert snapshot(stack) == before
+    assert snapshot(pg_stack) == before
     assert f"reading {backup.backup_id} from its primary copy" in restore.log
     # The safety backup went through S3 too and was removed afterwards.
     assert all(k.startswith(backup.backup_id) for k in bucket_keys(moto_endpoint, s3_backups))
 
 
 @pytest.mark.parametrize("identity", ["missing", "wrong"])
-def test_restore_without_the_right_identity_touches_nothing(stack, age_key, settings, tmp_path, identity):
+def test_restore_without_the_right_identity_touches_nothing(pg_stack, age_key, settings, tmp_path, identity):
     backup = create_backup()
     assert backup.status == RunStatus.COMPLETED, backup.error
-    damage(stack)
-    damaged = snapshot(stack)
+    damage(pg_stack)
+    damaged = snapshot(pg_stack)
     if identity == "missing":
         settings.BACKUP_AGE_IDENTITY_FILE = ""
     else:
@@ -90,10 +83,10 @@ def test_restore_without_the_right_identity_touches_nothing(stack, age_key, sett
     assert "Restore refused before any change" in restore.error
     assert ("BACKUP_AGE_IDENTITY_FILE is not set" if identity == "missing" else "no identity") in restore.error
     assert restore.safety_backup is None and Backup.objects.filter(kind=Backup.Kind.SAFETY).count() == 0
-    assert snapshot(stack) == damaged
+    assert snapshot(pg_stack) == damaged
 
 
-def test_presigned_download_url_serves_the_stored_file(stack, s3_backups, settings):
+def test_presigned_download_url_serves_the_stored_file(pg_stack, s3_backups, settings):
     import urllib.request
 
     backup = create_backup(["uploads"])
@@ -119,8 +112,8 @@ def offsite_bucket(settings, moto_endpoint):
 
 
 def test_offsite_copy_is_verified_serves_restores_and_is_deleted_with_the_backup(
-        stack, offsite_bucket, age_key, moto_endpoint, backup_storage_dir):
-    before = snapshot(stack)
+        pg_stack, offsite_bucket, age_key, moto_endpoint, backup_storage_dir):
+    before = snapshot(pg_stack)
     backup = create_backup()
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert (backup.offsite_status, backup.offsite_error) == (OffsiteStatus.VERIFIED, "")
@@ -130,11 +123,11 @@ def test_offsite_copy_is_verified_serves_restores_and_is_deleted_with_the_backup
 
     # Server loss: the primary copy is gone; the restore reads the offsite copy.
     shutil.rmtree(backup_storage_dir / backup.backup_id)
-    damage(stack)
+    damage(pg_stack)
     restore = start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert restore.plan["copy"] == "offsite" and "from its offsite copy" in restore.log
-    assert snapshot(stack) == before
+    assert snapshot(pg_stack) == before
     # The safety backup is temporary: never copied offsite.
     assert all(k.startswith(backup.backup_id) for k in bucket_keys(moto_endpoint, offsite_bucket))
 
@@ -143,7 +136,7 @@ def test_offsite_copy_is_verified_serves_restores_and_is_deleted_with_the_backup
     assert not (backup_storage_dir / backup.backup_id).exists()
 
 
-def test_failed_offsite_copy_keeps_the_backup_and_records_why(stack, settings, moto_endpoint, backup_storage_dir):
+def test_failed_offsite_copy_keeps_the_backup_and_records_why(pg_stack, settings, moto_endpoint, backup_storage_dir):
     missing = new_bucket(moto_endpoint, create=False)
     settings.STORAGES = {**settings.STORAGES, "backups_offsite": s3_entry(moto_endpoint, missing, "BACKUP_OFFSITE_")}
     backup = create_backup(["uploads"])
@@ -153,7 +146,7 @@ def test_failed_offsite_copy_keeps_the_backup_and_records_why(stack, settings, m
     assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()
 
 
-def test_offsite_copy_that_does_not_verify_is_removed(stack, settings, offsite_bucket, moto_endpoint,
+def test_offsite_copy_that_does_not_verify_is_removed(pg_stack, settings, offsite_bucket, moto_endpoint,
                                                       backup_storage_dir):
     backup = create_backup(["uploads"])
     (backup_storage_dir / backup.backup_id / "uploads.tar.zst").write_bytes(b"rotted")  # damaged before the copy
@@ -162,26 +155,26 @@ def test_offsite_copy_that_does_not_verify_is_removed(stack, settings, offsite_b
     assert bucket_keys(moto_endpoint, offsite_bucket) == []
 
 
-def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(stack, settings, tmp_path,
+def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(pg_stack, settings, tmp_path,
                                                                        backup_storage_dir):
     settings.STORAGES = {**settings.STORAGES, "backups_offsite": storage_entry(Environment(
         {"BACKUP_OFFSITE_STORAGE": "local", "BACKUP_OFFSITE_DIR": str(tmp_path / "nas")}), "BACKUP_OFFSITE_", None)}
-    before = snapshot(stack)
+    before = snapshot(pg_stack)
     backup = create_backup(["uploads", "sqlite"])
     assert backup.offsite_status == OffsiteStatus.VERIFIED, backup.offsite_error
     assert (tmp_path / "nas" / backup.backup_id / "metadata.json").exists()
     (backup_storage_dir / backup.backup_id / "sqlite_app.db").write_bytes(b"bit rot")
-    damage(stack)
+    damage(pg_stack)
 
     assert not quick_check(backup.backup_id, "cli")["ok"]  # verification reports the primary copy as it is
     restore = start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert restore.plan["copy"] == "offsite"
     assert any("primary copy: sqlite_app.db: " in p and "does not match" in p for p in restore.plan["problems"])
-    assert snapshot(stack)[1:] == before[1:]  # uploads and SQLite as backed up
+    assert snapshot(pg_stack)[1:] == before[1:]  # uploads and SQLite as backed up
 
 
-def test_download_of_an_encrypted_set_checks_with_stock_tools(stack, age_key, tmp_path):
+def test_download_of_an_encrypted_set_checks_with_stock_tools(pg_stack, age_key, tmp_path):
     backup = create_backup(["uploads", "sqlite"])
     chunks, length, filename = download(backup.backup_id)
     archive = tmp_path / filename
@@ -197,7 +190,7 @@ def test_download_of_an_encrypted_set_checks_with_stock_tools(stack, age_key, tm
     assert filename == "sqlite_app.db.age" and b"".join(chunks) == (folder / filename).read_bytes()
 
 
-def test_admin_shows_the_offsite_copy(stack, offsite_bucket, admin_client):
+def test_admin_shows_the_offsite_copy(pg_stack, offsite_bucket, admin_client):
     backup = create_backup(["uploads"])
     page = admin_client.get(reverse("admin:backups_app_backup_change", args=[backup.pk])).content.decode()
     assert "Offsite copy" in page and "Verified" in page

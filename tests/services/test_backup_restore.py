@@ -21,30 +21,10 @@ from backups_app.models import Backup, OperationLock, Restore, RunStatus
 from backups_app.services import backups, locks, restores, verification
 from backups_app.services.sweep import sweep_stale_runs
 
-UPLOADS = "backups_app.components.uploads.UploadsComponent"
-SQLITE = "backups_app.components.sqlite.SQLiteComponent"
-
-
-@pytest.fixture
-def stack(sources, tmp_path):
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    for i in range(5):
-        (uploads / f"f{i}.txt").write_text(f"file {i}\n" * 1000)
-    db = tmp_path / "app.sqlite3"
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE t (x)")
-        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(50)])
-    sources(uploads=(UPLOADS, {"path": str(uploads)}), sqlite=(SQLITE, {"paths": str(db)}))
-    return uploads, db
-
-
 pytestmark = pytest.mark.django_db
 
 
-def test_backup_set_layout_and_manifest(stack, backup_storage_dir):
+def test_backup_set_layout_and_manifest(service_stack, backup_storage_dir):
     backup = backups.create_backup(description="nightly")
     folder = backup_storage_dir / backup.backup_id
     assert sorted(os.listdir(folder)) == ["SHA256SUMS", "metadata.json", "sqlite_app.db", "uploads.tar.zst"]
@@ -57,12 +37,12 @@ def test_backup_set_layout_and_manifest(stack, backup_storage_dir):
     assert backup.size_bytes == sum(a.size_bytes for a in backup.artifacts.all())
 
 
-def test_include_uploads_false_leaves_uploads_out(stack):
+def test_include_uploads_false_leaves_uploads_out(service_stack):
     backup = backups.create_backup(include_uploads=False)
     assert backup.components == ["sqlite"]
 
 
-def test_unknown_component_is_named(stack):
+def test_unknown_component_is_named(service_stack):
     with pytest.raises(UnknownComponent,
                        match=r"Unknown component\(s\) 'qdrant'. Configured components: uploads, sqlite"):
         backups.create_backup(["qdrant"])
@@ -70,15 +50,15 @@ def test_unknown_component_is_named(stack):
 
 
 @pytest.mark.parametrize("bad", ["../etc", "backup_2026", "backup_20260204_120000/../../x", "latest/..", ""])
-def test_bad_ids_are_refused(stack, bad):
+def test_bad_ids_are_refused(service_stack, bad):
     with pytest.raises((InvalidId, NotFound)):
         restores.start_restore(bad, confirm=True)
     with pytest.raises((InvalidId, NotFound)):
         backups.delete_backup(bad)
 
 
-def test_restore_requires_confirmation_and_shows_counts(stack):
-    uploads, _ = stack
+def test_restore_requires_confirmation_and_shows_counts(service_stack):
+    uploads, _ = service_stack
     backup = backups.create_backup()
     (uploads / "f0.txt").unlink()
     with pytest.raises(ConfirmationRequired) as raised:
@@ -91,8 +71,8 @@ def test_restore_requires_confirmation_and_shows_counts(stack):
     assert not Restore.objects.exists()
 
 
-def test_corrupted_artifact_is_refused_before_any_change(stack, backup_storage_dir):
-    uploads, _ = stack
+def test_corrupted_artifact_is_refused_before_any_change(service_stack, backup_storage_dir):
+    uploads, _ = service_stack
     backup = backups.create_backup()
     artifact = backup_storage_dir / backup.backup_id / "sqlite_app.db"
     data = bytearray(artifact.read_bytes())
@@ -112,7 +92,7 @@ def test_corrupted_artifact_is_refused_before_any_change(stack, backup_storage_d
     assert not OperationLock.objects.exists()
 
 
-def test_restore_refused_while_another_runs_and_backup_refused_too(stack):
+def test_restore_refused_while_another_runs_and_backup_refused_too(service_stack):
     backup = backups.create_backup()
     locks.acquire(locks.RESTORE_LOCK, "restore_20260101_000000")
     with pytest.raises(Busy, match="restore_20260101_000000 is running"):
@@ -123,8 +103,8 @@ def test_restore_refused_while_another_runs_and_backup_refused_too(stack):
     assert restores.start_restore(backup.backup_id, confirm=True).status == RunStatus.COMPLETED
 
 
-def test_partial_restore_of_selected_component(stack):
-    uploads, db = stack
+def test_partial_restore_of_selected_component(service_stack):
+    uploads, db = service_stack
     backup = backups.create_backup()
     (uploads / "f1.txt").write_text("changed")
     import sqlite3
@@ -138,7 +118,7 @@ def test_partial_restore_of_selected_component(stack):
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
 
 
-def test_restore_options_are_validated_by_the_component(stack):
+def test_restore_options_are_validated_by_the_component(service_stack):
     backup = backups.create_backup()
     with pytest.raises(InvalidOption, match="unknown option\\(s\\) mode; UploadsComponent accepts none"):
         restores.start_restore(backup.backup_id, ["uploads"], {"uploads": {"mode": "merge"}}, confirm=True)
@@ -146,16 +126,16 @@ def test_restore_options_are_validated_by_the_component(stack):
         restores.start_restore(backup.backup_id, ["uploads"], {"sqlite": {}}, confirm=True)
 
 
-def test_component_missing_from_backup_is_named(stack, sources, tmp_path):
+def test_component_missing_from_backup_is_named(service_stack, sources, tmp_path):
     backup = backups.create_backup(["sqlite"])
     with pytest.raises(UnknownComponent, match=f"Backup {backup.backup_id} has no component\\(s\\) 'uploads'"):
         restores.start_restore(backup.backup_id, ["uploads"], confirm=True)
 
 
-def test_failed_backup_removes_partial_files_and_records_why(stack, settings, backup_storage_dir):
+def test_failed_backup_removes_partial_files_and_records_why(service_stack, settings, backup_storage_dir):
     settings.STORAGES = {**settings.STORAGES, "backups": {
         "BACKEND": "tests.full_storage.FullDiskStorage", "OPTIONS": {"location": str(backup_storage_dir)}}}
-    uploads, _ = stack
+    uploads, _ = service_stack
     (uploads / "big.bin").write_bytes(os.urandom(200_000))
     backup = backups.create_backup()
     assert backup.status == RunStatus.FAILED
@@ -164,7 +144,7 @@ def test_failed_backup_removes_partial_files_and_records_why(stack, settings, ba
     assert backup.progress["uploads"] == "failed"
 
 
-def test_stale_runs_are_swept(stack, backup_storage_dir):
+def test_stale_runs_are_swept(service_stack, backup_storage_dir):
     backup = backups.create_backup()
     restore = Restore.objects.create(restore_id="restore_20260101_000000", backup=backup,
                                      source_backup_id=backup.backup_id, status=RunStatus.IN_PROGRESS,
@@ -189,8 +169,8 @@ def test_stale_runs_are_swept(stack, backup_storage_dir):
     assert alive.status == RunStatus.IN_PROGRESS
 
 
-def test_hooks_run_around_restore_and_a_failing_pre_hook_changes_nothing(stack, settings, tmp_path):
-    uploads, _ = stack
+def test_hooks_run_around_restore_and_a_failing_pre_hook_changes_nothing(service_stack, settings, tmp_path):
+    uploads, _ = service_stack
     backup = backups.create_backup()
     marker = tmp_path / "hook.log"
     append = [sys.executable, "-c", f"import sys; open({str(marker)!r}, 'a').write(sys.argv[1] + '\\n')"]
@@ -212,7 +192,7 @@ def test_hooks_run_around_restore_and_a_failing_pre_hook_changes_nothing(stack, 
     assert marker.read_text().endswith("post-after-failure\n")
 
 
-def test_safety_backup_kept_when_configured(stack, settings):
+def test_safety_backup_kept_when_configured(service_stack, settings):
     settings.BACKUP_KEEP_SAFETY = True
     backup = backups.create_backup()
     restore = restores.start_restore(backup.backup_id, confirm=True)
@@ -221,7 +201,7 @@ def test_safety_backup_kept_when_configured(stack, settings):
     assert backups.get_backup("latest") == backup  # safety backups are never "latest"
 
 
-def test_delete_removes_files_and_record(stack, backup_storage_dir):
+def test_delete_removes_files_and_record(service_stack, backup_storage_dir):
     backup = backups.create_backup()
     restores.start_restore(backup.backup_id, confirm=True)
     backups.delete_backup(backup.backup_id)
@@ -231,7 +211,7 @@ def test_delete_removes_files_and_record(stack, backup_storage_dir):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_heartbeat_thread_keeps_run_fresh(stack, settings):
+def test_heartbeat_thread_keeps_run_fresh(service_stack, settings):
     import time
 
     from backups_app.services.recorder import heartbeat

@@ -11,7 +11,7 @@ from django.core import mail
 
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, notify
-from tests.ops_fixtures import UPLOADS
+from tests.stacks import ENGINES
 
 pytestmark = pytest.mark.django_db(transaction=True)  # delivery threads use their own connections
 
@@ -70,7 +70,7 @@ def wait_for(condition, timeout=15):
 
 @pytest.fixture
 def failing_source(sources, tmp_path):
-    sources(uploads=(UPLOADS, {"path": str(tmp_path / "no-such-folder")}))
+    sources(uploads=(ENGINES["uploads"], {"path": str(tmp_path / "no-such-folder")}))
 
 
 def test_failure_reaches_the_webhook_and_email(failing_source, receiver, settings):

@@ -21,7 +21,7 @@ from django_q.models import Schedule
 
 from backups_app.models import AuditEvent
 from backups_app.services.schedules import SWEEP_NAME, setup_schedules
-from tests.ops_fixtures import make_stack
+from tests import stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"backups: daily backup", "backups: weekly backup", "backups: monthly backup",
@@ -74,11 +74,11 @@ def _manage(env, *args):
 
 
 def test_a_due_schedule_runs_a_backup_through_a_real_qcluster(tmp_path):
-    uploads, db = make_stack(tmp_path / "stack")
+    demo = stacks.files_stack(tmp_path / "stack")
     app_db = tmp_path / "app.sqlite3"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.qcluster_settings", "VAR_DIR": str(tmp_path / "var"),
            "DATABASE_URL": f"sqlite:///{app_db}", "BACKUP_DIR": str(tmp_path / "backups"),
-           "BACKUP_SPOOL_DIR": str(tmp_path / "spool"), "UPLOADS_DIR": str(uploads), "SQLITE_PATHS": str(db),
+           "BACKUP_SPOOL_DIR": str(tmp_path / "spool"), **stacks.environment(demo),  # UPLOADS_DIR, SQLITE_PATHS
            "BACKUP_HEARTBEAT_SECONDS": "0", "BACKUP_MIN_FREE_MB": "1"}
     for name in ("POSTGRES_DB", "DJANGO_SECRET_KEY", "Q_REDIS_URL"):
         env.pop(name, None)

@@ -1,5 +1,6 @@
 """Quick verification and the restore rehearsal (deep verify) on real stores: PostgreSQL on the
-test server, an uploads folder and a SQLite file; scratch targets are dropped, live data untouched."""
+test server, an uploads folder and a SQLite file, Redis, object storage, config files, Qdrant (both
+methods) and Chroma; scratch targets are dropped, counts equal the manifest's, live data untouched."""
 
 import json
 import re
@@ -7,34 +8,25 @@ import sqlite3
 from contextlib import closing
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 
 from backups_app.components.base import Component
 from backups_app.components.uploads import UploadsComponent
 from backups_app.models import AuditEvent, RunStatus, Verification
 from backups_app.services import backups, verification
-from tests.conftest import pg_connect, pg_options
-from tests.ops_fixtures import POSTGRES, SQLITE, UPLOADS, make_stack
+from tests import stacks
+from tests.components.test_chroma import persistent, release
+from tests.components.test_qdrant import collections, fill
+from tests.components.test_qdrant_snapshot import API_KEY, fake  # noqa: F401 (fixture)
+from tests.servers import redis_server
+from tests.stacks import ENGINES, pg_connect
 
 pytestmark = pytest.mark.django_db
 
 
 class NoRehearsalUploads(UploadsComponent):
     rehearse = Component.rehearse  # a store whose module has no rehearsal yet
-
-
-@pytest.fixture
-def full_stack(sources, tmp_path, pg_database):
-    with pg_connect(pg_database) as conn:
-        conn.execute("CREATE TABLE docs (id serial PRIMARY KEY, title text)")
-        conn.execute("INSERT INTO docs (title) SELECT 'doc ' || g FROM generate_series(1, 250) g")
-        conn.execute("CREATE SCHEMA rag")
-        conn.execute("CREATE TABLE rag.chunks (id int, doc int)")
-        conn.execute("INSERT INTO rag.chunks SELECT g, g % 250 FROM generate_series(1, 1000) g")
-    uploads, db = make_stack(tmp_path / "stack")
-    sources(postgres=(POSTGRES, pg_options(pg_database)), uploads=(UPLOADS, {"path": str(uploads)}),
-            sqlite=(SQLITE, {"paths": [str(db)]}))
-    return pg_database, uploads, db
 
 
 def scratch_databases():
@@ -102,9 +94,8 @@ def test_damaged_artifact_fails_quick_and_deep_verification(demo_stack, backup_s
 
 
 def test_component_without_rehearsal_is_skipped_with_a_note(sources, tmp_path):
-    uploads, db = make_stack(tmp_path / "stack")
-    sources(files=("tests.services.test_verification.NoRehearsalUploads", {"path": str(uploads)}),
-            sqlite=(SQLITE, {"paths": [str(db)]}))
+    demo = stacks.files_stack(tmp_path / "stack")
+    sources(files=("tests.services.test_verification.NoRehearsalUploads", demo["uploads"][1]), sqlite=demo["sqlite"])
     backup = backups.create_backup()
 
     result = verification.verify(backup.backup_id, deep=True)
@@ -158,3 +149,55 @@ def test_a_queued_verification_of_a_deleted_backup_fails_clearly(demo_stack):
     queued.refresh_from_db()
     assert queued.status == RunStatus.FAILED
     assert queued.error == f"Backup {backup.backup_id} was deleted before it could be verified."
+
+
+def test_rehearsal_of_redis_objects_and_config(sources, tmp_path):
+    objects_dir, app_dir = tmp_path / "objects", tmp_path / "app"
+    (objects_dir / "2024").mkdir(parents=True)
+    (objects_dir / "2024" / "a.pdf").write_bytes(b"%PDF" * 100)
+    (objects_dir / "b.txt").write_text("b")
+    app_dir.mkdir()
+    (app_dir / ".env").write_text("DEBUG=false\n")
+    with redis_server() as url:
+        live = redis.Redis.from_url(url)
+        live.set("k1", "v")
+        live.hset("h", mapping={"a": 1})
+        sources(redis=(ENGINES["redis"], {"url": url}),
+                objects=(ENGINES["objects"], {"path": str(objects_dir)}),
+                config=(ENGINES["config"], {"paths": str(app_dir / ".env")}))
+        backup = backups.create_backup()
+        assert backup.status == RunStatus.COMPLETED, backup.error
+        live.set("added-after-backup", "x")
+
+        result = verification.verify(backup.backup_id, deep=True)
+
+        assert result.status == RunStatus.COMPLETED, result.error
+        assert result.results["redis"]["counts"] == {"db0": 2}
+        assert result.results["objects"]["counts"] == {"disk": {"objects": 2, "bytes": 401}}
+        assert result.results["config"]["counts"] == {"files": 1, "bytes": 12}
+        assert all(result.results[name]["ok"] for name in ("redis", "objects", "config"))
+        assert live.dbsize() == 3  # the live server was not touched
+        live.close()
+
+
+def test_rehearsal_of_qdrant_both_methods_and_chroma(sources, qdrant_path, fake, tmp_path):  # noqa: F811
+    fill(qdrant_path, 40, seed=4)
+    chroma_path = tmp_path / "chroma"
+    notes = persistent(chroma_path).create_collection("notes", embedding_function=None)
+    notes.add(ids=["a", "b", "c"], embeddings=[[1.0], [2.0], [3.0]])
+    release()
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}),
+            qdrant_server=(ENGINES["qdrant"], {"url": fake.url, "api_key": API_KEY}),
+            chroma=(ENGINES["chroma"], {"path": str(chroma_path)}))
+    backup = backups.create_backup()
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    live_server = dict(fake.collections)
+
+    result = verification.verify(backup.backup_id, deep=True)
+
+    assert result.status == RunStatus.COMPLETED, result.error
+    assert result.results["qdrant"]["counts"] == {"docs": 40}
+    assert result.results["qdrant_server"]["counts"] == {"docs": 1234, "notes": 5}
+    assert result.results["chroma"]["counts"] == {"notes": 3}
+    assert all(result.results[name]["ok"] for name in ("qdrant", "qdrant_server", "chroma"))
+    assert collections(qdrant_path) == ["docs"] and fake.collections == live_server

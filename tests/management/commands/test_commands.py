@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backups_app.models import Backup, Restore, RunStatus
+from tests.stacks import ENGINES
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +74,7 @@ def test_bad_input_gives_a_clear_error(uploads, args, message):
 
 
 def test_failed_backup_exits_non_zero(sources, tmp_path):
-    sources(uploads=("backups_app.components.uploads.UploadsComponent", {"path": str(tmp_path / "missing")}))
+    sources(uploads=(ENGINES["uploads"], {"path": str(tmp_path / "missing")}))
     with pytest.raises(CommandError, match="does not exist \\(check UPLOADS_DIR\\)"):
         run("backup")
     assert Backup.objects.get().status == RunStatus.FAILED

@@ -1,11 +1,16 @@
-"""System checks for the archive storage and age settings (backups.E1xx / W1xx)."""
+"""The system checks (backups_app/checks.py): sources (E001 bad ENGINE, E002 missing program), hooks
+(E003/E004), operations settings (E010-E012, W010), the environment (E020), and the archive
+storage and age settings (backups.E1xx / W1xx)."""
 
+import pytest
+from django.core.checks import run_checks
 from pyrage import x25519
 
 from backups_app.checks import check_archive_storage, check_environment
 from backupsite.env import Environment
 from backupsite.storage_env import storage_entry
 from tests.conftest import s3_entry
+from tests.stacks import ENGINES
 
 
 def ids(settings_errors):
@@ -73,3 +78,34 @@ def test_part_size_must_be_a_valid_s3_part_size(settings):
         assert [(e.id, e.msg) for e in check_environment(None)] == [("backups.E020", problem)]
     assert s3_entry("http://127.0.0.1:9", "b", BACKUP_S3_PART_MB="64")["OPTIONS"][
         "transfer_config"].multipart_chunksize == 64 * 1024 * 1024
+
+
+def test_system_check_reports_bad_engine_with_id_and_hint(sources):
+    sources(broken=("backups_app.components.nothing.Nope", {}))
+    errors = [e for e in run_checks() if e.id == "backups.E001"]
+    assert errors and "cannot import ENGINE" in errors[0].msg and errors[0].hint
+
+
+def test_system_check_reports_missing_program(sources, tmp_path):
+    sources(postgres=(ENGINES["postgres"], {"dbname": "x", "bin_dir": str(tmp_path)}))
+    errors = [e for e in run_checks() if e.id == "backups.E002"]
+    assert len(errors) == 2 and "pg_dump" in errors[0].msg and "postgresql-client" in errors[0].hint
+
+
+def test_system_check_reports_bad_hooks(settings):
+    settings.BACKUP_HOOKS = {"pre_restor": [], "pre_restore": [{"command": "systemctl stop app"}]}
+    ids = {e.id for e in run_checks()}
+    assert {"backups.E003", "backups.E004"} <= ids
+
+
+@pytest.mark.django_db
+def test_system_checks_name_bad_operations_settings(settings):
+    settings.BACKUP_SCHEDULE_DAILY = "2am"
+    settings.BACKUP_METRICS_ALLOW = "localhost"
+    settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_MONTHLY, settings.BACKUP_MAX_COUNT = 7, 12, 10
+    ids = {m.id: m.msg for m in run_checks()}
+    assert "BACKUP_SCHEDULE_DAILY='2am'" in ids["backups.E011"]
+    assert "'localhost' is not an address" in ids["backups.E012"]
+    assert "can keep 19 backups but BACKUP_MAX_COUNT=10" in ids["backups.W010"]
+    settings.BACKUP_KEEP_WITHIN = "1 week"
+    assert "BACKUP_KEEP_WITHIN='1 week'" in {m.id: m.msg for m in run_checks()}["backups.E010"]

@@ -1,53 +1,20 @@
-"""Admin flows through the test client: back up now, history, detail, verify, delete, and the
-restore flow plan → typed confirmation → result, with permissions enforced."""
+"""The backup admin (admin/backups.py) through the test client: Back up now, history and detail,
+verify, delete, download, pin/unpin, the rehearsal and offsite-again actions, the Retention page and
+its prune button; permissions enforced and every action audited."""
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django_q.models import OrmQ
 
-from backups_app.models import Backup, Restore, RunStatus
+from backups_app.models import AuditEvent, Backup, RunStatus, Verification
 from backups_app.services import backups
-
-UPLOADS = "backups_app.components.uploads.UploadsComponent"
-SQLITE = "backups_app.components.sqlite.SQLiteComponent"
+from tests.admin.conftest import CHANGELIST, RETENTION, staff_member
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def run_tasks_inline(sync_worker):
-    pass
-
-
-@pytest.fixture
-def stack(sources, tmp_path):
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    (uploads / "a.txt").write_text("alpha")
-    import sqlite3
-
-    db = tmp_path / "app.sqlite3"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE notes (body TEXT)")
-        conn.execute("INSERT INTO notes VALUES ('one'), ('two')")
-    sources(uploads=(UPLOADS, {"path": str(uploads)}), sqlite=(SQLITE, {"paths": str(db)}))
-    return uploads, db
-
-
-def staff(*codenames):
-    user = User.objects.create_user(f"user{User.objects.count()}", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="backups_app",
-                                                        codename__in=codenames))
-    return user
-
-
-@pytest.fixture
-def superuser_client(client):
-    client.force_login(User.objects.create_superuser("boss", "", "pw"))
-    return client
-
-
-def test_back_up_now_runs_and_shows_in_history(stack, superuser_client):
+def test_back_up_now_runs_and_shows_in_history(admin_stack, superuser_client):
     page = superuser_client.get(reverse("admin:backups_app_backup_backup_now"))
     assert page.status_code == 200 and b'value="uploads"' in page.content
     response = superuser_client.post(reverse("admin:backups_app_backup_backup_now"),
@@ -67,63 +34,20 @@ def test_back_up_now_runs_and_shows_in_history(stack, superuser_client):
     assert b'http-equiv="refresh"' not in detail.content
 
 
-def test_back_up_now_needs_add_permission(stack, client):
-    client.force_login(staff("view_backup"))
+def test_back_up_now_needs_add_permission(admin_stack, client):
+    client.force_login(staff_member("view_backup"))
     assert client.get(reverse("admin:backups_app_backup_backup_now")).status_code == 403
     assert client.post(reverse("admin:backups_app_backup_backup_now"), {"components": ["uploads"]}).status_code == 403
     assert not Backup.objects.exists()
 
 
-def test_non_staff_cannot_reach_admin(stack, client):
+def test_non_staff_cannot_reach_admin(admin_stack, client):
     client.force_login(User.objects.create_user("visitor", password="pw"))
     response = client.get(reverse("admin:backups_app_backup_changelist"))
     assert response.status_code == 302 and "login" in response.url
 
 
-def test_restore_flow_plan_then_typed_confirmation(stack, superuser_client):
-    uploads, _ = stack
-    backup = backups.create_backup()
-    (uploads / "a.txt").write_text("changed")
-    url = reverse("admin:backups_app_backup_restore", args=[backup.backup_id])
-
-    assert b"Plan the restore" in superuser_client.get(url).content
-    plan = superuser_client.post(url, {"components": ["uploads"]})
-    assert b"This will overwrite existing data" in plan.content
-    assert b"verified" in plan.content and b"Type the backup id" in plan.content
-    assert not Restore.objects.exists()
-
-    confirm_url = reverse("admin:backups_app_backup_restore_confirm", args=[backup.backup_id])
-    assert superuser_client.get(confirm_url).status_code == 405  # POST only
-    wrong = superuser_client.post(confirm_url, {"components": ["uploads"], "confirmation": "yes"})
-    assert wrong.status_code == 302 and not Restore.objects.exists()
-    assert (uploads / "a.txt").read_text() == "changed"
-
-    done = superuser_client.post(confirm_url, {"components": ["uploads"], "confirmation": backup.backup_id})
-    restore = Restore.objects.get()
-    assert done.url == reverse("admin:backups_app_restore_change", args=[restore.pk])
-    assert restore.status == RunStatus.COMPLETED, restore.error
-    assert restore.components == ["uploads"] and restore.trigger == "admin"
-    assert (uploads / "a.txt").read_text() == "alpha"
-    assert b"finished: completed" in superuser_client.get(done.url).content
-
-
-def test_restore_options_are_validated_in_the_form(stack, superuser_client):
-    backup = backups.create_backup()
-    url = reverse("admin:backups_app_backup_restore", args=[backup.backup_id])
-    page = superuser_client.post(url, {"components": ["uploads"], "options": "uploads.mode=merge"})
-    assert b"unknown option(s) mode" in page.content
-
-
-def test_restore_needs_restore_permission(stack, client):
-    backup = backups.create_backup()
-    client.force_login(staff("view_backup", "view_restore", "download_backup"))
-    assert client.get(reverse("admin:backups_app_backup_restore", args=[backup.backup_id])).status_code == 403
-    confirm = client.post(reverse("admin:backups_app_backup_restore_confirm", args=[backup.backup_id]),
-                          {"components": ["uploads"], "confirmation": backup.backup_id})
-    assert confirm.status_code == 403 and not Restore.objects.exists()
-
-
-def test_verify_action_reports_damage(stack, superuser_client, backup_storage_dir):
+def test_verify_action_reports_damage(admin_stack, superuser_client, backup_storage_dir):
     good, bad = backups.create_backup(), backups.create_backup()
     (backup_storage_dir / bad.backup_id / "uploads.tar.zst").write_bytes(b"garbage")
     response = superuser_client.post(reverse("admin:backups_app_backup_changelist"),
@@ -134,7 +58,7 @@ def test_verify_action_reports_damage(stack, superuser_client, backup_storage_di
     assert f"Verification FAILED for {bad.backup_id}: uploads.tar.zst" in text
 
 
-def test_delete_removes_stored_files(stack, superuser_client, backup_storage_dir):
+def test_delete_removes_stored_files(admin_stack, superuser_client, backup_storage_dir):
     backup = backups.create_backup()
     response = superuser_client.post(reverse("admin:backups_app_backup_delete", args=[backup.pk]), {"post": "yes"})
     assert response.status_code == 302
@@ -142,7 +66,7 @@ def test_delete_removes_stored_files(stack, superuser_client, backup_storage_dir
     assert not (backup_storage_dir / backup.backup_id).exists()
 
 
-def test_runs_are_read_only(stack, superuser_client):
+def test_runs_are_read_only(admin_stack, superuser_client):
     backup = backups.create_backup()
     response = superuser_client.post(reverse("admin:backups_app_backup_change", args=[backup.pk]),
                                      {"description": "rewritten"})
@@ -151,13 +75,13 @@ def test_runs_are_read_only(stack, superuser_client):
     assert superuser_client.get(reverse("admin:backups_app_backup_add")).status_code == 403
 
 
-def test_download_streams_the_set_and_single_artifacts(stack, client, tmp_path):
+def test_download_streams_the_set_and_single_artifacts(admin_stack, client, tmp_path):
     import io
     import subprocess
     import tarfile
 
     backup = backups.create_backup()
-    client.force_login(staff("view_backup", "download_backup"))
+    client.force_login(staff_member("view_backup", "download_backup"))
     response = client.get(reverse("admin:backups_app_backup_download", args=[backup.backup_id]))
     assert response.status_code == 200 and response.streaming
     body = b"".join(response.streaming_content)
@@ -178,13 +102,13 @@ def test_download_streams_the_set_and_single_artifacts(stack, client, tmp_path):
     assert hashlib.sha256(data).hexdigest() == backup.artifacts.get(name="sqlite_app.db").sha256
 
 
-def test_download_needs_download_permission(stack, client):
+def test_download_needs_download_permission(admin_stack, client):
     backup = backups.create_backup()
-    client.force_login(staff("view_backup"))
+    client.force_login(staff_member("view_backup"))
     assert client.get(reverse("admin:backups_app_backup_download", args=[backup.backup_id])).status_code == 403
 
 
-def test_admin_actions_are_audited(stack, superuser_client):
+def test_admin_actions_are_audited(admin_stack, superuser_client):
     from backups_app.models import AuditEvent
 
     superuser_client.post(reverse("admin:backups_app_backup_backup_now"), {"components": ["uploads"]})
@@ -199,7 +123,7 @@ def test_admin_actions_are_audited(stack, superuser_client):
     assert {e[1] for e in events} == {"boss"}
 
 
-def test_pinned_backup_cannot_be_deleted_from_the_admin(stack, superuser_client, backup_storage_dir):
+def test_pinned_backup_cannot_be_deleted_from_the_admin(admin_stack, superuser_client, backup_storage_dir):
     backup = backups.create_backup()
     superuser_client.post(reverse("admin:backups_app_backup_changelist"),
                           {"action": "pin_backups", "index": 0, "_selected_action": [backup.pk]})
@@ -213,7 +137,7 @@ def test_pinned_backup_cannot_be_deleted_from_the_admin(stack, superuser_client,
     assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()
 
 
-def test_offsite_copy_can_be_queued_again_from_the_admin(stack, superuser_client, settings, tmp_path):
+def test_offsite_copy_can_be_queued_again_from_the_admin(admin_stack, superuser_client, settings, tmp_path):
     backup = backups.create_backup()  # no offsite storage yet: nothing copied
     changelist = reverse("admin:backups_app_backup_changelist")
     action = {"action": "copy_offsite_again", "index": 0, "_selected_action": [backup.pk]}
@@ -228,3 +152,73 @@ def test_offsite_copy_can_be_queued_again_from_the_admin(stack, superuser_client
     assert backup.offsite_status == "verified", backup.offsite_error
     assert sorted(p.name for p in (offsite_dir / backup.backup_id).iterdir()) == [
         "SHA256SUMS", "metadata.json", "sqlite_app.db", "uploads.tar.zst"]
+
+
+# The Retention page and the actions on the history (pin, unpin, rehearse)
+
+
+def test_retention_page_lists_every_backup_with_its_fate(client, staff, three_backups):
+    old, middle, new = three_backups
+    page = client.get(RETENTION).content.decode()
+    assert "keep daily 7; at most 30 days old; at most 10 unpinned backups" in page
+    assert f"{new.backup_id}</a>" in page and "kept: newest, daily #1" in page
+    assert "kept: daily #2" in page
+    assert "<strong>will be deleted</strong>: older than 30 days (BACKUP_RETENTION_DAYS)" in page
+    assert "Prune now: delete 1 backup(s)" in page
+
+
+def test_prune_button_deletes_and_audits(client, staff, three_backups, backup_storage_dir):
+    old = three_backups[0]
+    response = client.post(RETENTION, REMOTE_ADDR="192.0.2.7")
+    assert response.status_code == 302
+    assert not Backup.objects.filter(pk=old.pk).exists()
+    assert not (backup_storage_dir / old.backup_id).exists()
+    event = AuditEvent.objects.get(action="backup.prune")
+    assert (event.target, event.username, event.origin) == (old.backup_id, "admin", "192.0.2.7")
+    assert event.details == {"reason": "older than 30 days (BACKUP_RETENTION_DAYS)"}
+
+
+def test_pin_and_unpin_actions(client, staff, three_backups):
+    old = three_backups[0]
+    client.post(CHANGELIST, {"action": "pin_backups", "_selected_action": [old.pk]})
+    assert Backup.objects.get(pk=old.pk).pinned
+    assert "kept: pinned" in client.get(RETENTION).content.decode()
+    client.post(CHANGELIST, {"action": "unpin_backups", "_selected_action": [old.pk]})
+    assert not Backup.objects.get(pk=old.pk).pinned
+    pins = AuditEvent.objects.filter(action__in=["backup.pin", "backup.unpin"]).order_by("id")
+    assert list(pins.values_list("action", "target", "username")) == [
+        ("backup.pin", old.backup_id, "admin"), ("backup.unpin", old.backup_id, "admin")]
+
+
+def test_rehearsal_action_queues_a_deep_verification(client, staff, three_backups):
+    new = three_backups[2]
+    client.post(CHANGELIST, {"action": "rehearse_backups", "_selected_action": [new.pk]})
+    queued = Verification.objects.get()
+    assert (queued.kind, queued.status, queued.trigger, queued.created_by) == ("deep", "pending", "admin", staff)
+    assert OrmQ.objects.count() == 1
+    assert AuditEvent.objects.get(action="backup.verify.deep").target == new.backup_id
+
+
+def test_staff_without_delete_permission_sees_but_cannot_prune(client, django_user_model, three_backups):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_backup"))
+    client.force_login(viewer)
+    page = client.get(RETENTION)
+    assert page.status_code == 200 and "Prune now" not in page.content.decode()
+    assert client.post(RETENTION).status_code == 403
+    assert Backup.objects.count() == 3
+    client.logout()
+    assert client.get(RETENTION).status_code == 302  # to the login page
+
+
+def test_admin_verifications_are_recorded(uploads, client, django_user_model):
+    from django.urls import reverse
+
+    from backups_app.models import AuditEvent, Verification
+
+    backup = backups.create_backup()
+    client.force_login(django_user_model.objects.create_superuser("boss", "", "pw"))
+    client.post(reverse("admin:backups_app_backup_changelist"),
+                {"action": "verify_selected", "index": 0, "_selected_action": [backup.pk]})
+    assert Verification.objects.filter(trigger="admin", status="completed").count() == 1
+    assert AuditEvent.objects.filter(action="backup.verify.quick", username="boss").count() == 1

@@ -1,3 +1,5 @@
+"""`manage.py create_api_token`: the token is printed once and stored hashed; only active staff get one."""
+
 import io
 
 import pytest

@@ -1,0 +1,71 @@
+"""django-q2's schedule admin (admin/schedules.py, forms.py): edits audited, limited to the tasks
+setup_schedules creates, no hooks or keyword arguments."""
+
+import pytest
+from django_q.models import Schedule
+
+from backups_app.admin.forms import SCHEDULABLE_TASKS
+from backups_app.models import AuditEvent
+from backups_app.services import schedules
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.urls("backupsite.urls")
+def test_schedule_edits_in_the_admin_are_audited(client, staff):
+    schedule = Schedule.objects.create(name="backups: daily backup", func="backups_app.tasks.scheduled_backup",
+                                       schedule_type=Schedule.CRON, cron="0 2 * * *")
+    response = client.post(f"/admin/django_q/schedule/{schedule.pk}/change/", {
+        "name": schedule.name, "func": schedule.func, "schedule_type": "C", "cron": "15 2 * * *",
+        "repeats": -1, "next_run_0": "2030-01-01", "next_run_1": "02:15:00", "minutes": "", "args": "'daily'",
+        "kwargs": "", "hook": "", "cluster": "", "intended_date_kwarg": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="schedule.change")
+    assert event.target == "backups: daily backup" and "cron" in event.details["fields"]
+    client.post(f"/admin/django_q/schedule/{schedule.pk}/delete/", {"post": "yes"})
+    assert AuditEvent.objects.filter(action="schedule.delete", target="backups: daily backup").exists()
+
+
+def schedule_form(**fields):
+    return {"name": "nightly", "func": "backups_app.tasks.scheduled_backup", "schedule_type": "C",
+            "cron": "0 2 * * *", "repeats": -1, "next_run_0": "2030-01-01", "next_run_1": "02:00:00",
+            "minutes": "", "args": "'daily'", "kwargs": "", "hook": "", "cluster": "", "intended_date_kwarg": "",
+            **fields}
+
+
+@pytest.mark.urls("backupsite.urls")
+def test_schedule_admin_refuses_functions_we_do_not_schedule(client, staff):
+    response = client.post("/admin/django_q/schedule/add/", schedule_form(func="os.system", args="'id'"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["func"] == [
+        "'os.system' cannot be scheduled here; schedules may only run backups_app.tasks.scheduled_backup, "
+        "backups_app.tasks.scheduled_rehearsal, backups_app.tasks.sweep (manage.py setup_schedules creates "
+        "them from the BACKUP_SCHEDULE_* settings)."]
+    assert not Schedule.objects.exists() and not AuditEvent.objects.exists()
+
+
+@pytest.mark.urls("backupsite.urls")
+def test_schedule_admin_refuses_hooks_and_kwargs(client, staff):
+    response = client.post("/admin/django_q/schedule/add/", schedule_form(
+        hook="os.system", kwargs="{'q_options': {'hook': 'os.system'}}"))
+    errors = response.context["adminform"].form.errors
+    assert errors["hook"] == ["Hooks cannot be set here; leave it empty."]
+    assert errors["kwargs"] == ["Keyword arguments cannot be set here; the schedulable tasks take none."]
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.urls("backupsite.urls")
+def test_schedule_admin_accepts_our_tasks(client, staff):
+    response = client.post("/admin/django_q/schedule/add/", schedule_form())
+    assert response.status_code == 302, response.content.decode()[:2000]
+    schedule = Schedule.objects.get()
+    assert (schedule.func, schedule.args, schedule.cron) == ("backups_app.tasks.scheduled_backup", "'daily'",
+                                                              "0 2 * * *")
+    assert AuditEvent.objects.get(action="schedule.create").target == "nightly"
+
+
+def test_every_schedule_setup_creates_is_schedulable_in_the_admin(settings):
+    settings.BACKUP_SCHEDULE_DAILY = settings.BACKUP_SCHEDULE_WEEKLY = "0 2 * * *"
+    settings.BACKUP_SCHEDULE_MONTHLY = settings.BACKUP_SCHEDULE_REHEARSAL = "0 2 * * *"
+    funcs = {fields["func"] for fields in schedules.desired().values()}
+    assert funcs == set(SCHEDULABLE_TASKS)
