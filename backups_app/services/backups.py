@@ -127,6 +127,15 @@ def _record_completion(backup, manifest):
         backup.save(update_fields=["manifest", "size_bytes"])
 
 
+def find_run(model, id_field, run_id, validate):
+    """The run of ``model`` whose ``id_field`` is ``run_id`` (validated first), or NotFound."""
+    validate(run_id)
+    run = model.objects.filter(**{id_field: run_id}).first()
+    if run is None:
+        raise NotFound(f"{model._meta.verbose_name.capitalize()} {run_id} does not exist.")
+    return run
+
+
 def get_backup(backup_id, completed=True):
     """A backup by id, or the newest completed regular backup for ``latest``."""
     if backup_id == "latest":
@@ -134,10 +143,7 @@ def get_backup(backup_id, completed=True):
         if backup is None:
             raise NotFound("There is no completed backup yet.")
         return backup
-    validate_backup_id(backup_id)
-    backup = Backup.objects.filter(backup_id=backup_id).first()
-    if backup is None:
-        raise NotFound(f"Backup {backup_id} does not exist.")
+    backup = find_run(Backup, "backup_id", backup_id, validate_backup_id)
     if completed and backup.status != RunStatus.COMPLETED:
         raise NotCompleted(f"Backup {backup_id} is {backup.status}, not completed; only completed backups can be used.")
     return backup

@@ -11,7 +11,7 @@ from backups_app.errors import BackupError, Busy, ConfirmationRequired, InvalidO
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
 from backups_app.services import audit, hooks, locks, offsite
-from backups_app.services.backups import create_backup, get_backup, open_reader, remove_backup
+from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
 
@@ -271,8 +271,4 @@ def get_restore(restore_id=None):
         if restore is None:
             raise NotFound("No restore has run yet.")
         return restore
-    validate_restore_id(restore_id)
-    restore = Restore.objects.filter(restore_id=restore_id).first()
-    if restore is None:
-        raise NotFound(f"Restore {restore_id} does not exist.")
-    return restore
+    return find_run(Restore, "restore_id", restore_id, validate_restore_id)
