@@ -49,6 +49,12 @@ class ComponentError(BackupError):
     pass
 
 
+class Unchanged(ComponentError):
+    """A component's restore failed before it wrote anything (a single transaction rolled back, a
+    scratch database or spare index never switched in): the store is exactly as it was, so there
+    is nothing to roll back."""
+
+
 class ConfirmationRequired(BackupError):
     """Raised instead of restoring; ``plan`` holds the warning and live vs backup counts."""
 

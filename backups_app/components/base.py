@@ -112,8 +112,19 @@ class Component:
 
     def restore(self, reader, artifacts, options, log):
         """Apply ``artifacts`` (names in this set) from ``reader``; ``options`` are parsed restore
-        options. Atomic where the store allows; the service covers the rest with a safety backup."""
+        options. Atomic where the store allows; the service covers the rest with a safety backup.
+        Raise ``errors.Unchanged`` when it fails before writing anything, so nothing is rolled back."""
         raise NotImplementedError
+
+    def preflight(self, reader, artifacts, options):
+        """Check, before anything changes, that restoring ``artifacts`` with these parsed options can
+        succeed here, and say what it will do beyond the counts. Reads only (the live store and, if
+        need be, the head of an artifact). Returns ``{"problems": [...], "notes": [...]}`` plus any
+        details the plan shows (the live and the backed-up configuration, ...). A problem refuses the
+        restore in the plan and names the way out (a dump newer than the tools here, a server older
+        than the data, a missing privilege); a note tells what will happen (objects the restore
+        removes, a collection dropped and recreated)."""
+        return {}
 
     def rehearse(self, reader, artifacts, log):
         """Restore ``artifacts`` into a scratch target (temporary database, collection, db index or

@@ -7,7 +7,15 @@ from django.db import transaction
 
 from backups_app import components
 from backups_app.archive.ids import new_run_id, validate_restore_id
-from backups_app.errors import BackupError, Busy, ConfirmationRequired, InvalidOption, NotFound, UnknownComponent
+from backups_app.errors import (
+    BackupError,
+    Busy,
+    ConfirmationRequired,
+    InvalidOption,
+    NotFound,
+    Unchanged,
+    UnknownComponent,
+)
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
 from backups_app.services import audit, hooks, locks, offsite
@@ -71,13 +79,13 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
     through its checksum (the slow, thorough part)."""
     backup = get_backup(backup_id)
     names = _selection(backup, names)
-    _parse_options(names, options)
+    parsed = _parse_options(names, options)
     reader = open_reader(backup)
     selected = {n: reader.artifacts_of(n) for n in names}
     artifacts = [a for arts in selected.values() for a in arts]
     # Decrypting too proves the age identity works before anything is touched.
     checks = reader.verify(artifacts, decrypt=True) if verify else {}
-    affected, live, problems = {}, {}, []
+    affected, live, problems, refusals, preflight = {}, {}, [], [], {}
     if any(checks.values()) and reader.copy == "primary":
         sound = _sound_offsite_reader(backup, artifacts)
         if sound is not None:
@@ -93,7 +101,10 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             problems.append(f"{name}: cannot read live counts: {exc}")
         live[name] = {"live": live_counts, "backup": backup_counts}
         affected.update(flatten_counts(name, live_counts))
-    problems += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
+        preflight[name] = _preflight(name, reader, selected[name], parsed[name], problems)
+        refusals += [f"{name}: {p}" for p in preflight[name].get("problems", [])]
+    refusals += [f"{artifact}: {error}" for artifact, error in checks.items() if error]
+    problems += refusals
     return {
         "backup_id": backup.backup_id,
         "components": names,
@@ -103,13 +114,25 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             for arts in selected.values() for a in arts
         },
         "counts": live,
+        "preflight": preflight,
         "warning": WARNING,
         "affected": affected,
         "confirm_required": True,
         "problems": [mask(p) for p in problems],
+        "refusals": [mask(p) for p in refusals],
         "copy": reader.copy,
-        "ok": not any(checks.values()),
+        "ok": not refusals,
     }
+
+
+def _preflight(name, reader, artifacts, options, problems):
+    """The component's own checks (``Component.preflight``); a check that cannot run is reported
+    like unreadable live counts, without refusing (the restore itself will say what is wrong)."""
+    try:
+        return components.get_component(name).preflight(reader, artifacts, options)
+    except BackupError as exc:
+        problems.append(f"{name}: cannot check the live store before restoring: {exc}")
+        return {}
 
 
 def _sound_offsite_reader(backup, artifacts):
@@ -187,7 +210,7 @@ def _apply(restore, recorder):
     restore.plan = plan
     restore.save(update_fields=["plan"])
     if not plan["ok"]:
-        raise BackupError("Restore refused before any change: " + "; ".join(plan["problems"]))
+        raise BackupError("Restore refused before any change: " + "; ".join(plan["refusals"]))
 
     # Only components that will write need a safety backup (a config preview writes nothing).
     changing = [n for n in names if components.get_component(n).changes_data(options[n])]
@@ -232,10 +255,12 @@ def _restore_components(restore, recorder, names, options, safety, copy):
             recorder.progress(name, "done")
     except Exception as exc:
         recorder.progress(name, "failed")
+        if isinstance(exc, Unchanged) and touched and touched[-1] == name:
+            touched.pop()  # it failed before writing: that store is as it was
         if touched:
             _roll_back(restore, recorder, safety, touched, error_text(exc))
         else:
-            recorder.finish(RunStatus.FAILED, f"{error_text(exc)}. Nothing had been written.")
+            recorder.finish(RunStatus.FAILED, f"{error_text(exc)}. Nothing was changed.")
         return False
     return True
 
@@ -257,8 +282,9 @@ def _roll_back(restore, recorder, safety, touched, error):
     if failures:
         Backup.objects.filter(pk=safety.pk).update(pinned=True)  # retention must not take the way back
         recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "
-                                          f"({'; '.join(failures)}); data may be partly restored. The safety "
-                                          "backup is kept and pinned: restore it by hand.")
+                                          f"({'; '.join(failures)}); {', '.join(touched)} may hold part of the "
+                                          "restored data. The safety backup is kept and pinned: restore it by "
+                                          f"hand (manage.py restore {safety.backup_id} --yes).")
     else:
         recorder.finish(RunStatus.ROLLED_BACK, f"{error}. The previous data was put back from safety backup "
                                                f"{safety.backup_id}.")

@@ -99,5 +99,5 @@ def test_a_failed_rollback_pins_the_safety_backup(uploads, monkeypatch):
     monkeypatch.setattr(UploadsComponent, "restore", broken)  # the apply and the rollback both fail
     restore = restores.start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.FAILED
-    assert "data may be partly restored. The safety backup is kept and pinned" in restore.error
+    assert "uploads may hold part of the restored data. The safety backup is kept and pinned" in restore.error
     assert Backup.objects.get(pk=restore.safety_backup_id).pinned

@@ -27,7 +27,7 @@ class Command(ServiceCommand):
             plan = restores.plan_restore(opts["backup_id"], names, options)
             self.stdout.write(json.dumps(plan, indent=2, default=str))
             if not plan["ok"]:
-                raise CommandError("The backup failed verification: " + "; ".join(plan["problems"]))
+                raise CommandError("The restore would be refused: " + "; ".join(plan["refusals"]))
             return
         try:
             restore = restores.start_restore(opts["backup_id"], names, options, confirm=opts["yes"],
