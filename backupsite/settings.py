@@ -130,9 +130,9 @@ BACKUP_KEEP_SAFETY = env_bool("BACKUP_KEEP_SAFETY", False)
 # A run whose heartbeat is older than this is considered dead (worker killed, machine lost).
 BACKUP_STALE_SECONDS = env_int("BACKUP_STALE_SECONDS", 300)
 BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)
-# A restore still queued after this long was never picked up by a worker: it is failed and its
-# lock freed (it changed nothing).
-BACKUP_PENDING_SECONDS = env_int("BACKUP_PENDING_SECONDS", 3600)
+# A run still pending after this long was never started by a worker (none running, or killed
+# before it began): the sweep fails it, and frees a restore's lock (it changed nothing).
+BACKUP_PENDING_SECONDS = env_int("BACKUP_PENDING_SECONDS", 900)
 # Local scratch space for artifacts that must exist as a file (SQLite backup API, restore staging).
 BACKUP_SPOOL_DIR = Path(env_str("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
 # JSON: {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...};
@@ -189,9 +189,15 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "backups@localhost")
 Q_CLUSTER = {
     "name": "backups",
     "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 6 * 3600),
-    "retry": env_int("Q_TIMEOUT", 6 * 3600) + 60,
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
     "max_attempts": 1,
+# django-q2: a task runs at most Q_TIMEOUT seconds in the worker (then the worker is stopped and
+# the sweep fails its run), so Q_TIMEOUT bounds the longest backup or restore queued to it (the
+# CLI without --async has no bound). A task whose worker died is handed out again Q_RETRY seconds
+# after it was taken; it must exceed Q_TIMEOUT, or a task still running would be handed out twice.
+Q_TIMEOUT = env_int("Q_TIMEOUT", 1800, low=1)
+Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 60, low=Q_TIMEOUT + 1, fix=f"use more seconds than Q_TIMEOUT ({Q_TIMEOUT})")
     "catch_up": False,
     "orm": "default",
 }

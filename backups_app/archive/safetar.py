@@ -1,6 +1,8 @@
 """Tar extraction that refuses anything that could escape the target folder or create devices:
 absolute names, ``..``, links pointing outside, device files and FIFOs. Streams (``r|*``)."""
 
+import glob
+import json
 import os
 import posixpath
 import shutil
@@ -8,13 +10,17 @@ import stat
 import tarfile
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
-from backups_app.archive.spool import scratch_folder
+from backups_app.archive.spool import scratch_folder, spool_dir, spool_file
 from backups_app.errors import UnsafeArchive
+from backups_app.faults import fault_point
 
 # Longer paths make os.path.realpath stop resolving links (ENAMETOOLONG is taken for "not a
 # link"), which is how CVE-2025-4517 walks out of tarfile's own 'data' filter on Python < 3.11.13.
 MAX_PATH_BYTES = 3000
+# The suffix of the journal a folder swap keeps in the spool while it runs.
+SWAP_JOURNAL = ".swap.json"
 
 
 def is_inside(root, path):
@@ -80,22 +86,57 @@ def folder_counts(path):
     return files, size
 
 
-def extract_beside(stream, live, check=None):
+def extract_beside(stream, live, check=None, log=None):
     """Extract a tar stream into a new sibling folder of ``live``, run ``check(folder)``, then
-    swap it in, so ``live`` is replaced whole or not at all. Returns (files, bytes)."""
+    swap it in, so ``live`` is replaced whole or not at all. Returns (files, bytes). A journal in
+    the spool names ``live`` meanwhile: if the process dies, ``recover_swaps`` puts it right."""
     parent = os.path.dirname(live)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
-    try:
-        files, size = safe_extract(stream, staging, mode="r|")
-        if check:
-            check(staging)
-        _take_folder_attributes(staging, live)
-        swap_in(staging, live)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with spool_file(SWAP_JOURNAL) as journal:
+        Path(journal).write_text(json.dumps({"live": live}))
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
+        try:
+            files, size = safe_extract(stream, staging, mode="r|")
+            if check:
+                check(staging)
+            fault_point("swap.extracted")
+            if log:  # a restore's log raises if the run was taken from it: then nothing is swapped
+                log(f"swapping the extracted folder into {live}")
+            _take_folder_attributes(staging, live)
+            swap_in(staging, live)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return files, size
+
+
+def recover_swaps():
+    """Put right what killed swaps left (call it only while no restore runs): a live folder
+    moved aside and not replaced is put back (the store is as before the restore), leftover
+    ``.<name>.restore-*`` / ``.<name>.old-*`` folders are removed. Returns readable lines."""
+    notes = []
+    for journal in spool_dir().glob(f"*{SWAP_JOURNAL}"):
+        try:
+            live = json.loads(journal.read_text())["live"]
+        except (ValueError, KeyError):  # killed while writing it: nothing was moved yet
+            live = None
+        if live:
+            notes += _recover_swap(live)
+        journal.unlink()
+    return notes
+
+
+def _recover_swap(live):
+    parent, name = os.path.split(live)
+    aside = sorted(glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.old-*")), key=os.path.getmtime)
+    notes = []
+    if aside and not os.path.lexists(live):
+        os.rename(aside.pop(), live)
+        notes.append(f"{live} was moved aside by a restore that was killed and is put back as it was before.")
+    for leftover in aside + glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.restore-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+        notes.append(f"Removed {leftover}, left by a killed restore.")
+    return notes
 
 
 def _take_folder_attributes(staging, live):
@@ -123,7 +164,7 @@ def restore_folder(reader, component, artifacts, live, log, absent=False, check=
         return 0, 0
     (name,) = artifacts
     with reader.open_decompressed(name) as stream:
-        files, size = extract_beside(stream, live, check=check)
+        files, size = extract_beside(stream, live, check=check, log=log)
     log(f"{component}: extracted {files} files, {size} bytes from {name} and swapped them into {live}")
     return files, size
 
@@ -136,6 +177,7 @@ def swap_in(staging, live):
     old = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.old-", dir=os.path.dirname(live))
     os.rmdir(old)
     os.rename(live, old)
+    fault_point("swap.moved_aside")
     try:
         os.rename(staging, live)
     except BaseException:

@@ -15,6 +15,7 @@ from backups_app.archive.storage import backup_storage, delete_set, is_s3, presi
 from backups_app.archive.tarstream import stream_file, stream_set_tar
 from backups_app.archive.writer import BackupSetWriter
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
+from backups_app.faults import fault_point
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.services import audit, hooks, locks, offsite
 from backups_app.services.queueing import enqueue
@@ -84,6 +85,9 @@ def _take_backup(backup, recorder):
             facts[name]["engine"] = components.engine_path(type(component))
             facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
             recorder.progress(name, "done")
+        fault_point("backup.before_manifest")
+        # Logged first: a backup the sweep took over (and whose files it removed) stops here.
+        recorder.log("writing SHA256SUMS and metadata.json")
         manifest = writer.finish(_manifest(backup, facts))
         _record_completion(backup, manifest)
         if regular:
@@ -255,8 +259,16 @@ def delete_backup(backup_id, user=None, request=None, action="backup.delete", de
 
 
 def remove_backup(backup):
-    """Delete the stored set (both copies) and the record, without the checks of delete_backup:
-    for a restore removing its own safety backup once it succeeded."""
+    """Delete the stored set (both copies) and the record, without the checks of delete_backup
+    (for a restore removing its own safety backup once it succeeded). Marked ``deleting`` first,
+    so it is never offered again (latest, restore source, safety backup); a deletion cut short is
+    finished by the sweep. A pinned backup is refused: only unpinning and deleting removes it."""
+    marked = Backup.objects.filter(pk=backup.pk, pinned=False).exclude(status__in=[
+        RunStatus.PENDING, RunStatus.IN_PROGRESS]).update(status=RunStatus.DELETING)
+    if not marked:
+        raise Busy(f"Backup {backup.backup_id} is pinned or running; it was not deleted.")
+    backup.status = RunStatus.DELETING
     offsite.delete_offsite(backup)
     delete_set(backup_storage(), backup.backup_id)
     backup.delete()  # restores keep their history through source_backup_id
+    fault_point("delete.files_removed")

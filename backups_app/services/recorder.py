@@ -1,28 +1,42 @@
 """Recording a run while it executes, and the one lifecycle every run goes through.
 
 ``execute(model, pk, body)`` is what the worker (or the request, for synchronous runs) calls for
-a Backup, Restore or Verification: it skips a run that is no longer pending, starts it, keeps its
-heartbeat fresh while ``body(run, recorder)`` works, and finishes it. ``RunRecorder.finish()``
-sends ``run_finished``, so every way a run ends (done, failed, rolled back, refused by the broker,
-swept as dead) reaches metrics and notifications."""
+a Backup, Restore or Verification: it claims a pending run (and skips one that is not pending any
+more), keeps its heartbeat fresh while ``body(run, recorder)`` works, and finishes it.
+``RunRecorder.finish()`` sends ``run_finished``, so every way a run ends (done, failed, rolled
+back, refused by the broker, swept as dead) reaches metrics and notifications.
+
+Fencing: claiming writes a new ``lease`` on the run, and every later change is a compare-and-set
+on the status and lease the recorder last wrote. The sweep takes a dead run over the same way
+(``take_over``), so a worker that was only paused finds its lease gone at its next heartbeat or
+change and stops (``LeaseLost``) without touching the run or the storage."""
 
 import logging
+import os
 import threading
+import uuid
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from backups_app.errors import BackupError
-from backups_app.models import RunStatus
+from backups_app.faults import fault_point
+from backups_app.models import OperationLock, RunStatus
 from backups_app.redaction import mask
 
 logger = logging.getLogger("backups_app")
 
 # Sent with ``run=`` once a run has finished (notifications, metrics). Receivers must not raise.
 run_finished = Signal()
+
+
+class LeaseLost(BaseException):
+    """This worker no longer owns the run (the sweep took it over while the worker was paused).
+    Not an Exception: no handler for ordinary errors may run on the sweep's behalf (deleting
+    files, rolling back, finishing the run)."""
 
 
 def error_text(exc):
@@ -35,38 +49,71 @@ class RunRecorder:
     def __init__(self, run):
         self.run = run
 
-    def log(self, text):
+    def _save(self, **fields):
+        """Write ``fields`` if the run is still in the status and lease this recorder last saw."""
+        run = self.run
+        if not type(run).objects.filter(pk=run.pk, status=run.status, lease=run.lease).update(**fields):
+            raise LeaseLost(f"{run} was taken over (swept as dead: no heartbeat for BACKUP_STALE_SECONDS) or "
+                            "changed by someone else; this worker stops without touching it or its files.")
+        for name, value in fields.items():
+            setattr(run, name, value)
+
+    def _line(self, text):
         line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {mask(str(text))}"
         logger.info("%s: %s", self.run, line)
-        self.run.log += line + "\n"
-        self.run.heartbeat_at = timezone.now()
-        self.run.save(update_fields=["log", "heartbeat_at"])
+        return line + "\n"
+
+    def log(self, text):
+        """Append a line to the run's log; raises LeaseLost if the run is no longer this worker's,
+        which is why steps that change storage log first."""
+        self._save(log=self.run.log + self._line(text), heartbeat_at=timezone.now())
 
     def progress(self, component, state):
-        self.run.progress = {**self.run.progress, component: state}
-        self.run.save(update_fields=["progress"])
+        self._save(progress={**self.run.progress, component: state})
+
+    def save(self, *names):
+        """Save fields the body set on the run (plan, results, ...), fenced like every change."""
+        self._save(**{name: getattr(self.run, name) for name in names})
 
     def start(self):
-        self.run.status = RunStatus.IN_PROGRESS
-        self.run.started_at = self.run.heartbeat_at = timezone.now()
-        self.run.progress = {name: "pending" for name in self.run.components}
-        self.run.save(update_fields=["status", "started_at", "heartbeat_at", "progress"])
+        """Claim the pending run with a new lease; False if it is not pending any more."""
+        run, now = self.run, timezone.now()
+        fields = {"status": RunStatus.IN_PROGRESS, "lease": uuid.uuid4().hex, "started_at": now,
+                  "heartbeat_at": now, "progress": {name: "pending" for name in run.components}}
+        if not type(run).objects.filter(pk=run.pk, status=RunStatus.PENDING).update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(run, name, value)
+        return True
 
     def finish(self, status, error=""):
-        self.run.status = status
-        self.run.error = mask(error)
-        self.run.finished_at = timezone.now()
-        self.run.save(update_fields=["status", "error", "finished_at"])
-        if error:
-            self.log(f"ERROR: {error}")
-        self.log(f"finished: {status}")
+        """End the run, and free the lock it holds in the same transaction."""
+        fault_point("run.finish")
+        lines = (self._line(f"ERROR: {error}") if error else "") + self._line(f"finished: {status}")
+        with transaction.atomic():
+            self._save(status=status, error=mask(error), finished_at=timezone.now(), log=self.run.log + lines)
+            if self.run.lock_holder:
+                OperationLock.objects.filter(holder=self.run.lock_holder).delete()
         run_finished.send(sender=type(self.run), run=self.run)
+
+
+def take_over(run, **still):
+    """Take ``run`` from whoever owns it, if it is still as the caller saw it (its status and
+    lease, plus ``still``: e.g. its heartbeat still stale). Returns a recorder that owns it, or
+    None when it changed meanwhile. The old owner's next heartbeat or change fails."""
+    lease = uuid.uuid4().hex
+    if not type(run).objects.filter(pk=run.pk, status=run.status, lease=run.lease, **still).update(lease=lease):
+        return None
+    run.lease = lease
+    return RunRecorder(run)
 
 
 @contextmanager
 def heartbeat(run):
     """Keep ``heartbeat_at`` fresh from a side thread while the run's own thread is busy in a
-    long dump; a run that stops beating is swept as dead."""
+    long dump; a run that stops beating is swept as dead. A beat that finds the lease gone (the
+    sweep took the run over while this process was paused) ends the process at once: its own
+    thread may be streaming into storage that the sweep already cleaned up."""
     stop = threading.Event()
     interval = settings.BACKUP_HEARTBEAT_SECONDS
 
@@ -74,9 +121,13 @@ def heartbeat(run):
         try:
             while not stop.wait(interval):
                 try:
-                    type(run).objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+                    owned = type(run).objects.filter(pk=run.pk, lease=run.lease).update(heartbeat_at=timezone.now())
                 except Exception:  # a busy database must not kill the run; the next beat retries
                     logger.warning("heartbeat for %s failed", run, exc_info=True)
+                    continue
+                if not owned:
+                    logger.error("%s was taken over by the stale-run sweep; stopping this worker process", run)
+                    os._exit(1)
         finally:
             connection.close()
 
@@ -95,15 +146,21 @@ def execute(model, pk, body):
     """Run the recorded run ``pk`` once. ``body(run, recorder)`` does the work; when it returns
     the run is completed, when it raises the run is failed with the error's text, unless the body
     finished the run itself (rolled back, failed with a more precise message). A run that is not
-    pending (delivered twice, already swept) is returned untouched."""
+    pending (delivered again after its worker died, already swept) is returned untouched."""
     run = model.objects.get(pk=pk)
-    if run.status != RunStatus.PENDING:
-        return run
     recorder = RunRecorder(run)
-    recorder.start()
+    fault_point("run.claim")
+    if not recorder.start():
+        run.refresh_from_db()
+        logger.warning("%s is %s, not pending: nothing to do (a task delivered again, or a run already swept)",
+                       run, run.status)
+        return run
     try:
         with heartbeat(run):
             body(run, recorder)
+    except LeaseLost as exc:
+        logger.error("%s", exc)
+        return run
     except Exception as exc:
         if run.is_active:
             recorder.finish(RunStatus.FAILED, error_text(exc))

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from backups_app import components
 from backups_app.archive.ids import new_run_id, validate_restore_id
+from backups_app.archive.storage import backup_storage, describe
 from backups_app.errors import (
     BackupError,
     Busy,
@@ -16,6 +17,7 @@ from backups_app.errors import (
     Unchanged,
     UnknownComponent,
 )
+from backups_app.faults import fault_point
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
 from backups_app.services import audit, hooks, locks, offsite
@@ -92,6 +94,10 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
             problems += [f"primary copy: {a}: {error}" for a, error in checks.items() if error]
             problems.append("the primary copy failed verification; the verified offsite copy is used")
             reader, checks = sound, dict.fromkeys(artifacts)
+    if reader.copy == "offsite":
+        problems.append(f"the safety backup is written to the primary backup storage ({describe(backup_storage())}), "
+                        "the storage this backup could not be read from: if it is damaged, so is the way back. "
+                        "Check it before restoring.")
     for name in names:
         backup_counts = reader.manifest["components"][name].get("counts", {})
         try:
@@ -161,23 +167,15 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
         # It would capture half-restored data and still be marked completed.
         raise Busy(f"Restore refused: backup {running.backup_id} is running; wait for it to finish.")
     restore_id = new_run_id("restore", lambda i: Restore.objects.filter(restore_id=i).exists())
-    locks.acquire(locks.RESTORE_LOCK, restore_id)
-    try:
-        with transaction.atomic():
-            restore = Restore.objects.create(restore_id=restore_id, backup=backup, source_backup_id=backup.backup_id,
-                                             components=names, options=options or {}, trigger=trigger,
-                                             created_by=user)
-    except BaseException:
-        locks.release(locks.RESTORE_LOCK, restore_id)
-        raise
+    with transaction.atomic():  # the lock belongs to the run: both exist, or neither
+        restore = Restore.objects.create(restore_id=restore_id, backup=backup, source_backup_id=backup.backup_id,
+                                         components=names, options=options or {}, trigger=trigger, created_by=user)
+        locks.acquire(locks.RESTORE_LOCK, restore_id)
+    fault_point("restore.locked")
     audit.record("restore.start", user=user, request=request, target=restore_id,
                  details={"backup_id": backup.backup_id, "components": names})
     if run_async:
-        try:
-            enqueue("backups_app.tasks.run_restore", restore, restore_id)
-        finally:
-            if restore.status == RunStatus.FAILED:
-                locks.release(locks.RESTORE_LOCK, restore_id)
+        enqueue("backups_app.tasks.run_restore", restore, restore_id)
     else:
         run_restore(restore.pk)
         restore.refresh_from_db()
@@ -185,11 +183,8 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
 
 
 def run_restore(pk):
-    try:
-        return execute(Restore, pk, _restore)
-    finally:
-        # Whatever happened, the next backup or restore must not find this lock.
-        locks.release(locks.RESTORE_LOCK, Restore.objects.get(pk=pk).restore_id)
+    """The lock is freed with the run's end (RunRecorder.finish), or by the sweep."""
+    return execute(Restore, pk, _restore)
 
 
 def _restore(restore, recorder):
@@ -208,7 +203,7 @@ def _apply(restore, recorder):
     recorder.log(f"verifying checksums of {restore.source_backup_id} ({', '.join(names)})")
     plan = plan_restore(restore.source_backup_id, names, restore.options)
     restore.plan = plan
-    restore.save(update_fields=["plan"])
+    recorder.save("plan")
     if not plan["ok"]:
         raise BackupError("Restore refused before any change: " + "; ".join(plan["refusals"]))
 
@@ -220,7 +215,7 @@ def _apply(restore, recorder):
         safety = create_backup(changing, description=f"Safety backup before {restore.restore_id}",
                                trigger=Trigger.RESTORE, kind=Backup.Kind.SAFETY)
         restore.safety_backup = safety
-        restore.save(update_fields=["safety_backup"])
+        recorder.save("safety_backup")
         if safety.status != RunStatus.COMPLETED:
             raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
         recorder.log(f"safety backup {safety.backup_id} completed")
@@ -228,13 +223,15 @@ def _apply(restore, recorder):
         recorder.log("nothing will be written (preview only); no safety backup needed")
     if not _restore_components(restore, recorder, names, options, safety, plan["copy"]):
         return
+    fault_point("restore.applied")
     if safety is not None and settings.BACKUP_KEEP_SAFETY:
         recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
     elif safety is not None:
+        # Logged first: a restore the sweep took over (and whose safety backup it pinned) stops here.
+        recorder.log(f"deleting safety backup {safety.backup_id} (set BACKUP_KEEP_SAFETY=1 to keep it)")
         try:
             remove_backup(safety)
             restore.safety_backup = None  # the row is gone (the column is SET_NULL in the database too)
-            recorder.log(f"safety backup {safety.backup_id} deleted (set BACKUP_KEEP_SAFETY=1 to keep it)")
         except BackupError as exc:  # the restore itself succeeded; retention removes it later
             recorder.log(f"warning: safety backup {safety.backup_id} could not be deleted: {exc}")
     recorder.finish(RunStatus.COMPLETED)
@@ -279,6 +276,8 @@ def _roll_back(restore, recorder, safety, touched, error):
             recorder.progress(name, "rolled_back")
         except Exception as exc:
             failures.append(f"{name}: {error_text(exc)}")
+    if not failures:  # rolled back only if every store is exactly as it was
+        failures = [f"after it, {d}" for name in touched for d in _unlike_before(reader, name)]
     if failures:
         Backup.objects.filter(pk=safety.pk).update(pinned=True)  # retention must not take the way back
         recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "
@@ -288,6 +287,22 @@ def _roll_back(restore, recorder, safety, touched, error):
     else:
         recorder.finish(RunStatus.ROLLED_BACK, f"{error}. The previous data was put back from safety backup "
                                                f"{safety.backup_id}.")
+
+
+def _unlike_before(reader, name):
+    """How store ``name`` differs now from the safety backup ``reader`` reads (its counts)."""
+    try:
+        live = components.get_component(name).inspect()
+    except BackupError as exc:
+        return [f"{name} cannot be compared with its state before: {exc}"]
+    return count_differences(name, reader.manifest["components"][name].get("counts", {}), live, "before", "now")
+
+
+def count_differences(name, expected, actual, expected_label, actual_label):
+    """``["postgres.docs.rows 150 before, 151 now", ...]`` for every count that differs."""
+    want, got = flatten_counts(name, expected), flatten_counts(name, actual)
+    return [f"{key} {want.get(key)} {expected_label}, {got.get(key)} {actual_label}"
+            for key in sorted(set(want) | set(got)) if want.get(key) != got.get(key)]
 
 
 def get_restore(restore_id=None):

@@ -1,21 +1,33 @@
-"""The stale-run sweep (every worker start and on schedule): runs whose worker died are failed
-and their locks freed; restores that no worker ever started are failed too."""
+"""The stale-run sweep (every worker start and on schedule): runs whose worker died are failed,
+runs no worker started within BACKUP_PENDING_SECONDS are failed, deletions cut short are
+finished, locks whose holder is not an active run are freed, and folder swaps a killed restore
+left half done are put right. The sweep takes each run over first (a new lease), so a worker that
+was only paused cannot overwrite its verdict."""
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from backups_app.archive.safetar import recover_swaps
 from backups_app.archive.storage import backup_storage, delete_set
-from backups_app.models import Backup, OperationLock, Restore, RunStatus, Verification
+from backups_app.errors import BackupError
+from backups_app.models import Backup, Restore, RunStatus, Verification
+from backups_app.services import locks
+from backups_app.services.backups import remove_backup
 from backups_app.services.offsite import delete_offsite
-from backups_app.services.recorder import RunRecorder
+from backups_app.services.recorder import take_over
+
+logger = logging.getLogger("backups_app")
 
 
 def _died_message(run):
     message = (f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
-               "UTC); it was probably killed or its machine restarted.")
+               "UTC); it was probably killed, paused or its machine restarted.")
+    if isinstance(run, Restore):
+        message = " ".join([message, *recover_swaps()])
     if isinstance(run, Restore) and run.safety_backup_id:
         # Components may be half-restored: keep the way back and say where it is.
         Backup.objects.filter(pk=run.safety_backup_id).update(pinned=True)
@@ -25,27 +37,51 @@ def _died_message(run):
     return f"{message} Start the run again."
 
 
+def _never_started_message(run):
+    return (f"No worker started this {run._meta.verbose_name} within BACKUP_PENDING_SECONDS "
+            f"({settings.BACKUP_PENDING_SECONDS} s): is the django-q2 cluster running, or was the process killed "
+            "before it began? Nothing was changed. Start it again.")
+
+
+def _fail(run, message, **still):
+    """Take ``run`` over if it is still as found (``still``), clean up after it, fail it."""
+    recorder = take_over(run, **still)
+    if recorder is None:
+        return 0
+    if isinstance(run, Backup) and run.status == RunStatus.IN_PROGRESS:
+        delete_set(backup_storage(), run.backup_id)
+        delete_offsite(run)  # a copy cut short is partial too
+    recorder.finish(RunStatus.FAILED, message(run))
+    return 1
+
+
+def _finish_deletions():
+    done = 0
+    for backup in Backup.objects.filter(status=RunStatus.DELETING):
+        try:
+            remove_backup(backup)
+            done += 1
+        except BackupError as exc:  # storage still down: the next sweep tries again
+            logger.warning("could not finish deleting %s: %s", backup, exc)
+    return done
+
+
 def sweep_stale_runs():
-    """Mark in-progress runs with a stale heartbeat as failed and free their locks; also restores
-    queued for longer than BACKUP_PENDING_SECONDS that no worker ever started (they hold the
-    restore lock). Returns the number of runs swept."""
+    """Returns the number of runs failed and deletions finished."""
     close_old_connections()
-    cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.BACKUP_STALE_SECONDS)
+    queued = now - timedelta(seconds=settings.BACKUP_PENDING_SECONDS)
     swept = 0
     for model in (Backup, Restore, Verification):
-        for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=cutoff):
-            RunRecorder(run).finish(RunStatus.FAILED, _died_message(run))
-            if isinstance(run, Backup):
-                delete_set(backup_storage(), run.backup_id)
-                delete_offsite(run)  # a copy cut short is partial too
-            elif isinstance(run, Restore):
-                OperationLock.objects.filter(holder=run.restore_id).delete()
-            swept += 1
-    queued_cutoff = timezone.now() - timedelta(seconds=settings.BACKUP_PENDING_SECONDS)
-    for run in Restore.objects.filter(status=RunStatus.PENDING, created_at__lt=queued_cutoff):
-        RunRecorder(run).finish(RunStatus.FAILED, f"No worker started this restore within "
-                                f"{settings.BACKUP_PENDING_SECONDS} s (is the django-q2 cluster running?); nothing "
-                                "was changed. Start it again.")
-        OperationLock.objects.filter(holder=run.restore_id).delete()
-        swept += 1
+        for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=stale):
+            swept += _fail(run, _died_message, heartbeat_at__lt=stale)
+        for run in model.objects.filter(status=RunStatus.PENDING, created_at__lt=queued):
+            swept += _fail(run, _never_started_message)
+    swept += _finish_deletions()
+    if locks.free_stale():
+        logger.warning("freed locks whose holder is not an active run")
+    if not Restore.objects.filter(status=RunStatus.IN_PROGRESS).exists():
+        for note in recover_swaps():  # left by a restore swept earlier, or one killed outside a run
+            logger.warning("%s", note)
     return swept

@@ -17,7 +17,7 @@ from backups_app.services import audit
 from backups_app.services.backups import get_backup, open_reader
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
-from backups_app.services.restores import flatten_counts
+from backups_app.services.restores import count_differences
 
 
 def verify(backup_id, deep=False, trigger=Trigger.CLI, user=None, request=None, run_async=False):
@@ -82,7 +82,7 @@ def _rehearse(verification, reader, recorder):
             component = components.get_component(name)
             result["counts"] = component.rehearse(reader, artifacts, recorder.log)
             result["seconds"] = round(time.monotonic() - started, 3)
-            mismatches = _differences(name, expected, result["counts"])
+            mismatches = count_differences(name, expected, result["counts"], "in the backup", "restored")
             result["ok"] = not mismatches
             if mismatches:
                 result["error"] = "counts differ from the manifest: " + ", ".join(mismatches)
@@ -102,12 +102,6 @@ def _rehearse(verification, reader, recorder):
         if not result["ok"]:
             problems.append(f"{name}: {result['error']}")
     return problems
-
-
-def _differences(name, expected, actual):
-    want, got = flatten_counts(name, expected), flatten_counts(name, actual)
-    return [f"{key} {want.get(key)} in the backup, {got.get(key)} restored"
-            for key in sorted(set(want) | set(got)) if want.get(key) != got.get(key)]
 
 
 def latest(kind=None):
