@@ -19,8 +19,8 @@ class RunStatus(models.TextChoices):
     COMPLETED = "completed"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
-
     DELETING = "deleting"  # a backup whose files are being removed: never offered, the sweep finishes it
+
 
 class Run(models.Model):
     """What backups and restores share: who started it, when, how it went, and its log."""
@@ -34,10 +34,10 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # {component: "pending" | "running" | "done" | "failed" | "skipped"}
     # Written when a worker claims the run; every later change of the run is conditional on it
     # (services/recorder.py), so a worker that lost the run to the sweep cannot overwrite it.
     lease = models.CharField(max_length=32, blank=True, default="", editable=False)
+    # {component: "pending" | "running" | "done" | "failed" | "skipped"}
     progress = models.JSONField(default=dict, blank=True)
     log = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
@@ -45,10 +45,10 @@ class Run(models.Model):
     class Meta:
         abstract = True
 
-    @property
     # The OperationLock holder name of a run that takes locks (restores); freed when it ends.
     lock_holder = None
 
+    @property
     def is_active(self):
         return self.status in (RunStatus.PENDING, RunStatus.IN_PROGRESS)
 
@@ -129,10 +129,10 @@ class Restore(Run):
     def __str__(self):
         return self.restore_id
 
-
     @property
     def lock_holder(self):
         return self.restore_id
+
 
 class OperationLock(models.Model):
     """A row per held lock; the unique name makes acquiring atomic in any database."""

@@ -186,18 +186,18 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "backups@localhost")
 # --- end operations ---
 
-Q_CLUSTER = {
-    "name": "backups",
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": Q_TIMEOUT,
-    "retry": Q_RETRY,
-    "max_attempts": 1,
 # django-q2: a task runs at most Q_TIMEOUT seconds in the worker (then the worker is stopped and
 # the sweep fails its run), so Q_TIMEOUT bounds the longest backup or restore queued to it (the
 # CLI without --async has no bound). A task whose worker died is handed out again Q_RETRY seconds
 # after it was taken; it must exceed Q_TIMEOUT, or a task still running would be handed out twice.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 1800, low=1)
 Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 60, low=Q_TIMEOUT + 1, fix=f"use more seconds than Q_TIMEOUT ({Q_TIMEOUT})")
+Q_CLUSTER = {
+    "name": "backups",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
+    "max_attempts": 1,
     "catch_up": False,
     "orm": "default",
 }
