@@ -270,5 +270,5 @@ def remove_backup(backup):
     backup.status = RunStatus.DELETING
     offsite.delete_offsite(backup)
     delete_set(backup_storage(), backup.backup_id)
-    backup.delete()  # restores keep their history through source_backup_id
     fault_point("delete.files_removed")
+    backup.delete()  # restores keep their history through source_backup_id
