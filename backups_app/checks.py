@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from backups_app import components
-from backups_app.archive import crypto
+from backups_app.archive import crypto, signing
 from backups_app.archive.storage import OFFSITE_ALIAS
 from backups_app.errors import ConfigurationError
 from backups_app.services import health, hooks, retention
@@ -148,6 +148,22 @@ def _age_errors():
         errors.append(Warning(f"BACKUP_AGE_IDENTITY_FILE {path} is readable by other users.",
                               hint=f"chmod 600 {path}", id="backups.W104"))
     return errors
+
+
+@register()
+def check_signing(app_configs, **kwargs):
+    keys = signing.keys()
+    if not keys:
+        return [Warning("BACKUP_SIGNING_KEY is not set: backup sets are written unsigned.",
+                        hint="After losing this server, a new one cannot tell your sets from planted ones and imports "
+                             "them from storage only with `syncbackups --trust-unsigned`. Set it to a long random "
+                             "secret (python -c 'import secrets; print(secrets.token_hex(32))') and keep a copy with "
+                             "the age identity, off the server.", id="backups.W105")]
+    if len(keys[0]) < 32:
+        return [Warning("BACKUP_SIGNING_KEY's signing key is shorter than 32 characters.",
+                        hint="Put a new long random key first (the old one after it still verifies older sets).",
+                        id="backups.W106")]
+    return []
 
 
 @register()

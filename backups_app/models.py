@@ -11,6 +11,7 @@ class Trigger(models.TextChoices):
     CLI = "cli"
     SCHEDULE = "schedule"
     RESTORE = "restore"  # the safety backup taken by a restore
+    IMPORT = "import"  # found in storage by a catalog scan (services/catalog.py)
 
 
 class RunStatus(models.TextChoices):

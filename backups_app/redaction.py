@@ -51,6 +51,7 @@ def _source_secrets():
 def known_secrets():
     secrets = _source_secrets()
     secrets += [str(getattr(settings, name)) for name in SECRET_SETTINGS if getattr(settings, name, "")]
+    secrets += [key for key in getattr(settings, "BACKUP_SIGNING_KEY", []) if key]
     for storage in settings.STORAGES.values():
         secrets += [str(v) for k, v in storage.get("OPTIONS", {}).items() if "secret" in k and v]
     app_db_password = settings.DATABASES["default"].get("PASSWORD")

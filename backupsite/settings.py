@@ -118,6 +118,9 @@ BACKUP_S3_PRESIGNED_EXPIRY = env_int("BACKUP_S3_PRESIGNED_EXPIRY", 300)
 BACKUP_AGE_RECIPIENTS = env.list("BACKUP_AGE_RECIPIENTS")
 # The private key file for restores (age-keygen format); not needed to back up or to verify.
 BACKUP_AGE_IDENTITY_FILE = env_str("BACKUP_AGE_IDENTITY_FILE", "")
+# Secret keys (comma list; the first signs) that authenticate each set's metadata.json, so a new
+# server imports from storage only sets this deployment wrote (docs/disaster-recovery.md).
+BACKUP_SIGNING_KEY = env.list("BACKUP_SIGNING_KEY")
 
 DEMO_DIR = VAR_DIR / "demo"
 BACKUP_SOURCES = build_backup_sources(os.environ, demo_dir=DEMO_DIR)

@@ -26,6 +26,7 @@ def backup_storage_dir(settings, tmp_path):
     settings.BACKUP_HEARTBEAT_SECONDS = 0
     settings.BACKUP_AGE_RECIPIENTS = []
     settings.BACKUP_AGE_IDENTITY_FILE = ""
+    settings.BACKUP_SIGNING_KEY = []
     return location
 
 

@@ -5,7 +5,7 @@ way: ``@admin.action(permissions=[...])`` and the ``has_<name>_permission`` meth
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -19,7 +19,7 @@ from backups_app.downloads import download_response
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.permissions import ADD_BACKUP, CHANGE_BACKUP, DELETE_BACKUP, DOWNLOAD_BACKUP
-from backups_app.services import backups, offsite, retention, verification
+from backups_app.services import backups, catalog, offsite, retention, verification
 
 
 class ArtifactInline(admin.TabularInline):
@@ -90,6 +90,7 @@ class BackupAdmin(RestoreFlow, RunAdmin):
         return [
             path("backup-now/", view(self.backup_now_view), name="backups_app_backup_backup_now"),
             path("retention/", view(self.retention_view), name="backups_app_backup_retention"),
+            path("rescan/", view(self.rescan_view), name="backups_app_backup_rescan"),
             path("<str:backup_id>/download/", view(self.download_view), name="backups_app_backup_download"),
             path("<str:backup_id>/download/<str:artifact>/", view(self.download_view),
                  name="backups_app_backup_download_artifact"),
@@ -136,6 +137,23 @@ class BackupAdmin(RestoreFlow, RunAdmin):
         except BackupError as exc:
             messages.error(request, str(exc))
             return redirect("admin:backups_app_backup_changelist")
+
+    def rescan_view(self, request):
+        """POST only: import the sets found in storage that the catalog lacks (signed ones only)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        require(request, ADD_BACKUP)
+        try:
+            report = catalog.scan(user=request.user, request=request)
+        except BackupError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"Storage scanned: {len(report.found)} set(s) found, "
+                                       f"{len(report.imported)} imported.")
+            for folder, reason in report.skipped.items():
+                if reason != catalog.ALREADY_KNOWN:
+                    self.message_user(request, f"{folder} not imported: {reason}", messages.WARNING)
+        return redirect("admin:backups_app_backup_changelist")
 
     def retention_view(self, request):
         if not self.has_view_permission(request):

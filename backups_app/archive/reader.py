@@ -2,8 +2,9 @@
 bytes first, then, for an encrypted artifact, the decrypted bytes against the plaintext hash."""
 
 import json
+import re
 
-from backups_app.archive import compression, crypto
+from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingReader
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
@@ -11,15 +12,55 @@ from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
 from backups_app.errors import BackupError, ChecksumMismatch, NotFound
 
 
+class MalformedManifest(BackupError):
+    """A stored metadata.json this app did not write (or someone edited): refused, never trusted."""
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def validate_manifest(backup_id, manifest):
+    """Raise MalformedManifest unless ``manifest`` has the shape the writer gives it: components and
+    artifacts objects, every artifact of a known component with a plain file name, a 64-hex sha256
+    and a size. Returns it."""
+    def refuse(problem):
+        raise MalformedManifest(f"Backup {backup_id}: its {MANIFEST_NAME} is malformed ({problem}); it is refused. "
+                                "Restore another backup, or the set's offsite copy.")
+
+    if not isinstance(manifest, dict):
+        refuse(f"a JSON {type(manifest).__name__}, not an object")
+    components, artifacts = manifest.get("components"), manifest.get("artifacts")
+    if not isinstance(components, dict) or not all(isinstance(v, dict) for v in components.values()):
+        refuse("no components object")
+    if not isinstance(artifacts, dict):
+        refuse("no artifacts object")
+    for name, meta in artifacts.items():
+        if not isinstance(meta, dict):
+            refuse(f"artifact {name!r} is not an object")
+        for file in (name, meta.get("file", name)):
+            try:
+                validate_artifact_name(file)
+            except BackupError:
+                refuse(f"artifact file name {file!r} is not a plain file name")
+        if not isinstance(meta.get("sha256"), str) or not SHA256_HEX.fullmatch(meta["sha256"]):
+            refuse(f"artifact {name!r} has no 64-hex-digit sha256")
+        if not isinstance(meta.get("size"), int) or meta["size"] < 0:
+            refuse(f"artifact {name!r} has no size")
+        if meta.get("component") not in components:
+            refuse(f"artifact {name!r} belongs to no component of the set")
+    return manifest
+
+
 def load_manifest(storage, backup_id):
     path = set_path(backup_id, MANIFEST_NAME)
     try:
         with open_stream(storage, path) as f:
-            return json.loads(f.read())
+            manifest = json.loads(f.read())
     except FileNotFoundError:
         raise NotFound(f"Backup {backup_id} has no {MANIFEST_NAME} in storage: it is incomplete or was deleted.")
     except (OSError, ValueError) as exc:
         raise BackupError(f"Could not read {path}: {exc}") from exc
+    return validate_manifest(backup_id, manifest)
 
 
 TAIL_TO_CHECK = CHUNK_SIZE
@@ -148,4 +189,5 @@ def stored_files(manifest):
     encrypted), SHA256SUMS and metadata.json. Downloads and copies use these, so ``sha256sum -c``
     works on what they deliver."""
     artifacts = sorted(meta.get("file", name) for name, meta in manifest.get("artifacts", {}).items())
-    return [*artifacts, SUMS_NAME, MANIFEST_NAME]
+    signature = [signing.SIGNATURE_NAME] if manifest.get("signature") else []
+    return [*artifacts, SUMS_NAME, *signature, MANIFEST_NAME]

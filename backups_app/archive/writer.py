@@ -9,14 +9,14 @@ the manifest records the plaintext hash and size too.
 import json
 from contextlib import contextmanager
 
-from backups_app.archive import compression, crypto
+from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingWriter
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, save_chunks, set_path
 
 MANIFEST_NAME = "metadata.json"
 SUMS_NAME = "SHA256SUMS"
-RESERVED_NAMES = {MANIFEST_NAME, SUMS_NAME}
+RESERVED_NAMES = {MANIFEST_NAME, SUMS_NAME, signing.SIGNATURE_NAME}
 
 
 class BackupSetWriter:
@@ -72,12 +72,19 @@ class BackupSetWriter:
                 sink.write(chunk)
 
     def finish(self, manifest):
-        """Store SHA256SUMS and then the manifest; the manifest marks the set complete."""
+        """Store SHA256SUMS, the signature (with BACKUP_SIGNING_KEY) and then the manifest; the
+        manifest marks the set complete."""
         sums = "".join(f"{meta['sha256']}  {meta['file']}\n" for meta in sorted(self.artifacts.values(),
                                                                                    key=lambda m: m["file"]))
         self._put(SUMS_NAME, sums.encode())
-        manifest = dict(manifest, artifacts=self.artifacts, encryption=crypto.manifest_entry())
-        self._put(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        signer = signing.keys()[:1]
+        manifest = dict(manifest, artifacts=self.artifacts, encryption=crypto.manifest_entry(),
+                        signature={"algorithm": signing.ALGORITHM, "key_id": signing.key_id(signer[0])} if signer
+                        else None)
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        if signer:
+            self._put(signing.SIGNATURE_NAME, signing.signature_for(data))
+        self._put(MANIFEST_NAME, data)
         return manifest
 
     def _put(self, name, data):

@@ -17,7 +17,7 @@ from backups_app.archive.writer import BackupSetWriter
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.faults import fault_point
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
-from backups_app.services import audit, hooks, locks, offsite
+from backups_app.services import audit, catalog, hooks, locks, offsite
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
 
@@ -118,6 +118,7 @@ def _manifest(backup, facts):
         "components": facts,
         "compression": compression.method(),
         "tools": {"python": platform.python_version(), "django": django.get_version()},
+        "catalog": catalog.summary(),
     }
 
 
@@ -143,9 +144,13 @@ def find_run(model, id_field, run_id, validate):
 def get_backup(backup_id, completed=True):
     """A backup by id, or the newest completed regular backup for ``latest``."""
     if backup_id == "latest":
-        backup = Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).first()
+        newest = Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR)
+        if not newest.exists():
+            catalog.scan()  # a new server's catalog is empty: the signed sets in storage are its backups
+        backup = newest.first()
         if backup is None:
-            raise NotFound("There is no completed backup yet.")
+            raise NotFound("There is no completed backup yet (none in the catalog, and no signed set in the "
+                           "storage; manage.py syncbackups --dry-run tells what it found).")
         return backup
     backup = find_run(Backup, "backup_id", backup_id, validate_backup_id)
     if completed and backup.status != RunStatus.COMPLETED:

@@ -27,7 +27,7 @@ def write_set(compressed=PLAIN, plain=b"dump bytes " * 1000):
     writer.current_component = "db"
     with writer.open("db.dump") as out:
         out.write(plain)
-    return writer.finish({"backup_id": BACKUP_ID})
+    return writer.finish({"backup_id": BACKUP_ID, "components": {"files": {}, "db": {}}})
 
 
 def reader():
