@@ -67,10 +67,22 @@ class OffsiteStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class BackupQuerySet(models.QuerySet):
+    def with_last_check(self):
+        """Annotated with ``last_check``: the status of each backup's newest finished verification
+        (None when never verified); ``failed`` means the backup is damaged."""
+        finished = Verification.objects.filter(backup=models.OuterRef("pk"),
+                                               status__in=[RunStatus.COMPLETED, RunStatus.FAILED])
+        newest = finished.order_by("-finished_at", "-id").values("status")[:1]
+        return self.annotate(last_check=models.Subquery(newest))
+
+
 class Backup(Run):
     class Kind(models.TextChoices):
         REGULAR = "regular"
         SAFETY = "safety"
+
+    objects = BackupQuerySet.as_manager()
 
     backup_id = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
@@ -95,6 +107,18 @@ class Backup(Run):
 
     def __str__(self):
         return self.backup_id
+
+    @property
+    def verified(self):
+        """True when its newest finished verification passed, False when it failed (the backup is
+        damaged: nobody's newest copy, flagged in health), None when it was never verified."""
+        status = self.last_check if hasattr(self, "last_check") else (  # annotated by the lists
+            Backup.objects.filter(pk=self.pk).with_last_check().values_list("last_check", flat=True).first())
+        return None if status is None else status == RunStatus.COMPLETED
+
+    @property
+    def damaged(self):
+        return self.verified is False
 
     @property
     def size_mb(self):

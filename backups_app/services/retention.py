@@ -11,7 +11,15 @@ from backups_app.errors import BackupError, ConfigurationError
 from backups_app.models import Backup, RunStatus
 from backups_app.services import audit
 from backups_app.services.backups import delete_backup, get_backup
-from backups_app.services.retention_policy import PERIODS, Decision, Duration, Item, Policy, decide, parse_duration
+from backups_app.services.retention_policy import (
+    PERIODS,
+    Decision,
+    Duration,
+    Item,
+    Policy,
+    decide_by_component,
+    parse_duration,
+)
 
 
 def policy_from_settings():
@@ -55,13 +63,14 @@ def retention_time_zone():
 
 
 def plan(now=None):
-    """Decisions for every completed backup, newest first: regular ones by the policy, safety
-    backups by their age. Returns [(Backup, Decision)]."""
+    """Decisions for every completed backup, newest first: regular ones by the policy, applied per
+    component (a damaged backup is nobody's newest), safety backups by their age.
+    Returns [(Backup, Decision)]."""
     now = now or timezone.now()
     completed = Backup.objects.filter(status=RunStatus.COMPLETED)
-    regular = {b.backup_id: b for b in completed.filter(kind=Backup.Kind.REGULAR)}
-    decisions = decide([Item(b.backup_id, b.created_at, b.pinned) for b in regular.values()],
-                       policy_from_settings(), now, retention_time_zone())
+    regular = {b.backup_id: b for b in completed.filter(kind=Backup.Kind.REGULAR).with_last_check()}
+    items = [Item(b.backup_id, b.created_at, b.pinned, tuple(b.components), b.damaged) for b in regular.values()]
+    decisions = decide_by_component(items, policy_from_settings(), now, retention_time_zone())
     rows = [(regular[d.key], d) for d in decisions]
     days = settings.BACKUP_SAFETY_RETENTION_DAYS
     for backup in completed.filter(kind=Backup.Kind.SAFETY):

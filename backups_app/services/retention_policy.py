@@ -1,11 +1,17 @@
 """Which backups to keep, as a pure function: restic's ``forget`` policy (keep-last/hourly/daily/
 weekly/monthly/yearly and keep-within durations), then seed 000's caps (BACKUP_RETENTION_DAYS,
-BACKUP_MAX_COUNT). ``decide()`` works over (key, created_at, pinned) items, so it is tested over
-generated timelines; ``services/retention.py`` applies it to the stored backups.
+BACKUP_MAX_COUNT). ``decide()`` works over one timeline of (key, created_at, pinned, damaged)
+items, ``decide_by_component()`` over one timeline per component, so both are tested over
+generated histories; ``services/retention.py`` applies them to the stored backups.
 
 Rules, in order:
+0. Per component: every component has its own timeline (the backups that hold it), with its own
+   newest, its own slots and its own caps; a backup is kept while any of its components keeps it.
+   A newer backup of one store never pushes out the newest copy of another.
 1. Only completed backups are considered; running and failed runs are never touched here.
-2. Pinned backups and the newest completed backup are always kept.
+2. Pinned backups and the newest completed backup that is not damaged (its latest verification
+   failed) are always kept. A damaged backup is not "newest" for anything, but other rules may
+   keep it: a verification that failed because storage was briefly down must not delete it.
 3. The restic policy. As in restic: backups are walked newest first; a count rule keeps a backup
    when its period (local day, ISO week, month, ...) differs from the previous backup that rule
    kept, and, while the rule still has counts left, also the oldest backup; ``-1`` means
@@ -99,6 +105,8 @@ class Item:
     key: str
     created_at: datetime
     pinned: bool = False
+    components: tuple = ()
+    damaged: bool = False  # its latest verification failed
 
 
 @dataclass
@@ -106,12 +114,22 @@ class Decision:
     key: str
     created_at: datetime
     keep: bool
-    reasons: list = field(default_factory=list)  # why it is kept, e.g. ["daily #3", "monthly #1"]
+    reasons: list = field(default_factory=list)  # why it is kept, e.g. ["daily #3", "uploads: monthly #1"]
     note: str = ""  # why it goes, when it goes
+    kept_for: dict = field(default_factory=dict)  # {component: its reasons}, for the components that keep it
 
     @property
     def summary(self):
-        return ", ".join(self.reasons) if self.keep else f"will be deleted: {self.note}"
+        """``pinned; sqlite, uploads: newest, daily #1; postgres: monthly #2``"""
+        if not self.keep:
+            return f"will be deleted: {self.note}"
+        if not self.kept_for:
+            return ", ".join(self.reasons)
+        groups = {}
+        for name, why in self.kept_for.items():
+            groups.setdefault(", ".join(why), []).append(name)
+        pinned = ["pinned"] if "pinned" in self.reasons else []
+        return "; ".join(pinned + [f"{', '.join(names)}: {why}" for why, names in groups.items()])
 
 
 def decide(items, policy, now, tz):
@@ -120,6 +138,7 @@ def decide(items, policy, now, tz):
     ordered = sorted(items, key=lambda i: i.created_at, reverse=True)
     if not ordered:
         return []
+    newest = next((i.key for i in ordered if not i.damaged), None)
     past = [i.created_at for i in ordered if i.created_at <= now]
     latest = max(past) if past else now
     remaining = dict(policy.counts())
@@ -129,7 +148,7 @@ def decide(items, policy, now, tz):
     decisions = []
     for index, item in enumerate(ordered):
         local = item.created_at.astimezone(tz)
-        reasons = ["newest"] if index == 0 else []
+        reasons = ["newest"] if item.key == newest else []
         if item.pinned:
             reasons.append("pinned")
         if policy.empty():
@@ -155,13 +174,33 @@ def decide(items, policy, now, tz):
                     reasons.append(f"{name} within {duration.text}")
         decisions.append(Decision(item.key, item.created_at, keep=bool(reasons), reasons=reasons,
                                   note="" if reasons else "no retention rule keeps it"))
-    _apply_caps(decisions, {i.key for i in ordered if i.pinned}, policy, now)
+    _apply_caps(decisions, newest, {i.key for i in ordered if i.pinned}, policy, now)
     return decisions
 
 
-def _apply_caps(decisions, pinned, policy, now):
-    """Seed 000's caps; the newest and pinned backups are exempt."""
-    exempt = {decisions[0].key} | pinned
+def decide_by_component(items, policy, now, tz):
+    """One Decision per item, newest first: ``decide()`` over each component's own timeline, and
+    a backup kept while any of its components keeps it (``kept_for`` names them, with their reasons)."""
+    timelines = {}
+    for item in items:
+        for name in dict.fromkeys(item.components):
+            timelines.setdefault(name, []).append(item)
+    verdicts = {name: {d.key: d for d in decide(members, policy, now, tz)} for name, members in timelines.items()}
+    decisions = []
+    for item in sorted(items, key=lambda i: i.created_at, reverse=True):
+        own = {name: verdicts[name][item.key] for name in dict.fromkeys(item.components)}
+        reasons = {name: [r for r in d.reasons if r != "pinned"] for name, d in own.items()}
+        kept_for = {name: why for name, why in sorted(reasons.items()) if why}
+        flat = (["pinned"] if item.pinned else []) + [f"{name}: {r}" for name, why in kept_for.items() for r in why]
+        notes = list(dict.fromkeys(d.note for d in own.values())) or ["it holds no component"]
+        note = "" if flat else notes[0] if len(notes) == 1 else "; ".join(f"{n}: {d.note}" for n, d in own.items())
+        decisions.append(Decision(item.key, item.created_at, bool(flat), flat, note, kept_for))
+    return decisions
+
+
+def _apply_caps(decisions, newest, pinned, policy, now):
+    """Seed 000's caps; the newest (not damaged) and pinned backups are exempt."""
+    exempt = {newest} | pinned
     if policy.max_age_days > 0:
         cutoff = now - timedelta(days=policy.max_age_days)
         for d in decisions:

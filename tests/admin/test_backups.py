@@ -161,8 +161,8 @@ def test_retention_page_lists_every_backup_with_its_fate(client, staff, three_ba
     old, middle, new = three_backups
     page = client.get(RETENTION).content.decode()
     assert "keep daily 7; at most 30 days old; at most 10 unpinned backups" in page
-    assert f"{new.backup_id}</a>" in page and "kept: newest, daily #1" in page
-    assert "kept: daily #2" in page
+    assert f"{new.backup_id}</a>" in page and "kept: sqlite, uploads: newest, daily #1" in page
+    assert "kept: sqlite, uploads: daily #2" in page and '<td class="kept-for">sqlite, uploads</td>' in page
     assert "<strong>will be deleted</strong>: older than 30 days (BACKUP_RETENTION_DAYS)" in page
     assert "Prune now: delete 1 backup(s)" in page
 

@@ -8,7 +8,7 @@ from django.utils import timezone as dj_timezone
 
 from backups_app.errors import ConfigurationError, InvalidId, NotFound
 from backups_app.models import AuditEvent, Backup, Restore, RunStatus
-from backups_app.services import backups, retention
+from backups_app.services import backups, retention, verification
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_newest_is_kept_even_when_every_cap_says_otherwise(demo_stack, settings)
     only = backups.create_backup()
     Backup.objects.filter(pk=only.pk).update(created_at=dj_timezone.now() - timedelta(days=100))
     assert retention.prune()["deleted"] == []
-    assert [d.summary for _b, d in retention.plan()] == ["newest, policy is empty"]
+    assert [d.summary for _b, d in retention.plan()] == ["sqlite, uploads: newest, policy is empty"]
 
 
 @pytest.mark.django_db
@@ -85,3 +85,41 @@ def test_bad_retention_setting_is_a_clear_error(settings):
     settings.BACKUP_KEEP_WITHIN_DAILY, settings.BACKUP_RETENTION_TIME_ZONE = "", "Mars/Olympus"
     with pytest.raises(ConfigurationError, match="Mars/Olympus"):
         retention.plan()
+
+
+def damage(backup, storage_dir):
+    """Overwrite one stored artifact of ``backup`` and verify it: its latest verification fails."""
+    name = sorted(backup.manifest["artifacts"])[0]
+    (storage_dir / backup.backup_id / backup.manifest["artifacts"][name]["file"]).write_bytes(b"changed")
+    assert not verification.quick_check(backup.backup_id, "cli")["ok"]
+    return name
+
+
+@pytest.mark.django_db
+def test_backups_of_one_store_never_push_out_the_newest_copy_of_another(demo_stack, settings, capsys):
+    settings.BACKUP_KEEP_LAST, settings.BACKUP_KEEP_DAILY = 3, 0
+    settings.BACKUP_RETENTION_DAYS, settings.BACKUP_MAX_COUNT = 0, 3
+    full = backups.create_backup()
+    sqlite_only = [backups.create_backup(["sqlite"]) for _ in range(8)]
+    call_command("prunebackups", "--dry-run")
+    assert f"keep   {full.backup_id:28} uploads: newest, last #1" in capsys.readouterr().out
+    result = retention.prune()
+    assert sorted(result["deleted"]) == sorted(b.backup_id for b in sqlite_only[:5])
+    remaining = list(Backup.objects.values_list("backup_id", flat=True))
+    assert remaining == [b.backup_id for b in reversed(sqlite_only[5:])] + [full.backup_id]
+    assert {b.backup_id: d.summary for b, d in retention.plan()}[sqlite_only[-1].backup_id] == \
+        "sqlite: newest, last #1"
+
+
+@pytest.mark.django_db
+def test_a_damaged_backup_is_not_newest_and_the_sound_one_before_it_stays(demo_stack, settings,
+                                                                          backup_storage_dir):
+    settings.BACKUP_KEEP_LAST, settings.BACKUP_KEEP_DAILY = 1, 0
+    settings.BACKUP_RETENTION_DAYS, settings.BACKUP_MAX_COUNT = 0, 1
+    older, middle, newest = (backups.create_backup() for _ in range(3))
+    damage(newest, backup_storage_dir)
+    fates = {b.backup_id: d for b, d in retention.plan()}
+    assert fates[middle.backup_id].summary == "sqlite, uploads: newest"
+    assert fates[newest.backup_id].summary == "sqlite, uploads: last #1"  # its slot keeps it, for inspection
+    assert not fates[older.backup_id].keep
+    assert retention.prune()["deleted"] == [older.backup_id]

@@ -10,7 +10,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from backups_app.errors import ConfigurationError
-from backups_app.services.retention_policy import PERIODS, Item, Policy, decide, parse_duration
+from backups_app.services.retention_policy import (
+    PERIODS,
+    Duration,
+    Item,
+    Policy,
+    decide,
+    decide_by_component,
+    parse_duration,
+)
 
 UTC = timezone.utc
 ZONES = [zoneinfo.ZoneInfo(z) for z in ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe")]
@@ -174,3 +182,91 @@ def test_an_empty_policy_keeps_everything():
 def test_bad_durations_name_the_setting(text):
     with pytest.raises(ConfigurationError, match="BACKUP_KEEP_WITHIN.*units y, m, d, h"):
         parse_duration(text, "BACKUP_KEEP_WITHIN")
+
+
+# --- Per component: every store keeps its own newest, slots and caps -----------------------------
+
+STORES = ["postgres", "uploads", "sqlite", "redis"]
+
+
+@st.composite
+def mixed_histories(draw):
+    """Backups of random store subsets (a full one, then some of one store only, ...), some damaged
+    (their latest verification failed), some pinned."""
+    anchor = draw(st.sampled_from(ANCHORS))
+    offsets = draw(st.lists(st.integers(-60 * 24 * 60, 60 * 24 * 60), min_size=1, max_size=30, unique=True))
+    return [Item(f"b{i}", anchor + timedelta(minutes=m), draw(st.booleans()) and draw(st.booleans()),
+                 tuple(draw(st.lists(st.sampled_from(STORES), min_size=1, max_size=4, unique=True))),
+                 damaged=draw(st.integers(0, 4)) == 0)
+            for i, m in enumerate(offsets)]
+
+
+@st.composite
+def policies(draw):
+    counts = {name: draw(st.integers(-1, 3)) for name in ("last", *PERIODS)}
+    within = draw(st.sampled_from(["", "12h", "3d", "2m"]))
+    return Policy(**counts, within=parse_duration(within) if within else Duration(),
+                  max_age_days=draw(st.integers(0, 90)), max_count=draw(st.integers(0, 4)))
+
+
+def newest_sound(items, store):
+    sound = [i for i in items if store in i.components and not i.damaged]
+    return max(sound, key=lambda i: i.created_at).key if sound else None
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(mixed_histories(), policies(), st.sampled_from(ZONES))
+def test_every_store_keeps_its_newest_sound_backup_and_its_own_rules(items, policy, tz):
+    decisions = {d.key: d for d in decide_by_component(items, policy, NOW, tz)}
+    for store in STORES:
+        newest = newest_sound(items, store)
+        if newest is not None:
+            assert decisions[newest].keep and "newest" in decisions[newest].kept_for[store]
+        # Each store's own timeline, decided alone, is exactly what the store keeps the backup for.
+        own = [i for i in items if store in i.components]
+        for d in decide(own, policy, NOW, tz):
+            assert (store in decisions[d.key].kept_for) == any(r != "pinned" for r in d.reasons)
+            if not d.keep:
+                assert d.key not in {k for k, dd in decisions.items() if store in dd.kept_for}
+    for item in items:
+        d = decisions[item.key]
+        assert d.keep == (item.pinned or bool(d.kept_for)) and (d.keep or d.note)
+        assert set(d.kept_for) <= set(item.components)
+        assert not any("newest" in why for why in d.kept_for.values()) or not item.damaged
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(STORES), min_size=1, max_size=4, unique=True),
+                          st.integers(1, 60 * 24 * 3), st.booleans()), min_size=1, max_size=25),
+       policies(), st.sampled_from(ZONES))
+def test_after_every_prune_each_store_still_has_its_newest_sound_backup(history, policy, tz):
+    """A history grows one backup at a time and is pruned after each: whatever was deleted, every
+    store keeps its newest backup that is not damaged."""
+    taken, stored, moment = [], [], ANCHORS[0]
+    for n, (stores, gap, damaged) in enumerate(history):
+        moment += timedelta(minutes=gap)
+        taken.append(Item(f"b{n}", moment, components=tuple(stores), damaged=damaged))
+        stored.append(taken[-1])
+        kept_now = {d.key for d in decide_by_component(stored, policy, moment, tz) if d.keep}
+        stored = [i for i in stored if i.key in kept_now]
+        for store in STORES:
+            assert newest_sound(stored, store) == newest_sound(taken, store)
+
+
+def test_a_full_backup_is_not_pushed_out_by_eight_backups_of_one_store():
+    full = Item("full", NOW - timedelta(days=9), components=("postgres", "uploads", "sqlite"))
+    sqlite_only = [Item(f"s{n}", NOW - timedelta(days=8 - n), components=("sqlite",)) for n in range(8)]
+    decisions = {d.key: d for d in decide_by_component([full, *sqlite_only], Policy(last=-1, max_count=3), NOW,
+                                                                 UTC)}
+    assert decisions["full"].keep and set(decisions["full"].kept_for) == {"postgres", "uploads"}
+    assert decisions["full"].summary == "postgres, uploads: newest, last #1"
+    assert [k for k, d in decisions.items() if d.keep] == ["s7", "s6", "s5", "full"]
+    assert decisions["s4"].summary == "will be deleted: beyond the 3 newest (BACKUP_MAX_COUNT)"
+
+
+def test_a_damaged_backup_is_newest_for_nothing():
+    good = Item("good", NOW - timedelta(days=2), components=("uploads",))
+    damaged = Item("damaged", NOW - timedelta(days=1), components=("uploads",), damaged=True)
+    decisions = {d.key: d for d in decide_by_component([good, damaged], Policy(last=1, max_count=1), NOW, UTC)}
+    assert decisions["good"].kept_for == {"uploads": ["newest"]}
+    assert decisions["damaged"].summary == "uploads: last #1"  # kept by its slot, not as the newest copy

@@ -5,7 +5,8 @@ from backups_app.services import retention
 
 
 class Command(ServiceCommand):
-    help = "Delete the backups the retention policy does not keep (see docs/operations.md)."
+    help = ("Delete the backups the retention policy does not keep, applied per component (see "
+            "docs/operations.md); --dry-run shows which components each kept backup is kept for.")
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Show every backup's fate; delete nothing.")
