@@ -1,17 +1,29 @@
-"""Redis, logically: SCAN + pipelined DUMP/PTTL into ``<name>.dump.zst``, restored with pipelined
-``RESTORE key ttl payload REPLACE ABSTTL``. Works against any Redis, managed ones that forbid SYNC
-included.
+"""Redis, logically: SCAN + pipelined DUMP/PEXPIRETIME into ``<name>.dump.zst``, restored with
+pipelined ``RESTORE key <expiry> payload REPLACE ABSTTL``. Works against any Redis or Valkey,
+managed ones that forbid SYNC included.
 
 The artifact is itself a stream of Redis commands in RESP (``SELECT db`` then one
 ``RESTORE key <absolute expiry ms> <payload> REPLACE ABSTTL`` per key), so the stock client restores
 it by hand: ``zstd -dc redis.dump.zst | redis-cli --pipe``. Expiries are absolute (the source
-server's clock), so TTLs do not stretch; Redis skips keys whose expiry has passed meanwhile.
+server's clock), so TTLs do not stretch; Redis skips keys whose expiry has passed meanwhile. Servers
+with PEXPIRETIME (Redis 7+, Valkey) give each key's exact expiry, so a round trip keeps it to the
+millisecond; older ones give the TTL, and the expiry is computed from the server's clock after the
+batch (1–4 ms late).
+
+An exact restore loads every restored db into a spare, empty database index (marked with the key
+``MARKER`` while it is one), then switches them all in with ``SWAPDB`` in one MULTI/EXEC and
+empties the spares (the old data). A failure or a kill before the switch leaves the live dbs as
+they were; the spares a killed restore leaves are emptied by the next restore and never backed up.
+Servers or users without SWAPDB or SELECT (Redis < 4, cluster mode, an ACL that forbids them), or
+without enough empty indexes or memory for a second copy, are flushed then loaded instead (the
+safety backup covers that), and the plan says so. A merge restore writes into the live dbs.
 
 Optionally (``rdb``) the server's own snapshot is also stored as ``<name>.rdb`` via
 ``redis-cli --rdb`` for a byte-exact by-hand restore; that needs SYNC, which managed services forbid.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,19 +35,66 @@ import hiredis
 import redis
 from hiredis import pack_command
 from redis.connection import parse_url
+from redis.exceptions import NoPermissionError
 
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component
-from backups_app.errors import ComponentError
+from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.procs import Program
 
 BATCH = 1000
 RESTORE = b"RESTORE"
+#: The key that marks a database index as a restore's spare (never live data).
+MARKER = b"backups-app:spare"
+#: Each command a restore may run, with arguments that make it do nothing when the plan runs it to
+#: learn whether the server lets this user run it: a stray argument (FLUSHDB, SET), a payload that
+#: is not one (RESTORE), an index that is not one (SWAPDB); the marker is never in db 0.
+PROBES = {
+    "SELECT": ("SELECT", 0),
+    "FLUSHDB": ("FLUSHDB", "probe"),
+    "RESTORE": ("RESTORE", MARKER, 0, "probe"),
+    "SET": ("SET", MARKER, "probe", "probe"),
+    "DEL": ("DEL", MARKER),
+    "SWAPDB": ("SWAPDB", "probe", "probe"),
+}
+#: The RDB version each release writes and the newest it reads, newest release first: the target's
+#: when it holds no key to DUMP. Valkey 9 reads Redis's 12+ only with ``rdb-version-check relaxed``.
+RDB_VERSIONS = {
+    "redis": (((8, 6), 13), ((7, 4), 12), ((7, 2), 11), ((7, 0), 10), ((5, 0), 9), ((4, 0), 8), ((3, 2), 7),
+              ((2, 6), 6)),
+    "valkey": (((9, 0), 80), ((7, 2), 11)),
+}
 
 
 def _dbs(value):
     return sorted({int(item) for item in comma_list(value)})
+
+
+def server_of(info):
+    """(name, version) from INFO server: Valkey says ``redis_version:7.2.4`` whatever its release,
+    and gives its own in ``valkey_version``."""
+    name = info.get("server_name") or "redis"
+    return name, str(info.get(f"{name}_version") or info["redis_version"])
+
+
+def payload_rdb_version(payload):
+    """A DUMP payload ends with its RDB version (2 bytes, little-endian) and a CRC64 (8 bytes)."""
+    return int.from_bytes(payload[-10:-8], "little")
+
+
+def _release(version):
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+def release_rdb_version(name, version):
+    return next((rdb for since, rdb in RDB_VERSIONS.get(name, RDB_VERSIONS["redis"]) if _release(version) >= since), 6)
+
+
+def first_release(name, rdb):
+    """The first release of ``name`` that reads RDB version ``rdb`` ("7.4"), or None."""
+    fits = [since for since, reads in RDB_VERSIONS.get(name, RDB_VERSIONS["redis"]) if reads >= rdb]
+    return ".".join(map(str, min(fits))) if fits else None
 
 
 def split_password(url):
@@ -70,6 +129,25 @@ def read_commands(stream):
         raise ComponentError(f"Redis dump is damaged: {exc}") from None
     if parser.has_data():
         raise ComponentError("Redis dump is truncated: it ends inside a command.")
+
+
+def refusal(client, argv, user=None):
+    """Why the server will not run ``argv`` for this connection's user, or None: ACL DRYRUN for
+    ``user`` where it may run (Redis 7+), else the command itself (a harmless form from PROBES)."""
+    if user:
+        try:
+            reply = client.execute_command("ACL", "DRYRUN", user, *argv)
+            return None if reply == b"OK" else reply.decode(errors="replace")
+        except redis.ResponseError:
+            pass  # no DRYRUN (Redis < 7) or not for this user: ask the command itself
+    try:
+        client.execute_command(*argv)
+    except NoPermissionError as exc:
+        return str(exc)
+    except redis.ResponseError as exc:
+        if "unknown command" in str(exc):
+            return f"the server has no {argv[0]} command (renamed or disabled in its configuration)"
+    return None
 
 
 class RedisComponent(Component):
@@ -123,9 +201,21 @@ class RedisComponent(Component):
         finally:
             client.close()
 
+    def _held(self, client):
+        """({db index: keys} of the dbs holding keys, [spare dbs a killed restore left behind])."""
+        found, spares = {}, []
+        for name, info in client.info("keyspace").items():
+            db = int(name[2:])
+            with self.client(db) as db_client:
+                if db_client.exists(MARKER):
+                    spares.append(db)
+                else:
+                    found[db] = info["keys"]
+        return found, spares
+
     def _keyspace(self, client):
         """{db index: keys} for the selected dbs (configured, or every one holding keys)."""
-        found = {int(db[2:]): info["keys"] for db, info in client.info("keyspace").items()}
+        found, _spares = self._held(client)
         selected = self.config["dbs"] or sorted(found)
         return {db: found.get(db, 0) for db in selected}
 
@@ -137,18 +227,22 @@ class RedisComponent(Component):
 
     def backup(self, writer, log):
         with self._connected() as client:
-            server_version = client.info("server")["redis_version"]
+            server_name, server_version = server_of(client.info("server"))
+            exact = refusal(client, ("PEXPIRETIME", MARKER)) is None
             dbs = list(self._keyspace(client))
-            counts = {}
+            counts, rdb = {}, 0
             with writer.open_compressed(self.dump_stem) as (name, out):
                 for db in dbs:
                     out.write(pack_command(("SELECT", db)))
-                    counts[f"db{db}"] = self._dump_db(db, out)
+                    counts[f"db{db}"], db_rdb = self._dump_db(db, out, exact)
+                    rdb = max(rdb, db_rdb)
             log(f"{self.name}: dumped {sum(counts.values())} keys from db {', '.join(map(str, dbs)) or '(none)'} "
-                f"into {name} (server {server_version})")
+                f"into {name} ({server_name} {server_version}, RDB version {rdb or 'none'}, "
+                f"{'exact expiry times' if exact else 'expiry times from TTLs: no PEXPIRETIME'})")
         if self.config["rdb"]:
             self._backup_rdb(writer, log)
-        return {"counts": counts, "server_version": server_version, "method": "logical"}
+        return {"counts": counts, "server_name": server_name, "server_version": server_version,
+                "rdb_version": rdb, "expiry": "exact" if exact else "from-ttl", "method": "logical"}
 
     @contextmanager
     def _bare(self, db, url=None):
@@ -165,20 +259,24 @@ class RedisComponent(Component):
         conn.send_packed_command([commands], check_health=False)
         return [conn.read_response() for _ in range(replies)]
 
-    def _dump_db(self, db, out):
-        written = 0
+    def _dump_db(self, db, out, exact):
+        """Write the RESTOREs of ``db``; returns (keys written, highest RDB version of their payloads).
+        ``exact``: PEXPIRETIME gives each absolute expiry; else it is the server's time plus PTTL."""
+        written, rdb = 0, 0
+        expiry_command = b"PEXPIRETIME" if exact else b"PTTL"
         with self.client(db) as client, self._bare(db) as conn:
             for keys in self._scan_batches(client):
-                batch = b"".join(pack_command((b"DUMP", key)) + pack_command((b"PTTL", key)) for key in keys)
+                batch = b"".join(pack_command((b"DUMP", key)) + pack_command((expiry_command, key)) for key in keys)
                 *replies, (seconds, micros) = self._exchange(conn, batch + pack_command((b"TIME",)), 2 * len(keys) + 1)
-                now_ms = int(seconds) * 1000 + int(micros) // 1000
-                for key, payload, pttl in zip(keys, replies[::2], replies[1::2]):
-                    if payload is None or pttl == -2:  # deleted or expired since SCAN
+                base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
+                for key, payload, expires in zip(keys, replies[::2], replies[1::2]):
+                    if payload is None or expires == -2:  # deleted or expired since SCAN
                         continue
-                    expiry = now_ms + pttl if pttl >= 0 else 0
-                    out.write(pack_command((RESTORE, key, expiry, payload, b"REPLACE", b"ABSTTL")))
+                    out.write(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
+                                            b"REPLACE", b"ABSTTL")))
+                    rdb = max(rdb, payload_rdb_version(payload))
                     written += 1
-        return written
+        return written, rdb
 
     def _scan_batches(self, client):
         cursor = 0
@@ -217,20 +315,151 @@ class RedisComponent(Component):
 
     # Restore
 
+    def _restored_dbs(self, reader, client):
+        """The dbs an exact restore replaces: the backup's and the live selected ones."""
+        in_backup = {int(db[2:]) for db in reader.facts_of(self.name).get("counts", {})}
+        return sorted(in_backup | set(self._keyspace(client)))
+
+    def _spares(self, client, dbs):
+        """({restored db: spare db}, None) to load ``dbs`` beside the live data, or (None, why not).
+        Spares are empty indexes other than 0, the highest first (apps use the low ones)."""
+        unavailable = refusal(client, PROBES["SWAPDB"]) or refusal(client, PROBES["SELECT"])
+        if unavailable:
+            return None, f"no SWAPDB: {unavailable}"
+        try:
+            total = int(client.config_get("databases")["databases"])
+        except (redis.ResponseError, KeyError):
+            total = 16  # CONFIG refused (managed servers): Redis's default
+        found, left = self._held(client)
+        free = [db for db in range(total - 1, 0, -1) if db not in dbs and db not in found]
+        if len(free) < len(dbs):
+            return None, (f"{len(dbs)} empty database indexes besides the restored ones are needed, "
+                          f"{len(free)} are free (CONFIG SET databases, or restore fewer dbs)")
+        memory = client.info("memory")
+        if memory.get("maxmemory") and 2 * memory["used_memory"] > memory["maxmemory"]:
+            return None, "maxmemory leaves no room for a second copy of the data"
+        return dict(zip(dbs, free)), None
+
+    def _empty(self, dbs, log=None):
+        for db in dbs:
+            with self.client(db) as db_client:
+                db_client.flushdb(asynchronous=True)
+        if log and dbs:
+            log(f"{self.name}: emptied spare db {', '.join(map(str, dbs))}")
+
+    def _load_beside(self, reader, dump, spares):
+        """Load the dump into the spare dbs ({backup db: spare db}), each marked first; on any
+        failure the spares are emptied again and Unchanged is raised (the live dbs were not touched)."""
+        try:
+            for spare in spares.values():
+                with self.client(spare) as spare_client:
+                    spare_client.flushdb()
+                    spare_client.set(MARKER, "loading")
+            return self._load(reader, dump, into=spares)
+        except Exception as exc:
+            self._empty(spares.values())
+            raise Unchanged(f"{self.name}: loading beside the live data failed ({exc}); the live data was not "
+                            "touched") from None
+
+    def _switch(self, spares, log):
+        """Swap every spare in with one MULTI/EXEC; the spares then hold the old data (still marked)
+        and are emptied."""
+        commands = [("MULTI",)]
+        for live, spare in spares.items():
+            commands += [("SELECT", spare), ("DEL", MARKER), ("SWAPDB", live, spare), ("SET", MARKER, "replaced")]
+        commands.append(("EXEC",))
+        try:
+            with self._bare(0) as conn:
+                *_queued, done = self._exchange(conn, b"".join(pack_command(c) for c in commands), len(commands))
+        except redis.ResponseError as exc:  # refused while queuing: EXEC ran nothing
+            self._empty(spares.values())
+            raise Unchanged(f"{self.name}: the switch was refused ({exc}); the live data was not touched") from None
+        failed = [str(reply) for reply in done if isinstance(reply, Exception)]
+        self._empty(spares.values(), log)
+        if failed:
+            raise ComponentError(f"{self.name}: SWAPDB failed: {'; '.join(failed)}")
+        log(f"{self.name}: switched in " + ", ".join(f"db {db} (loaded in {spare})" for db, spare in spares.items()))
+
     def restore(self, reader, artifacts, options, log):
         dump = self._dump_artifact(artifacts)
         with self._connected() as client:
+            self._empty(self._held(client)[1], log)  # a killed restore's spares
+            spares = reason = None
             if options["mode"] == "exact":
-                in_backup = {int(db[2:]) for db in reader.facts_of(self.name).get("counts", {})}
-                cleared = sorted(in_backup | set(self._keyspace(client)))
-                for db in cleared:
-                    with self.client(db) as db_client:
-                        db_client.flushdb()
-                log(f"{self.name}: exact mode: cleared db {', '.join(map(str, cleared))} before loading")
-        counts, skipped = self._load(reader, dump)
+                dbs = self._restored_dbs(reader, client)
+                spares, reason = self._spares(client, dbs)
+                if spares is None:
+                    log(f"{self.name}: flushing then loading db {', '.join(map(str, dbs))}, not atomically ({reason}); "
+                        "the safety backup covers a failure")
+                    for db in dbs:
+                        with self.client(db) as db_client:
+                            db_client.flushdb()
+        if spares:
+            counts, skipped = self._load_beside(reader, dump, spares)
+            self._switch(spares, log)
+        else:
+            counts, skipped = self._load(reader, dump)
         log(f"{self.name}: restored {sum(counts.values())} keys ({options['mode']} mode), "
             f"skipped {sum(skipped.values())} that expired since the backup")
         return counts
+
+    def preflight(self, reader, artifacts, options):
+        facts = reader.facts_of(self.name)
+        with self._connected() as client:
+            name, version = server_of(client.info("server"))
+            readable = self._target_rdb_version(client, name, version)
+            problems, notes = [], []
+            needed = facts.get("rdb_version") or 0
+            if needed > readable:
+                at_least = first_release(facts.get("server_name", "redis"), needed)
+                problems.append(
+                    f"the backup's DUMP payloads are RDB version {needed} (from {facts.get('server_name', 'redis')} "
+                    f"{facts.get('server_version', '?')}); {name} {version} here reads up to RDB version {readable}, "
+                    f"so RESTORE would fail: restore into {facts.get('server_name', 'redis')} "
+                    f"{at_least or facts.get('server_version', '?')} or later")
+            commands = ["SELECT", "RESTORE"]
+            if options["mode"] == "exact":
+                dbs = self._restored_dbs(reader, client)
+                spares, reason = self._spares(client, dbs)
+                commands.append("FLUSHDB")
+                if spares:
+                    commands += ["SET", "DEL", "SWAPDB"]
+                    notes.append("loads " + ", ".join(f"db {db} into spare db {s}" for db, s in spares.items())
+                                 + " and switches them in with SWAPDB in one step; the live data is untouched "
+                                   "until then")
+                else:
+                    notes.append(f"flushes then loads db {', '.join(map(str, dbs))}, not atomically ({reason}); "
+                                 "the safety backup covers a failure")
+            problems += self._denied(client, commands)
+        return {"problems": problems, "notes": notes,
+                "server": {"name": name, "version": version, "rdb_version": readable}}
+
+    def _denied(self, client, commands):
+        """Problems naming the fix for the restore's commands this user may not run."""
+        try:
+            user = client.execute_command("ACL", "WHOAMI").decode()
+        except redis.ResponseError:
+            user = None  # Redis < 6: no ACL users (a renamed command is still found)
+        refused = {command: refusal(client, PROBES[command], user) for command in commands}
+        refused = {command: reason for command, reason in refused.items() if reason}
+        if not refused:
+            return []
+        grant = " ".join(f"+{command.lower()}" for command in refused)
+        if any("key" in reason for reason in refused.values()):
+            grant += " allkeys"
+        fix = f": ACL SETUSER {user} {grant}" if user else ""
+        return [f"the restore needs {', '.join(refused)}, which the server refuses "
+                f"({'; '.join(refused.values())}){fix}"]
+
+    def _target_rdb_version(self, client, name, version):
+        """The newest RDB version the server reads: that of a DUMP of any of its keys, else its release's."""
+        for db in client.info("keyspace"):
+            with self.client(int(db[2:])) as db_client:
+                key = db_client.randomkey()
+                payload = key is not None and db_client.dump(key)
+                if payload:
+                    return payload_rdb_version(payload)
+        return release_rdb_version(name, version)
 
     def _dump_artifact(self, artifacts):
         dumps = [a for a in artifacts if a.startswith(self.dump_stem)]
@@ -238,9 +467,9 @@ class RedisComponent(Component):
             raise ComponentError(f"{self.name}: this backup has no logical dump ({self.dump_stem}.*) to restore.")
         return dumps[0]
 
-    def _load(self, reader, dump, url=None):
-        """Replay the dump's RESTOREs in batches; returns ({"db<n>": keys restored}, {"db<n>": keys
-        skipped because they expired since the backup})."""
+    def _load(self, reader, dump, url=None, into=None):
+        """Replay the dump's RESTOREs in batches, each db into ``into[db]`` (default: itself); returns
+        ({"db<n>": keys restored}, {"db<n>": keys skipped because they expired since the backup})."""
         counts, skipped, db, batch = {}, {}, None, []
         with ExitStack() as stack:
             conn = None
@@ -250,7 +479,7 @@ class RedisComponent(Component):
                         if command[0] == b"SELECT":
                             self._flush(conn, batch)
                             db = int(command[1])
-                            conn = stack.enter_context(self._bare(db, url))
+                            conn = stack.enter_context(self._bare((into or {}).get(db, db), url))
                             counts[f"db{db}"] = skipped[f"db{db}"] = 0
                         elif command[0] == RESTORE and conn is not None:
                             expiry = int(command[2])
@@ -274,8 +503,30 @@ class RedisComponent(Component):
             batch.clear()
 
     def rehearse(self, reader, artifacts, log):
-        """Load the dump into a private redis-server on a unix socket in a temporary folder."""
+        """Load the dump into spare db indexes of the live server, as a restore does (without the
+        switch), count and empty them; where a restore could not use spares, into a private
+        redis-server on a unix socket in a temporary folder."""
         dump = self._dump_artifact(artifacts)
+        with self._connected() as client:
+            in_backup = sorted(int(db[2:]) for db in reader.facts_of(self.name).get("counts", {}))
+            spares, reason = self._spares(client, in_backup)
+        if spares is None:
+            counts, skipped, loaded = self._rehearse_apart(reader, dump)
+            where = f"a temporary redis-server (no spare db index on the live server: {reason})"
+        else:
+            try:
+                counts, skipped = self._load_beside(reader, dump, spares)
+                with ExitStack() as stack:
+                    loaded = sum(stack.enter_context(self.client(spare)).dbsize() - 1 for spare in spares.values())
+            finally:
+                self._empty(spares.values())
+            where = f"spare db {', '.join(map(str, spares.values()))} of the live server (emptied again)"
+        log(f"{self.name}: rehearsal loaded {loaded} keys into {where}; "
+            f"{sum(skipped.values())} more had expired since the backup")
+        # Keys that expired since the backup were in it and would be restored if still alive.
+        return {db: counts[db] + skipped[db] for db in counts}
+
+    def _rehearse_apart(self, reader, dump):
         # In the system's temp folder, not the spool: a unix socket path must stay under 108 bytes.
         folder = tempfile.mkdtemp(prefix="redis-rehearsal-")
         socket = os.path.join(folder, "redis.sock")
@@ -297,10 +548,7 @@ class RedisComponent(Component):
             server.terminate()
             server.wait()
             shutil.rmtree(folder, ignore_errors=True)
-        log(f"{self.name}: rehearsal loaded {loaded} keys into a temporary redis-server; "
-            f"{sum(skipped.values())} more had expired since the backup")
-        # Keys that expired since the backup were in it and would be restored if still alive.
-        return {db: counts[db] + skipped[db] for db in counts}
+        return counts, skipped, loaded
 
     def _wait_for(self, socket, server, folder, timeout=10):
         deadline = time.monotonic() + timeout

@@ -2,7 +2,12 @@
 by-hand path (zstd -dc | redis-cli --pipe), the optional RDB snapshot and the rehearsal.
 Every test uses its own redis-server on a free port; the shared server is never flushed."""
 
+import hashlib
 import io
+import json
+import multiprocessing
+import os
+import signal
 import subprocess
 import time
 
@@ -11,7 +16,15 @@ import redis
 from hiredis import pack_command
 
 from backups_app.components import get_component
-from backups_app.components.redis import read_commands, split_password
+from backups_app.components.redis import (
+    MARKER,
+    first_release,
+    payload_rdb_version,
+    read_commands,
+    release_rdb_version,
+    server_of,
+    split_password,
+)
 from backups_app.errors import ComponentError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
@@ -94,7 +107,7 @@ def assert_same(actual, expected):
         for key, (kind, content, expiry) in keys.items():
             got_kind, got_content, got_expiry = actual[db][key]
             assert (got_kind, got_content) == (kind, content), f"db {db} key {key!r} differs"
-            assert (got_expiry < 0) == (expiry < 0) and abs(got_expiry - expiry) <= 1000, (key, got_expiry, expiry)
+            assert got_expiry == expiry, f"db {db} key {key!r}: expiry {got_expiry} ms, was {expiry} ms"
 
 
 @pytest.mark.django_db
@@ -172,7 +185,7 @@ def test_keys_expired_since_backup_are_skipped_and_ttls_do_not_stretch(sources, 
     reader = backups.open_reader(backup)
     lines = []
     assert get_component("redis").rehearse(reader, reader.artifacts_of("redis"), lines.append) == {"db0": 3}
-    assert "loaded 2 keys into a temporary redis-server; 1 more had expired since the backup" in lines[0]
+    assert "loaded 2 keys into spare db 15 of the live server (emptied again); 1 more had expired" in lines[0]
 
 
 @pytest.mark.django_db
@@ -222,16 +235,33 @@ def test_rdb_refused_by_server_without_sync_fails_clearly(sources):
 
 
 @pytest.mark.django_db
-def test_rehearsal_uses_a_temporary_server(sources, redis_url):
+def test_rehearsal_loads_into_spare_dbs_like_a_restore(sources, redis_url):
     fill(redis_url)
     sources(redis=(ENGINES["redis"], {"url": redis_url}))
     backup = backups.create_backup(["redis"])
+    before = snapshot(redis_url)
     reader = backups.open_reader(backup)
     lines = []
     counts = get_component("redis").rehearse(reader, reader.artifacts_of("redis"), lines.append)
     assert counts == {"db0": 3010, "db3": 2, "db15": 1}
-    assert "temporary redis-server" in lines[0]
-    assert snapshot(redis_url)[0].keys() >= {b"str:1", b"stream"}
+    assert "loaded 3013 keys into spare db 14, 13, 12 of the live server (emptied again)" in lines[0]
+    assert_same(snapshot(redis_url), before)  # no spare left, live data as it was
+
+
+@pytest.mark.django_db
+def test_rehearsal_without_swapdb_uses_a_temporary_server(sources):
+    with redis_server("--rename-command", "SWAPDB", "") as url:
+        fill(url)
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        backup = backups.create_backup(["redis"])
+        before = snapshot(url)
+        reader = backups.open_reader(backup)
+        lines = []
+        counts = get_component("redis").rehearse(reader, reader.artifacts_of("redis"), lines.append)
+        assert counts == {"db0": 3010, "db3": 2, "db15": 1}
+        assert "loaded 3013 keys into a temporary redis-server (no spare db index on the live server: no SWAPDB: " \
+               "the server has no SWAPDB command" in lines[0]
+        assert_same(snapshot(url), before)
 
 
 @pytest.mark.django_db
@@ -291,3 +321,281 @@ def test_damaged_or_truncated_dump_is_reported():
         list(read_commands(io.BytesIO(whole[:-5])))
     with pytest.raises(ComponentError, match="damaged"):
         list(read_commands(io.BytesIO(b"+OK\r\n")))
+
+
+# --- Exact expiry times (PEXPIRETIME) and older servers -----------------------------------------
+
+def expiries(url, db=0):
+    with client(url, db) as c:
+        keys = sorted(c.scan_iter(count=1000))
+        return {key: c.pexpiretime(key) for key in keys}
+
+
+@pytest.mark.django_db
+def test_expiry_times_survive_round_trips_to_the_millisecond(sources, redis_url):
+    with client(redis_url) as c:
+        for i in range(200):
+            c.set(f"k{i}", i, px=600_000 + i * 7)  # ms expiries that a 1-4 ms drift would change
+        c.set("forever", "x")
+    sources(redis=(ENGINES["redis"], {"url": redis_url, "batch": "50"}))
+    before = expiries(redis_url)
+    for _ in range(3):
+        backup = backups.create_backup(["redis"])
+        assert backup.manifest["components"]["redis"]["expiry"] == "exact"
+        time.sleep(0.01)
+        assert restores.start_restore(backup.backup_id, ["redis"], confirm=True).status == RunStatus.COMPLETED
+        assert expiries(redis_url) == before
+
+
+@pytest.mark.django_db
+def test_server_without_pexpiretime_computes_expiry_from_the_ttl(sources):
+    """What a Redis < 7 gives: the TTL, turned into an absolute time with the server's clock."""
+    with redis_server("--rename-command", "PEXPIRETIME", "") as url:
+        with client(url) as c:
+            c.set("k", "v", px=600_000)
+            c.set("forever", "x")
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        backup = backups.create_backup(["redis"])
+        assert backup.manifest["components"]["redis"]["expiry"] == "from-ttl"
+        assert "expiry times from TTLs: no PEXPIRETIME" in backup.log
+    with redis_server() as url:  # a server with PEXPIRETIME to read the result
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        assert restores.start_restore(backup.backup_id, ["redis"], confirm=True).status == RunStatus.COMPLETED
+        with client(url) as c:
+            expiry, now = c.pexpiretime("k"), int(time.time() * 1000)
+            assert now < expiry <= now + 600_000 and c.pexpiretime("forever") == -1
+
+
+# --- Version guard: server name, release and RDB version ------------------------------------------
+
+def test_valkey_reports_its_own_version():
+    assert server_of({"redis_version": "7.2.4", "server_name": "valkey", "valkey_version": "8.1.1"}) == \
+        ("valkey", "8.1.1")
+    assert server_of({"redis_version": "7.0.15"}) == ("redis", "7.0.15")
+    assert release_rdb_version("redis", "7.0.15") == 10
+    assert release_rdb_version("redis", "8.6.1") == 13
+    assert release_rdb_version("valkey", "9.0.0") == 80
+    assert first_release("redis", 12) == "7.4"
+
+
+@pytest.mark.django_db
+def test_backup_records_server_and_rdb_version_of_the_payloads(sources, redis_url):
+    with client(redis_url) as c:
+        c.set("k", "v")
+        payload = c.dump("k")
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    facts = backups.create_backup(["redis"]).manifest["components"]["redis"]
+    assert facts["server_name"] == "redis"
+    assert facts["server_version"] == redis.Redis.from_url(redis_url).info("server")["redis_version"]
+    assert facts["rdb_version"] == payload_rdb_version(payload) == 10  # Redis 7.0
+
+
+def claim(backup_storage_dir, backup, **facts):
+    """Rewrite the stored manifest's Redis facts, as a set made by another server would hold them."""
+    path = backup_storage_dir / backup.backup_id / "metadata.json"
+    manifest = json.loads(path.read_text())
+    manifest["components"]["redis"].update(facts)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target_empty", [False, True], ids=["dump-of-a-key", "release-table"])
+def test_restore_into_a_server_with_an_older_rdb_version_is_refused_in_the_plan(
+        sources, redis_url, backup_storage_dir, target_empty):
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    claim(backup_storage_dir, backup, rdb_version=12, server_version="7.4.2")
+    if target_empty:
+        client(redis_url).flushall()
+    before = snapshot(redis_url)
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert not plan["ok"]
+    assert plan["preflight"]["redis"]["server"]["rdb_version"] == 10
+    expected = ("redis: the backup's DUMP payloads are RDB version 12 (from redis 7.4.2); redis 7.0.15 here reads up "
+                "to RDB version 10, so RESTORE would fail: restore into redis 7.4 or later")
+    assert plan["refusals"] == [expected]
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.FAILED and "Restore refused before any change" in restore.error
+    assert restore.safety_backup is None
+    assert_same(snapshot(redis_url), before)
+
+
+@pytest.mark.django_db
+def test_a_payload_redis_refuses_fails_in_the_spare_and_changes_nothing(sources, redis_url, backup_storage_dir,
+                                                                        settings):
+    settings.BACKUP_COMPRESSION = "none"
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    folder = backup_storage_dir / backup.backup_id
+    commands = list(read_commands(io.BytesIO((folder / "redis.dump").read_bytes())))
+    payload = bytearray(commands[-1][3])
+    payload[-10:-8] = (99).to_bytes(2, "little")  # a future RDB version: RESTORE refuses the payload
+    commands[-1][3] = bytes(payload)
+    tampered = b"".join(pack_command(tuple(command)) for command in commands)
+    (folder / "redis.dump").write_bytes(tampered)
+    manifest = json.loads((folder / "metadata.json").read_text())
+    manifest["artifacts"]["redis.dump"].update(size=len(tampered), sha256=hashlib.sha256(tampered).hexdigest())
+    (folder / "metadata.json").write_text(json.dumps(manifest))
+    with client(redis_url) as c:
+        c.set("str:1", "changed")
+    before = snapshot(redis_url)
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.FAILED, restore.error
+    assert "DUMP payload version or checksum are wrong" in restore.error
+    assert "the live data was not touched" in restore.error and "Nothing was changed" in restore.error
+    assert "rolling back" not in restore.log
+    assert_same(snapshot(redis_url), before)
+
+
+# --- ACL: the plan checks the configured user's permissions ---------------------------------------
+
+def acl_user(url, name, *rules):
+    with client(url) as c:
+        c.execute_command("ACL", "SETUSER", name, "reset", "on", f">{name}-pw", "~*", "&*", *rules)
+    return url.replace(f":{REDIS_PASSWORD}@", f"{name}:{name}-pw@")
+
+
+@pytest.mark.django_db
+def test_plan_refuses_a_user_who_may_not_restore_and_names_the_acl_fix(sources, redis_url):
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    # Managed services' usual restricted user: no @dangerous commands (so no ACL DRYRUN either).
+    app_url = acl_user(redis_url, "app", "+@all", "-@dangerous", "+info")
+    sources(redis=(ENGINES["redis"], {"url": app_url}))
+    with client(redis_url) as c:
+        c.set("str:1", "changed")
+    before = snapshot(redis_url)
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert not plan["ok"]
+    (refusal_text,) = plan["refusals"]
+    assert refusal_text.startswith("redis: the restore needs RESTORE, FLUSHDB, which the server refuses (")
+    assert refusal_text.endswith(": ACL SETUSER app +restore +flushdb")
+    (note,) = plan["preflight"]["redis"]["notes"]
+    assert "no SWAPDB: this user has no permissions to run the 'swapdb' command" in note
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.FAILED and "Restore refused before any change" in restore.error
+    assert_same(snapshot(redis_url), before)
+
+    with client(redis_url) as c:  # the fix the plan names
+        c.execute_command("ACL", "SETUSER", "app", "+restore", "+flushdb")
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert plan["ok"], plan["refusals"]
+    assert plan["preflight"]["redis"]["notes"][0].startswith("flushes then loads db 0, 3, 15, not atomically")
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert "not atomically (no SWAPDB: this user has no permissions to run the 'swapdb' command)" in restore.log
+    with client(redis_url) as c:
+        assert c.get("str:1") == b"value-1value-1"
+
+
+@pytest.mark.django_db
+def test_plan_asks_acl_dryrun_where_the_user_may_run_it(sources, redis_url):
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    sources(redis=(ENGINES["redis"], {"url": acl_user(redis_url, "ops", "+@all", "-restore")}))
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert plan["refusals"] == ["redis: the restore needs RESTORE, which the server refuses (This user has no "
+                                "permissions to run the 'restore' command): ACL SETUSER ops +restore"]
+    assert plan["preflight"]["redis"]["notes"][0].startswith("loads db 0 into spare db 14, db 3 into spare db 13")
+
+
+# --- Atomic exact restore: spare dbs, then SWAPDB -------------------------------------------------
+
+def live_dbs(url, snap):
+    """``snap`` without the spare dbs (marked with MARKER) a killed restore left; and those."""
+    spares = {db for db, keys in snap.items() if MARKER in keys}
+    return {db: keys for db, keys in snap.items() if db not in spares}, spares
+
+
+@pytest.mark.django_db
+def test_restore_killed_while_loading_leaves_live_data_as_it_was(sources, redis_url):
+    fill(redis_url)
+    with client(redis_url) as c:
+        pipe = c.pipeline(transaction=False)
+        for i in range(40_000):
+            pipe.set(f"bulk:{i}", "x" * 100)
+        pipe.execute()
+    sources(redis=(ENGINES["redis"], {"url": redis_url, "batch": "20"}))
+    backup = backups.create_backup(["redis"])
+    with client(redis_url) as c0, client(redis_url, 3) as c3:
+        c0.set("str:1", "changed")
+        c0.delete("zset", "bulk:7")
+        c3.set("added", "after the backup")
+    before = snapshot(redis_url)
+    component = get_component("redis")
+    reader = backups.open_reader(backup)
+    worker = multiprocessing.get_context("fork").Process(
+        target=component.restore, args=(reader, reader.artifacts_of("redis"), component.parse_restore_options({}),
+                                        lambda line: None))
+    worker.start()
+    deadline = time.monotonic() + 30
+    with client(redis_url) as c:
+        while c.info("keyspace").get("db14", {}).get("keys", 0) < 5000:  # db 0's spare, part loaded
+            assert worker.is_alive() and time.monotonic() < deadline, "the load ended before the kill"
+        os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    live, spares = live_dbs(redis_url, snapshot(redis_url))
+    assert spares == {14, 13, 12}
+    assert_same(live, before)
+    # The partial spares are no data: not counted, not backed up; the next restore empties them.
+    assert component.inspect() == {"db0": 43008, "db3": 3, "db15": 1}
+    assert backups.create_backup(["redis"]).manifest["components"]["redis"]["counts"] == component.inspect()
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert "emptied spare db 12, 13, 14" in restore.log
+    after = snapshot(redis_url)
+    assert sorted(after) == [0, 3, 15] and len(after[0]) == 43010
+
+
+@pytest.mark.django_db
+def test_exact_restore_switches_spares_in_and_empties_them(sources, redis_url):
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    before = snapshot(redis_url)
+    backup = backups.create_backup(["redis"])
+    with client(redis_url, 5) as c5:
+        c5.set("new-db", "x")
+    plan = restores.plan_restore(backup.backup_id, ["redis"])
+    assert plan["preflight"]["redis"]["notes"] == [
+        "loads db 0 into spare db 14, db 3 into spare db 13, db 5 into spare db 12, db 15 into spare db 11 and "
+        "switches them in with SWAPDB in one step; the live data is untouched until then"]
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert "switched in db 0 (loaded in 14), db 3 (loaded in 13), db 5 (loaded in 12), db 15 (loaded in 11)" \
+        in restore.log
+    assert_same(snapshot(redis_url), before)  # db 5 emptied, no spare left
+
+
+@pytest.mark.django_db
+def test_server_without_swapdb_flushes_then_loads_and_says_so(sources):
+    with redis_server("--rename-command", "SWAPDB", "") as url:
+        fill(url)
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        before = snapshot(url)
+        backup = backups.create_backup(["redis"])
+        client(url).set("str:1", "changed")
+        plan = restores.plan_restore(backup.backup_id, ["redis"])
+        assert plan["ok"] and plan["preflight"]["redis"]["notes"] == [
+            "flushes then loads db 0, 3, 15, not atomically (no SWAPDB: the server has no SWAPDB command (renamed or "
+            "disabled in its configuration)); the safety backup covers a failure"]
+        restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+        assert restore.status == RunStatus.COMPLETED, restore.error
+        assert "not atomically (no SWAPDB" in restore.log
+        assert_same(snapshot(url), before)
+
+
+@pytest.mark.django_db
+def test_too_few_empty_dbs_fall_back_to_flush_and_load(sources):
+    with redis_server("--databases", "3") as url:
+        client(url, 0).set("a", "1")
+        client(url, 1).set("b", "2")
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        backup = backups.create_backup(["redis"])
+        plan = restores.plan_restore(backup.backup_id, ["redis"])
+        assert "2 empty database indexes besides the restored ones are needed, 1 are free" in \
+            plan["preflight"]["redis"]["notes"][0]
+        assert restores.start_restore(backup.backup_id, ["redis"], confirm=True).status == RunStatus.COMPLETED
