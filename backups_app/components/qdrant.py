@@ -4,12 +4,23 @@
   ``<name>_<collection>.snapshot`` while hashed and checked against the snapshot's sha256, then
   deleted on the server. Restore streams the file back as a multipart upload with
   ``priority=snapshot`` (``replica`` would restore nothing into an empty collection) and the
-  checksum. Snapshots restore only into the same or the next minor Qdrant version, so the
-  server version is recorded and a mismatch is refused unless ``allow_version_mismatch``.
+  checksum of the bytes sent (the decrypted ones for an encrypted set), then deletes the uploaded
+  file the server keeps. Snapshots restore only into the same or the next minor Qdrant version, so
+  the server version is recorded and a mismatch is refused in the plan unless
+  ``allow_version_mismatch``. A live collection whose config differs from the backup's (another
+  embedding model: other vectors or shard count, which Qdrant refuses in place; or other settings,
+  which an in-place recovery would keep) is dropped and recovered from the snapshot, after the
+  safety backup.
 - ``export`` (any Qdrant, qdrant-client's local mode included, any version): the collection
   config, payload indexes and every point (id, all vectors, payload) scrolled into
   ``<name>_<collection>.jsonl.zst`` (see exports.py). Restore recreates the collection, upserts
   in batches and checks the point count.
+
+Both record in the manifest each collection's config and payload index schema (``configs``), the
+aliases of the backed-up collections (``aliases``: snapshots hold none, and dropping a collection
+drops its aliases; they are put back in one atomic alias change after a restore) and the
+embedding-model label (QDRANT_EMBEDDING_MODEL, or ``embedding_model`` in a collection's metadata).
+The restore plan shows them beside the live ones.
 
 ``auto`` picks snapshot for a server and export for a local path.
 Run ``python -m backups_app.components.qdrant --help`` to import an export by hand.
@@ -21,6 +32,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -32,11 +44,19 @@ from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import WHOLE_STORE, Component, scratch
-from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError
+from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError, Unchanged
 from backups_app.parsing import comma_list, parse_bool
 
 EXPORT_FORMAT = "qdrant-collection"
 SNAPSHOT_SUFFIX = ".snapshot"
+#: Characters Qdrant refuses in a collection name on snapshot upload (older endpoints accept them).
+UPLOAD_REFUSES = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+#: The settings Qdrant compares before recovering a snapshot into an existing collection.
+COMPATIBILITY = ("vectors", "shard_number")
+HINTS = {401: "no API key, or not this server's: check QDRANT_API_KEY",
+         403: "this API key may not do that: uploading a snapshot needs a key with global manage access (a "
+              "read-only or collection-scoped key can back up, never restore)"}
 
 
 def _method(value):
@@ -59,8 +79,76 @@ def _diff(model, value):
     return model(**{k: v for k, v in data.items() if k in model.model_fields})
 
 
+def _info(config, payload_schema):
+    """What a restore needs to be right, as recorded in the manifest: the collection config and the
+    payload index schema (without the per-index point counts, which follow the data)."""
+    return {"config": config, "payload_schema": {field: {k: v for k, v in index.items() if k != "points"}
+                                                 for field, index in (payload_schema or {}).items()}}
+
+
+def _differences(backup, live):
+    """The settings in which a live collection differs from the backed-up one: first those Qdrant
+    refuses to recover a snapshot over (COMPATIBILITY), then the others."""
+    b, lv = backup["config"], live["config"]
+    params = [k for k in COMPATIBILITY if b["params"].get(k, 1) != lv["params"].get(k, 1)]
+    params += sorted(k for k in set(b["params"]) | set(lv["params"])
+                     if k not in COMPATIBILITY and b["params"].get(k) != lv["params"].get(k))
+    others = sorted(k for k in set(b) | set(lv) if k != "params" and b.get(k) != lv.get(k))
+    return params + others + (["payload indexes"] if backup["payload_schema"] != live["payload_schema"] else [])
+
+
+def _label(info, default):
+    """The embedding-model label: the collection's metadata ``embedding_model``, else the source's."""
+    return ((info["config"].get("metadata") or {}).get("embedding_model") or default) if info else None
+
+
+def _summary(info, default_label):
+    """The plan's view of a recorded or live collection."""
+    if info is None:
+        return None
+    params = info["config"].get("params", {})
+    return {"vectors": params.get("vectors"), "sparse_vectors": params.get("sparse_vectors"),
+            "shard_number": params.get("shard_number", 1), "replication_factor": params.get("replication_factor", 1),
+            "on_disk_payload": params.get("on_disk_payload"), "payload": params.get("payload"),
+            "quantization": info["config"].get("quantization_config"),
+            "payload_indexes": {field: index.get("data_type") for field, index in info["payload_schema"].items()},
+            "embedding_model": _label(info, default_label)}
+
+
+def _plain(meta):
+    """(sha256, size) of the bytes ``reader.open()`` gives: the decrypted ones for an encrypted artifact."""
+    if meta.get("encryption"):
+        return meta["plaintext_sha256"], meta["plaintext_size"]
+    return meta["sha256"], meta["size"]
+
+
+def _upload_refusal(collection):
+    """Why Qdrant's upload endpoint refuses ``collection``, or None."""
+    if UPLOAD_REFUSES.search(collection):
+        return (f"collection name {collection!r} has a character Qdrant refuses on snapshot upload (< > : \" / \\ "
+                "| ? * or a control character), so its snapshot cannot be restored by upload. Back the collection "
+                "up with QDRANT_METHOD=export and restore that backup, or copy the snapshot file to the server and "
+                "recover it by location (PUT /collections/{name}/snapshots/recover, docs/vectors.md).")
+    return None
+
+
+class Interrupted(ComponentError):
+    """The request may have reached Qdrant but no answer came (a timeout or a lost connection)."""
+
+
+class Refused(ComponentError):
+    """Qdrant answered with an HTTP error ``status``."""
+
+    def __init__(self, text, status):
+        super().__init__(text)
+        self.status = status
+
+
 class SnapshotMethod:
     """Qdrant's REST API over httpx: snapshots stream through in chunks both ways."""
+
+    #: Seconds between two looks at the telemetry while waiting out a recovery, and at most in all.
+    poll, recovery_wait = 0.5, 3600
 
     def __init__(self, url, api_key, timeout):
         self.url = url
@@ -79,16 +167,19 @@ class SnapshotMethod:
                     response.read()
                     try:
                         detail = response.json()["status"]["error"]
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError):  # 401 and missing files answer plain text
                         detail = response.text[:300] or response.reason_phrase
-                    raise ComponentError(f"Qdrant at {self.url} refused {method} {path}: HTTP {response.status_code} "
-                                         f"{detail}")
+                    hint = f" ({HINTS[response.status_code]})" if response.status_code in HINTS else ""
+                    raise Refused(f"Qdrant at {self.url} refused {method} {path}: HTTP {response.status_code} "
+                                  f"{detail}{hint}", response.status_code)
                 yield response
         except httpx.TimeoutException:
-            raise ComponentError(f"Qdrant at {self.url} did not answer {method} {path} within {self.timeout} s "
-                                 "(raise QDRANT_TIMEOUT for large collections).") from None
-        except httpx.HTTPError as exc:
+            raise Interrupted(f"Qdrant at {self.url} did not answer {method} {path} within {self.timeout} s "
+                              "(raise QDRANT_TIMEOUT for large collections).") from None
+        except httpx.ConnectError as exc:
             raise ComponentError(f"Cannot reach Qdrant at {self.url} ({method} {path}): {exc}") from None
+        except httpx.HTTPError as exc:
+            raise Interrupted(f"Lost the connection to Qdrant at {self.url} ({method} {path}): {exc}") from None
 
     def _body(self, method, path, **kwargs):
         with self._request(method, path, **kwargs) as response:
@@ -121,10 +212,34 @@ class SnapshotMethod:
     def drop(self, collection):
         self.call("DELETE", self._c(collection))
 
+    def collection_info(self, collection):
+        info = self.call("GET", self._c(collection))
+        return _info(info["config"], info.get("payload_schema"))
+
+    def aliases(self):
+        return self.call("GET", "/aliases")["aliases"]
+
+    def set_aliases(self, actions):
+        self.call("POST", "/collections/aliases", json={"actions": actions})
+
+    def _delete_snapshot(self, collection, file, log):
+        try:
+            self.call("DELETE", f"{self._c(collection)}/snapshots/{quote(file, safe='')}", params={"wait": "true"})
+        except Refused as exc:
+            if exc.status != 404:  # 404: never stored (refused before), or the collection is gone
+                log(f"could not delete snapshot {file} of {collection} on the server; delete it by hand: {exc}")
+        except ComponentError as exc:
+            log(f"could not delete snapshot {file} of {collection} on the server; delete it by hand: {exc}")
+
     def backup_collection(self, writer, stem, collection, keep, log):
         """Returns (artifact name, points); the count is taken just before the snapshot."""
         points = self.count(collection)
         snapshot = self.call("POST", f"{self._c(collection)}/snapshots", params={"wait": "true"})
+        checksum = snapshot.get("checksum")
+        if not (isinstance(checksum, str) and SHA256_HEX.fullmatch(checksum)):
+            log(f"Qdrant gave no usable checksum for snapshot {snapshot['name']} ({checksum!r}; S3 snapshot storage "
+                "gives none): the download is hashed and stored without that check")
+            checksum = None
         path = f"{self._c(collection)}/snapshots/{quote(snapshot['name'], safe='')}"
         name = stem + SNAPSHOT_SUFFIX
         try:
@@ -132,24 +247,44 @@ class SnapshotMethod:
                 for chunk in response.iter_bytes():
                     sink.write(chunk)
                 digest = sink.hexdigest()
-                if snapshot.get("checksum") and digest != snapshot["checksum"]:
+                if checksum and digest != checksum:
                     raise ChecksumMismatch(
                         f"Snapshot {snapshot['name']} of {collection} arrived damaged (sha256 {digest[:12]}…, "
-                        f"Qdrant says {snapshot['checksum'][:12]}…); nothing was stored, try again.")
+                        f"Qdrant says {checksum[:12]}…); nothing was stored, try again.")
         finally:
             if keep:
                 log(f"kept snapshot {snapshot['name']} on the server (QDRANT_KEEP_SNAPSHOTS)")
             else:
-                try:
-                    self.call("DELETE", path, params={"wait": "true"})
-                except ComponentError as exc:
-                    log(f"could not delete snapshot {snapshot['name']} on the server; delete it by hand: {exc}")
+                self._delete_snapshot(collection, snapshot["name"], log)
         return name, points
 
-    def restore_collection(self, reader, artifact, collection):
-        meta = reader.manifest["artifacts"][artifact]
+    def recovering(self, collection):
+        """Whether the server reports a running snapshot recovery of ``collection``."""
+        telemetry = self.call("GET", "/telemetry", params={"details_level": 2})
+        return any(entry.get("id") == collection and entry.get("running_snapshot_recovery")
+                   for entry in (telemetry.get("collections") or {}).get("snapshots") or [])
+
+    def settle(self, collection, log):
+        """Wait until no recovery of ``collection`` runs on the server: one started by an upload whose
+        answer never came goes on there, and would race anything done to the collection next."""
+        deadline = time.monotonic() + self.recovery_wait
+        while self.recovering(collection):
+            if time.monotonic() > deadline:
+                raise ComponentError(
+                    f"Qdrant at {self.url} is still recovering {collection} from an upload whose answer never came, "
+                    f"after {self.recovery_wait} s; wait until GET /telemetry?details_level=2 shows no "
+                    "running_snapshot_recovery for it before touching it (then restore the safety backup by hand).")
+            time.sleep(self.poll)
+        log(f"no snapshot recovery of {collection} runs on the server any more")
+
+    def restore_collection(self, reader, artifact, collection, log):
+        refusal = _upload_refusal(collection)
+        if refusal:
+            raise ComponentError(refusal)
+        checksum, size = _plain(reader.meta(artifact))
+        file = f"restore-{secrets.token_hex(4)}-{artifact}"  # the name the server keeps the upload under
         boundary = secrets.token_hex(16)
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; filename="{artifact}"\r\n'
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; filename="{file}"\r\n'
                 "Content-Type: application/octet-stream\r\n\r\n").encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
 
@@ -160,10 +295,17 @@ class SnapshotMethod:
                     yield chunk
             yield tail
 
-        self.call("POST", f"{self._c(collection)}/snapshots/upload",
-                  params={"priority": "snapshot", "checksum": meta["sha256"], "wait": "true"}, content=body(),
-                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                           "Content-Length": str(len(head) + meta["size"] + len(tail))})
+        try:
+            self.call("POST", f"{self._c(collection)}/snapshots/upload",
+                      params={"priority": "snapshot", "checksum": checksum, "wait": "true"}, content=body(),
+                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                               "Content-Length": str(len(head) + size + len(tail))})
+        except Interrupted:
+            log(f"{collection}: no answer to the upload; waiting until the server finished recovering it")
+            self.settle(collection, log)
+            raise
+        finally:
+            self._delete_snapshot(collection, file, log)
 
 
 class ExportMethod:
@@ -188,6 +330,20 @@ class ExportMethod:
     def drop(self, collection):
         self.client.delete_collection(collection)
 
+    def collection_info(self, collection):
+        info = self.client.get_collection(collection)
+        return _info(info.config.model_dump(mode="json", exclude_none=True),
+                     {field: index.model_dump(mode="json", exclude_none=True)
+                      for field, index in (info.payload_schema or {}).items()})
+
+    def aliases(self):
+        return [alias.model_dump(mode="json") for alias in self.client.get_aliases().aliases]
+
+    def set_aliases(self, actions):
+        self.client.update_collection_aliases([
+            models.CreateAliasOperation(**action) if "create_alias" in action else models.DeleteAliasOperation(**action)
+            for action in actions])
+
     def _points(self, collection):
         offset = None
         while True:
@@ -199,11 +355,7 @@ class ExportMethod:
                 return
 
     def backup_collection(self, writer, stem, collection, keep, log):
-        info = self.client.get_collection(collection)
-        header = {"format": EXPORT_FORMAT, "version": 1, "collection": collection,
-                  "config": info.config.model_dump(mode="json", exclude_none=True),
-                  "payload_schema": {field: index.model_dump(mode="json", exclude_none=True)
-                                     for field, index in (info.payload_schema or {}).items()}}
+        header = {"format": EXPORT_FORMAT, "version": 1, "collection": collection, **self.collection_info(collection)}
         return write_export(writer, stem, header, self._points(collection))
 
     def load(self, stream, collection=None):
@@ -220,7 +372,7 @@ class ExportMethod:
             vectors_config=params.vectors, sparse_vectors_config=params.sparse_vectors,
             shard_number=params.shard_number, sharding_method=params.sharding_method,
             replication_factor=params.replication_factor, write_consistency_factor=params.write_consistency_factor,
-            on_disk_payload=params.on_disk_payload,
+            on_disk_payload=params.on_disk_payload, payload=params.payload,
             hnsw_config=_diff(models.HnswConfigDiff, config.hnsw_config),
             optimizers_config=_diff(models.OptimizersConfigDiff, config.optimizer_config),
             wal_config=_diff(models.WalConfigDiff, config.wal_config),
@@ -228,9 +380,9 @@ class ExportMethod:
             strict_mode_config=_diff(models.StrictModeConfig, config.strict_mode_config),
             metadata=config.metadata,
         )
-        if not self.client.init_options.get("path"):  # local mode ignores payload indexes (and warns)
+        if not self.client.init_options.get("path"):  # local mode keeps no payload indexes (and warns)
             for field, index in header.get("payload_schema", {}).items():
-                info = models.PayloadIndexInfo.model_validate(index)
+                info = models.PayloadIndexInfo.model_validate({"points": 0, **index})
                 self.client.create_payload_index(collection, field, field_schema=info.params or info.data_type,
                                                  wait=True)
         loaded = 0
@@ -242,7 +394,7 @@ class ExportMethod:
             raise ComponentError(f"Collection {collection} has {live} points after loading {loaded} from the export.")
         return collection, loaded
 
-    def restore_collection(self, reader, artifact, collection):
+    def restore_collection(self, reader, artifact, collection, log):
         with reader.open_decompressed(artifact) as stream:
             self.load(stream, collection)
 
@@ -257,12 +409,14 @@ class QdrantComponent(Component):
         "keep_snapshots": (parse_bool, False),
         "timeout": (int, 300),
         "batch_size": (int, 500),
+        "embedding_model": (str, ""),
     }
     secret_options = ("api_key",)
     restore_options = {"allow_version_mismatch": (parse_bool, False)}
     environment = {"url": "QDRANT_URL", "api_key": "QDRANT_API_KEY", "path": "QDRANT_PATH",
                    "collections": "QDRANT_COLLECTIONS", "method": "QDRANT_METHOD",
-                   "keep_snapshots": "QDRANT_KEEP_SNAPSHOTS", "timeout": "QDRANT_TIMEOUT"}
+                   "keep_snapshots": "QDRANT_KEEP_SNAPSHOTS", "timeout": "QDRANT_TIMEOUT",
+                   "embedding_model": "QDRANT_EMBEDDING_MODEL"}
     configured_by = ("QDRANT_URL", "QDRANT_HOST", "QDRANT_PATH")
     backup_order = 70
 
@@ -306,6 +460,10 @@ class QdrantComponent(Component):
         finally:
             store.close()
 
+    def _no_folder(self):
+        """Local mode whose folder does not exist (opening it would create it)."""
+        return self.config["path"] and not os.path.isdir(self.config["path"])
+
     def _selected(self, store, writer, log):
         live = store.collections()
         wanted = self.config["collections"] or live
@@ -318,24 +476,27 @@ class QdrantComponent(Component):
         return [c for c in wanted if c in live], missing
 
     def backup(self, writer, log):
-        counts, artifacts = {}, {}
-        path = self.config["path"]
-        if path and not os.path.isdir(path):
-            self.missing(writer, log, f"the Qdrant folder {path}", "QDRANT_PATH")
+        counts, artifacts, configs = {}, {}, {}
+        if self._no_folder():
+            self.missing(writer, log, f"the Qdrant folder {self.config['path']}", "QDRANT_PATH")
             return {"counts": counts, "method": self.method, "collections": artifacts, "absent": [WHOLE_STORE]}
         with self._open(self.method) as store:
             version = store.version()
             selected, absent = self._selected(store, writer, log)
             for collection in selected:
+                configs[collection] = store.collection_info(collection)
                 name, counts[collection] = store.backup_collection(
                     writer, artifact_stem(self.name, collection), collection, self.config["keep_snapshots"], log)
                 artifacts[name] = collection
                 log(f"{self.name}: {collection}: {counts[collection]} points into {name} ({self.method})")
+            # Every alias of the selection: with the whole server selected, every alias there is.
+            aliases = [a for a in store.aliases() if a["collection_name"] in selected]
         return {"counts": counts, "server_version": version, "method": self.method, "collections": artifacts,
+                "configs": configs, "aliases": aliases, "embedding_model": self.config["embedding_model"] or None,
                 "absent": absent, "tool_version": f"qdrant-client {importlib.metadata.version('qdrant-client')}"}
 
     def inspect(self):
-        if self.config["path"] and not os.path.isdir(self.config["path"]):
+        if self._no_folder():
             return {}
         with self._open(self.method) as store:
             live = store.collections()
@@ -355,24 +516,74 @@ class QdrantComponent(Component):
             raise ComponentError(f"{self.name}: {', '.join(unknown)} belong to no collection in the manifest.")
         return method, [(a, collections[a]) for a in artifacts]
 
-    def _check_version(self, store, backed_up, allow, log):
+    def _version_refusal(self, store, backed_up, allow, log):
+        """Why the server may not take these snapshots, or None."""
         live = store.version()
         then, now = _minor(backed_up), _minor(live)
         if then and now and not (now[0] == then[0] and now[1] in (then[1], then[1] + 1)):
             if not allow:
-                raise ComponentError(
-                    f"{self.name}: these snapshots were made by Qdrant {backed_up}; this server runs {live}. Qdrant "
-                    "restores a snapshot only into the same or the next minor version. Restore into a matching "
-                    "server, use a backup taken with QDRANT_METHOD=export, or set the restore option "
-                    f"{self.name}.allow_version_mismatch=true to try anyway.")
+                return (f"these snapshots were made by Qdrant {backed_up}; this server runs {live}. Qdrant restores a "
+                        "snapshot only into the same or the next minor version. Restore into a matching server, use "
+                        "a backup taken with QDRANT_METHOD=export, or set the restore option "
+                        f"{self.name}.allow_version_mismatch=true to try anyway.")
             log(f"{self.name}: snapshot from Qdrant {backed_up} into {live} (allow_version_mismatch)")
+        return None
+
+    def preflight(self, reader, artifacts, options):
+        facts = reader.facts_of(self.name)
+        method, targets = self._targets(reader, artifacts)
+        problems, notes, shown = [], [], {}
+        recorded, label = facts.get("configs", {}), facts.get("embedding_model")
+        live_label = self.config["embedding_model"] or None
+        restored = [collection for _, collection in targets]
+        if self._no_folder():
+            return {"collections": {c: {"backup": _summary(recorded.get(c), label), "live": None} for c in restored}}
+        with self._open(method) as store:
+            if method == "snapshot" and targets:
+                refusal = self._version_refusal(store, facts.get("server_version"),
+                                                options["allow_version_mismatch"], lambda text: None)
+                problems += [refusal] if refusal else []
+                problems += [r for r in map(_upload_refusal, restored) if r]
+            live = store.collections()
+            for collection in restored:
+                backup = recorded.get(collection)
+                now = store.collection_info(collection) if collection in live else None
+                shown[collection] = {"backup": _summary(backup, label), "live": _summary(now, live_label)}
+                differs = _differences(backup, now) if backup and now else []
+                if method == "snapshot" and differs:
+                    refused = " (Qdrant refuses such a snapshot in place)" if set(differs) & set(COMPATIBILITY) else ""
+                    notes.append(f"collection {collection}: {', '.join(differs)} differ from the backup{refused}: the "
+                                 "restore drops it and recovers it from the snapshot, after the safety backup")
+                if backup and now and _label(backup, label) != _label(now, live_label):
+                    notes.append(f"collection {collection}: the backup's embedding model is "
+                                 f"{_label(backup, label) or 'unrecorded'}, the live one "
+                                 f"{_label(now, live_label) or 'unrecorded'}: queries must use the backup's model")
+            aliases = {"backup": facts.get("aliases"),
+                       "live": [a for a in store.aliases() if a["collection_name"] in restored]}
+        return {"problems": problems, "notes": notes, "collections": shown, "aliases": aliases}
+
+    def _put_back_aliases(self, store, recorded, restored, log):
+        """Make the aliases of the ``restored`` collections the ``recorded`` ones, in one atomic change."""
+        want = {a["alias_name"]: a["collection_name"] for a in recorded if a["collection_name"] in restored}
+        live = {a["alias_name"]: a["collection_name"] for a in store.aliases()}
+        actions = [{"delete_alias": {"alias_name": alias}} for alias, collection in live.items()
+                   if (collection in restored or alias in want) and want.get(alias) != collection]
+        actions += [{"create_alias": {"collection_name": collection, "alias_name": alias}}
+                    for alias, collection in want.items() if live.get(alias) != collection]
+        if actions:
+            store.set_aliases(actions)
+            log(f"{self.name}: aliases put back: {', '.join(f'{a} → {c}' for a, c in want.items()) or 'none'}")
 
     def restore(self, reader, artifacts, options, log):
         facts = reader.facts_of(self.name)
         method, targets = self._targets(reader, artifacts)
+        recorded = facts.get("configs", {})
         with self._open(method) as store:
             if method == "snapshot" and targets:
-                self._check_version(store, facts.get("server_version"), options["allow_version_mismatch"], log)
+                refusal = self._version_refusal(store, facts.get("server_version"),
+                                                options["allow_version_mismatch"], log)
+                if refusal:
+                    raise Unchanged(f"{self.name}: {refusal}")
             existed = set(store.collections())
             absent = self.absent(reader)
             for collection in sorted(existed) if WHOLE_STORE in absent else absent:
@@ -384,14 +595,23 @@ class QdrantComponent(Component):
                 for artifact, collection in targets:
                     if collection not in existed:
                         created.append(collection)
-                    store.restore_collection(reader, artifact, collection)
+                    elif method == "snapshot" and collection in recorded:
+                        differs = _differences(recorded[collection], store.collection_info(collection))
+                        if differs:
+                            log(f"{self.name}: {collection}: {', '.join(differs)} differ from the backup; dropping "
+                                "it to recover it from the snapshot")
+                            store.drop(collection)
+                    store.restore_collection(reader, artifact, collection, log)
                     log(f"{self.name}: restored {collection} from {artifact}: {store.count(collection)} points "
                         f"(backup: {facts.get('counts', {}).get(collection, '?')})")
+                if "aliases" in facts:  # sets made before aliases were recorded leave them as they are
+                    self._put_back_aliases(store, facts["aliases"], [c for _, c in targets], log)
             except Exception:
                 # Collections that did not exist before are not in the safety backup: remove our partial work.
                 for collection in created:
                     try:
-                        store.drop(collection)
+                        if collection in store.collections():
+                            store.drop(collection)
                     except Exception as exc:  # the original error matters more
                         log(f"{self.name}: could not drop the partial collection {collection}: {exc}")
                 raise
@@ -403,7 +623,7 @@ class QdrantComponent(Component):
             for artifact, collection in targets:
                 target = f"{collection}-rehearsal-{secrets.token_hex(4)}"
                 with scratch(target, lambda name: name in store.collections(), store.drop):
-                    store.restore_collection(reader, artifact, target)
+                    store.restore_collection(reader, artifact, target, log)
                     counts[collection] = store.count(target)
                 log(f"{self.name}: rehearsal of {artifact}: {counts[collection]} points")
         return counts
