@@ -7,8 +7,8 @@ The key setting is a comma-separated list for rotation: new sets are signed with
 and a signature made by any of them verifies. ``key_id`` (the first 16 hex digits of the key's
 SHA-256) tells which key signed a set without revealing it.
 
-Check by hand: ``openssl dgst -sha256 -hmac "$BACKUP_SIGNING_KEY" metadata.json`` prints the
-``signature`` of metadata.json.sig.
+docs/disaster-recovery.md shows the check by hand (Python's hmac, the key read from the
+environment, never from argv).
 """
 
 import hashlib

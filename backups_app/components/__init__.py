@@ -1,9 +1,9 @@
 """The stores and the registry of configured sources.
 
-Every module in this package but ``base`` is one store, named after its default source, holding
-one Component subclass (``store_modules()``, ``engine_class()``). The registry of configured
-sources (``settings.BACKUP_SOURCES``) is built on first use and rebuilt after ``reset()`` or a
-settings change (tests use ``override_settings``)."""
+Every module in this package but ``base`` and the private helpers (``_name``) is one store, named
+after its default source, holding one Component subclass (``store_modules()``, ``engine_class()``).
+The registry of configured sources (``settings.BACKUP_SOURCES``) is built on first use and rebuilt
+after ``reset()`` or a settings change (tests use ``override_settings``)."""
 
 import importlib
 import pkgutil
@@ -19,7 +19,7 @@ _components = None
 
 def store_modules():
     """The store modules' names (``postgres``, ``qdrant``, ...), found without importing them."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base")
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base" and not m.name.startswith("_"))
 
 
 def engine_class(module_name):
