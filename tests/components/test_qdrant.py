@@ -252,3 +252,54 @@ def test_local_folder_in_use_or_missing_is_a_clear_error(qdrant_path, sources):
         holder.close()
     assert backup.status == RunStatus.FAILED
     assert "cannot open the Qdrant folder" in backup.error and "run a Qdrant server" in backup.error
+
+
+@pytest.mark.django_db
+def test_export_records_config_and_aliases_and_puts_them_back(qdrant_path, sources):
+    expected = fill(qdrant_path, 40, seed=4)
+    client = QdrantClient(path=qdrant_path)
+    client.create_collection("faq", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             metadata={"embedding_model": "e5-small", "built": "2026-11-30"})
+    client.update_collection_aliases([
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="docs", alias_name="docs-live")),
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="faq", alias_name="faq-live"))])
+    client.close()
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path, "embedding_model": "bge-m3"}))
+    backup = backups.create_backup(["qdrant"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    facts = backup.manifest["components"]["qdrant"]
+    assert facts["aliases"] == [{"alias_name": "docs-live", "collection_name": "docs"},
+                                {"alias_name": "faq-live", "collection_name": "faq"}]
+    assert facts["configs"]["faq"]["config"]["metadata"] == {"embedding_model": "e5-small", "built": "2026-11-30"}
+    assert set(facts["configs"]["docs"]["config"]["params"]["vectors"]) == {"text", "image"}
+
+    # A new embedding model for faq (deleting it drops its alias), and an alias moved.
+    client = QdrantClient(path=qdrant_path)
+    client.delete_collection("faq")
+    client.create_collection("faq", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE),
+                             metadata={"embedding_model": "e5-large"})
+    client.update_collection_aliases([
+        models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="docs-live")),
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="faq", alias_name="docs-live"))])
+    client.close()
+
+    shown = restores.plan_restore(backup.backup_id, verify=False)["preflight"]["qdrant"]
+    faq = shown["collections"]["faq"]
+    assert (faq["backup"]["vectors"], faq["live"]["vectors"]) == ({"size": 2, "distance": "Dot"},
+                                                                  {"size": 3, "distance": "Cosine"})
+    assert (faq["backup"]["embedding_model"], faq["live"]["embedding_model"]) == ("e5-small", "e5-large")
+    assert shown["collections"]["docs"]["backup"]["embedding_model"] == "bge-m3"  # the source's label
+    assert shown["aliases"]["live"] == [{"alias_name": "docs-live", "collection_name": "faq"}]
+
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    client = QdrantClient(path=qdrant_path)
+    try:
+        assert sorted((a.alias_name, a.collection_name) for a in client.get_aliases().aliases) == [
+            ("docs-live", "docs"), ("faq-live", "faq")]
+        info = client.get_collection("faq")
+        assert info.config.metadata == {"embedding_model": "e5-small", "built": "2026-11-30"}
+        assert info.config.params.vectors == models.VectorParams(size=2, distance=models.Distance.DOT)
+        assert points_of(client, "docs") == expected
+    finally:
+        client.close()
