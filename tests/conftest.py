@@ -181,3 +181,20 @@ def age_key(settings, tmp_path):
     settings.BACKUP_AGE_RECIPIENTS = [str(identity.to_public())]
     settings.BACKUP_AGE_IDENTITY_FILE = str(key_file)
     return key_file
+
+
+def forge_artifact(backup_storage_dir, backup, name, data):
+    """Replace artifact ``name`` of a stored set with ``data`` and record its checksum in the set's
+    metadata.json and in the catalog, as if the backup had written it (a damaged store, not a
+    tampered set: what a restore meets when the source gave bad data)."""
+    import hashlib
+    import json
+
+    folder = backup_storage_dir / backup.backup_id
+    (folder / name).write_bytes(data)
+    checksum = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest = json.loads((folder / "metadata.json").read_text())
+    manifest["artifacts"][name].update(checksum)
+    (folder / "metadata.json").write_text(json.dumps(manifest))
+    backup.manifest["artifacts"][name].update(checksum)
+    backup.save(update_fields=["manifest"])

@@ -1,18 +1,36 @@
 """SQLite files: the online backup API gives a consistent copy while the app keeps running;
-``PRAGMA integrity_check`` vets it before it is stored and before it is restored. Restore copies
-the checked file into the live database through the same API (one transaction)."""
+``PRAGMA integrity_check`` vets it before it is stored and before it is restored.
 
+Restore writes each file into a temporary file beside its target (``.<name>.restoring-*``, same
+folder so the rename is atomic), checks it, then renames it over the target (the file and the folder
+synced) and removes the old file's WAL/SHM/journal, after folding them into the old file first so a
+kill at any point leaves the old or the new database whole. A failure or a kill before the rename
+leaves the live file untouched (a killed restore's temporary files are removed by the next one).
+Several files are switched one after the other: the safety backup covers a failure in between.
+Stop the app's writers first (pre_restore hooks): a connection kept open across the rename still
+sees the old file."""
+
+import glob
 import os
 import shutil
 import sqlite3
-from contextlib import ExitStack, closing
+import stat
+import tempfile
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 from backups_app.archive.spool import spool_file
-from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
+from backups_app.archive.sqlitefile import (
+    SIDECARS,
+    check_integrity,
+    connect_readonly,
+    online_copy,
+    remove_sidecars,
+    replace_database,
+)
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component
-from backups_app.errors import ComponentError
+from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import comma_list
 
 
@@ -73,10 +91,12 @@ class SQLiteComponent(Component):
 
     @staticmethod
     def _stage(reader, artifact, copy):
-        """Copy the artifact into file ``copy`` and check it."""
+        """Copy the artifact into file ``copy`` and check it (a read-only open of a WAL database
+        leaves an empty WAL and index beside it: removed)."""
         with reader.open(artifact) as stream, open(copy, "wb") as out:
             shutil.copyfileobj(stream, out, CHUNK_SIZE)
         check_integrity(copy)
+        remove_sidecars(copy)
 
     def rehearse(self, reader, artifacts, log):
         """Each file restored into a temporary file in the spool, checked, counted and removed."""
@@ -93,19 +113,42 @@ class SQLiteComponent(Component):
         targets = self._by_artifact()
         unknown = [a for a in artifacts if a not in targets]
         if unknown:
-            raise ComponentError(f"{self.name}: no configured SQLite file for {', '.join(unknown)} "
+            raise Unchanged(f"{self.name}: no configured SQLite file for {', '.join(unknown)} "
                                  f"(configured: {', '.join(targets.values())}).")
         with ExitStack() as stack:
-            staged = {artifact: stack.enter_context(spool_file(".db")) for artifact in artifacts}
-            # Stage and check every file before touching any live database.
-            for artifact, copy in staged.items():
-                self._stage(reader, artifact, copy)
+            staged = {}
+            try:  # stage and check every file before touching any live database
+                for artifact in artifacts:
+                    staged[artifact] = stack.enter_context(_beside(targets[artifact]))
+                    self._stage(reader, artifact, staged[artifact])
+            except Exception as exc:
+                raise Unchanged(f"{self.name}: {exc} (the live files were not touched)") from None
             for artifact in self.absent(reader):
                 if artifact in targets and os.path.exists(targets[artifact]):
                     log(f"{self.name}: {targets[artifact]} did not exist in this backup; removing it")
                     os.unlink(targets[artifact])
+                    remove_sidecars(targets[artifact])
             for artifact, copy in staged.items():
-                live = targets[artifact]
-                os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
-                online_copy(copy, live)
-                log(f"{self.name}: restored {live} from {artifact}")
+                replace_database(copy, targets[artifact])
+                log(f"{self.name}: restored {targets[artifact]} from {artifact}")
+
+
+@contextmanager
+def _beside(live):
+    """A temporary file beside ``live`` (same folder: the final rename is atomic) with the live file's
+    mode, removed on the way out unless it was renamed into place. Stale ones a killed restore left
+    are removed first."""
+    folder, base = os.path.split(os.path.abspath(live))
+    os.makedirs(folder, exist_ok=True)
+    prefix = f".{base}.restoring-"
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*")):
+        os.unlink(stale)
+    fd, path = tempfile.mkstemp(dir=folder, prefix=prefix)
+    os.fchmod(fd, stat.S_IMODE(os.stat(live).st_mode) if os.path.exists(live) else 0o644)
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        for leftover in (path, *(path + suffix for suffix in SIDECARS)):
+            if os.path.exists(leftover):
+                os.unlink(leftover)

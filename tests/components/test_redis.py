@@ -2,7 +2,6 @@
 by-hand path (zstd -dc | redis-cli --pipe), the optional RDB snapshot and the rehearsal.
 Every test uses its own redis-server on a free port; the shared server is never flushed."""
 
-import hashlib
 import io
 import json
 import multiprocessing
@@ -28,7 +27,7 @@ from backups_app.components.redis import (
 from backups_app.errors import ComponentError
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
-from tests.conftest import REDIS_PASSWORD
+from tests.conftest import REDIS_PASSWORD, forge_artifact
 from tests.servers import redis_server
 from tests.stacks import ENGINES
 
@@ -428,16 +427,11 @@ def test_a_payload_redis_refuses_fails_in_the_spare_and_changes_nothing(sources,
     fill(redis_url)
     sources(redis=(ENGINES["redis"], {"url": redis_url}))
     backup = backups.create_backup(["redis"])
-    folder = backup_storage_dir / backup.backup_id
-    commands = list(read_commands(io.BytesIO((folder / "redis.dump").read_bytes())))
+    commands = list(read_commands(io.BytesIO((backup_storage_dir / backup.backup_id / "redis.dump").read_bytes())))
     payload = bytearray(commands[-1][3])
     payload[-10:-8] = (99).to_bytes(2, "little")  # a future RDB version: RESTORE refuses the payload
     commands[-1][3] = bytes(payload)
-    tampered = b"".join(pack_command(tuple(command)) for command in commands)
-    (folder / "redis.dump").write_bytes(tampered)
-    manifest = json.loads((folder / "metadata.json").read_text())
-    manifest["artifacts"]["redis.dump"].update(size=len(tampered), sha256=hashlib.sha256(tampered).hexdigest())
-    (folder / "metadata.json").write_text(json.dumps(manifest))
+    forge_artifact(backup_storage_dir, backup, "redis.dump", b"".join(pack_command(tuple(c)) for c in commands))
     with client(redis_url) as c:
         c.set("str:1", "changed")
     before = snapshot(redis_url)
@@ -446,7 +440,7 @@ def test_a_payload_redis_refuses_fails_in_the_spare_and_changes_nothing(sources,
     assert "DUMP payload version or checksum are wrong" in restore.error
     assert "the live data was not touched" in restore.error and "Nothing was changed" in restore.error
     assert "rolling back" not in restore.log
-    assert_same(snapshot(redis_url), before)
+    assert_same(snapshot(redis_url), before)  # and no spare left
 
 
 # --- ACL: the plan checks the configured user's permissions ---------------------------------------
