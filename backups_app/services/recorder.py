@@ -88,7 +88,7 @@ class RunRecorder:
 
     def finish(self, status, error=""):
         """End the run, and free the lock it holds in the same transaction."""
-        fault_point("run.finish")
+        fault_point(f"{self.run._meta.model_name}.finish")
         lines = (self._line(f"ERROR: {error}") if error else "") + self._line(f"finished: {status}")
         with transaction.atomic():
             self._save(status=status, error=mask(error), finished_at=timezone.now(), log=self.run.log + lines)
@@ -149,7 +149,7 @@ def execute(model, pk, body):
     pending (delivered again after its worker died, already swept) is returned untouched."""
     run = model.objects.get(pk=pk)
     recorder = RunRecorder(run)
-    fault_point("run.claim")
+    fault_point(f"{model._meta.model_name}.claim")
     if not recorder.start():
         run.refresh_from_db()
         logger.warning("%s is %s, not pending: nothing to do (a task delivered again, or a run already swept)",

@@ -13,7 +13,7 @@ from django.urls import reverse
 from backups_app.models import Backup, OffsiteStatus, RunStatus
 from backups_app.services.backups import create_backup, delete_backup, download, download_url
 from backups_app.services.offsite import copy_offsite
-from backups_app.services.restores import start_restore
+from backups_app.services.restores import plan_restore, start_restore
 from backups_app.services.verification import quick_check
 from backupsite.env import Environment
 from backupsite.storage_env import storage_entry
@@ -167,6 +167,9 @@ def test_restore_uses_the_offsite_copy_when_the_primary_one_is_damaged(pg_stack,
     damage(pg_stack)
 
     assert not quick_check(backup.backup_id, "cli")["ok"]  # verification reports the primary copy as it is
+    # The plan says, before anything starts, that the way back goes to the storage that failed.
+    assert any(p.startswith("the safety backup is written to the primary backup storage (")
+               for p in plan_restore(backup.backup_id)["problems"])
     restore = start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert restore.plan["copy"] == "offsite"

@@ -1,0 +1,238 @@
+"""Runs under faults, with real processes: manage.py backups, restores and deletions are killed
+(SIGKILL) or paused (SIGSTOP) at exact lines through the test hook (backups_app/faults.py), then
+the sweep (manage.py sweepruns) and a second worker run. After each: no lock held, no run pending
+or in progress past its bound, every completed backup verifies with the stock sha256sum, no
+pinned backup deleted, the uploads folder in exactly one state (before or after) with no leftovers.
+The app database is a SQLite file all the processes share."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tests import stacks
+
+ROOT = Path(__file__).resolve().parents[2]
+STALE = PENDING = 6  # BACKUP_STALE_SECONDS, BACKUP_PENDING_SECONDS for these processes
+ACTIVE = ("pending", "in_progress", "deleting")
+
+
+class Site:
+    """One deployment: its app database, backup storage, spool and uploads folder, and the
+    environment every process of it gets."""
+
+    def __init__(self, root, template_db):
+        self.root, self.db, self.storage = root, root / "app.sqlite3", root / "backups"
+        self.uploads = root / "stack" / "uploads"
+        self.db.write_bytes(template_db.read_bytes())
+        self.env = {**environment(root), **stacks.environment({"uploads": stacks.uploads_source(
+            self.uploads, {"doc.txt": "v1"})})}
+
+    def run(self, *args, kill_at=None):
+        """manage.py ARGS to its end (killed at ``kill_at`` when given)."""
+        env = {**self.env, **({"BACKUP_TEST_KILL_AT": kill_at} if kill_at else {})}
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=180)
+
+    def ok(self, *args):
+        done = self.run(*args)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip()
+
+    def stopped_at(self, point, *args):
+        """manage.py ARGS, started and left paused (SIGSTOP) at ``point``."""
+        proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**self.env, "BACKUP_TEST_STOP_AT": point})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+                return proc
+            time.sleep(0.1)
+        proc.kill()
+        raise AssertionError(f"never stopped at {point}: {proc.communicate()[1][-3000:]}")
+
+    def query(self, sql, *params):
+        with closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def backup(self, key, value):
+        """(status, error, pinned) of the backup whose ``key`` is ``value``."""
+        (row,) = self.query(f"SELECT status, error, pinned FROM backups_app_backup WHERE {key} = ?", value)
+        return row
+
+    def write_uploads(self, text):
+        (self.uploads / "doc.txt").write_text(text)
+
+    def uploads_state(self):
+        return {p.name: p.read_text() for p in self.uploads.iterdir()}
+
+    def sweep_after(self, seconds):
+        time.sleep(seconds + 0.5)
+        return self.ok("sweepruns")
+
+    def check(self):
+        """The invariants that must hold whatever was killed, once the sweep ran."""
+        assert self.query("SELECT name, holder FROM backups_app_operationlock") == []
+        for table in ("backup", "restore", "verification"):
+            assert self.query(f"SELECT id, status FROM backups_app_{table} WHERE status IN (?, ?, ?)", *ACTIVE) == []
+        for (backup_id,) in self.query("SELECT backup_id FROM backups_app_backup WHERE status = ?", "completed"):
+            folder = self.storage / backup_id
+            assert (folder / "metadata.json").is_file(), backup_id
+            assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
+        assert self.query("SELECT backup_id FROM backups_app_backup WHERE pinned AND status != ?", "completed") == []
+        assert sorted(p.name for p in self.uploads.parent.iterdir()) == ["uploads"]  # no .uploads.restore-/old-
+        assert list((self.root / "spool").glob("*.swap.json")) == []
+        for failed_id, in self.query("SELECT backup_id FROM backups_app_backup WHERE status = ?", "failed"):
+            assert not (self.storage / failed_id).exists()
+
+
+def environment(root):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupsite.settings", "VAR_DIR": str(root / "var"),
+           "DATABASE_URL": f"sqlite:///{root / 'app.sqlite3'}", "BACKUP_DIR": str(root / "backups"),
+           "BACKUP_SPOOL_DIR": str(root / "spool"), "BACKUP_MIN_FREE_MB": "1", "BACKUP_HEARTBEAT_SECONDS": "1",
+           "BACKUP_STALE_SECONDS": str(STALE), "BACKUP_PENDING_SECONDS": str(PENDING)}
+    for name in ("POSTGRES_DB", "DJANGO_SECRET_KEY", "Q_REDIS_URL", "BACKUP_TEST_KILL_AT", "BACKUP_TEST_STOP_AT"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("template")
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT,
+                          env=environment(root), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return root / "app.sqlite3"
+
+
+@pytest.fixture
+def site(tmp_path, template_db):
+    return Site(tmp_path, template_db)
+
+
+@pytest.mark.parametrize("point, status", [
+    ("backup.claim", "pending"), ("backup.before_manifest", "in_progress"), ("backup.finish", "in_progress")])
+def test_a_backup_killed_is_failed_by_the_sweep_and_leaves_no_files(site, point, status):
+    done = site.run("backup", kill_at=point)
+    assert done.returncode == -signal.SIGKILL
+    ((backup_id, found),) = site.query("SELECT backup_id, status FROM backups_app_backup")
+    assert found == status
+    if point == "backup.finish":  # everything was written: only the end was missing
+        assert (site.storage / backup_id / "metadata.json").is_file()
+    assert site.ok("sweepruns") == "0 stale run(s) marked failed"  # not past its bound yet
+    assert site.sweep_after(max(STALE, PENDING)) == "1 stale run(s) marked failed"
+
+    state, error, _ = site.backup("backup_id", backup_id)
+    assert state == "failed"
+    assert error.startswith("No worker started this backup within BACKUP_PENDING_SECONDS" if status == "pending"
+                            else "The worker running this stopped responding")
+    site.check()
+    again = site.ok("backup")  # a second worker: nothing is left in its way
+    assert site.backup("backup_id", again)[0] == "completed"
+    site.check()
+
+
+@pytest.mark.parametrize("point, after", [
+    ("restore.locked", False),  # the row and its lock exist, no worker started it
+    ("swap.extracted", False),  # the new folder is extracted beside the live one
+    ("swap.moved_aside", False),  # between the two renames: the live folder is missing
+    ("restore.applied", True),  # restored, the safety backup not deleted yet
+    ("restore.finish", True),  # done and the safety backup deleted, not marked yet
+])
+def test_a_restore_killed_frees_its_lock_and_leaves_the_store_in_one_state(site, point, after):
+    backup_id = site.ok("backup")
+    site.write_uploads("v2")
+    done = site.run("restore", backup_id, "--yes", kill_at=point)
+    assert done.returncode == -signal.SIGKILL
+    assert site.query("SELECT name FROM backups_app_operationlock") == [("restore",)]
+    refused = site.run("backup")
+    assert refused.returncode == 1 and "Backup refused: restore_" in refused.stderr
+
+    assert site.sweep_after(max(STALE, PENDING)) == "1 stale run(s) marked failed"
+    ((restore_id, status, error, safety_id),) = site.query(
+        "SELECT restore_id, status, error, safety_backup_id FROM backups_app_restore")
+    assert status == "failed"
+    assert site.uploads_state() == {"doc.txt": "v1" if after else "v2"}
+    if point == "swap.moved_aside":
+        assert "was moved aside by a restore that was killed and is put back as it was before" in error
+    if point == "restore.applied":  # partly restored as far as anyone knows: the way back is kept
+        assert "may be partly restored" in error and site.backup("id", safety_id)[2] == 1
+    site.check()
+
+    site.write_uploads("v3")
+    site.ok("restore", backup_id, "--yes")  # a second worker: the lock did not leak
+    assert site.uploads_state() == {"doc.txt": "v1"}
+    site.check()
+
+
+def test_a_deletion_killed_between_files_and_row_is_never_offered_and_is_finished(site):
+    backup_id = site.ok("backup")
+    done = site.run("shell", "-c", f"from backups_app.services.backups import delete_backup; "
+                                   f"delete_backup('{backup_id}')", kill_at="delete.files_removed")
+    assert done.returncode == -signal.SIGKILL
+    assert site.backup("backup_id", backup_id)[0] == "deleting"
+    assert not (site.storage / backup_id).exists()
+    for source in (backup_id, "latest"):  # neither by its id nor as the latest
+        refused = site.run("restore", source, "--yes")
+        assert refused.returncode == 1
+        assert ("is deleting, not completed" if source == backup_id else "no completed backup") in refused.stderr
+
+    assert site.ok("sweepruns") == "1 stale run(s) marked failed"
+    assert site.query("SELECT backup_id FROM backups_app_backup") == []
+    site.check()
+
+
+def test_a_worker_paused_below_the_stale_limit_is_left_alone(site):
+    proc = site.stopped_at("backup.before_manifest", "backup")
+    assert site.ok("sweepruns") == "0 stale run(s) marked failed"
+    proc.send_signal(signal.SIGCONT)
+    backup_id = proc.communicate(timeout=60)[0].strip()
+    assert proc.returncode == 0 and site.backup("backup_id", backup_id)[0] == "completed"
+    site.check()
+
+
+def test_a_backup_paused_past_the_stale_limit_cannot_complete_after_the_sweep(site):
+    proc = site.stopped_at("backup.before_manifest", "backup")
+    ((backup_id,),) = site.query("SELECT backup_id FROM backups_app_backup")
+    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"
+    assert not (site.storage / backup_id).exists()
+
+    proc.send_signal(signal.SIGCONT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"{backup_id} was taken over" in err
+    status, error, _ = site.backup("backup_id", backup_id)
+    assert status == "failed" and error.startswith("The worker running this stopped responding")
+    assert not (site.storage / backup_id).exists()  # it wrote no manifest and removed nothing
+    site.check()
+
+
+def test_a_restore_paused_past_the_stale_limit_cannot_overwrite_the_sweep_or_the_next_restore(site):
+    first = site.ok("backup")
+    site.write_uploads("v2")
+    second = site.ok("backup")
+    site.write_uploads("v3")
+    proc = site.stopped_at("restore.applied", "restore", first, "--yes")
+    assert site.uploads_state() == {"doc.txt": "v1"}
+    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"
+    ((paused_id, safety_id),) = site.query("SELECT restore_id, safety_backup_id FROM backups_app_restore")
+    assert site.backup("id", safety_id)[2] == 1  # pinned by the sweep: the way back to v3
+
+    site.ok("restore", second, "--yes")  # the lock was freed: the next restore runs
+    assert site.uploads_state() == {"doc.txt": "v2"}
+    proc.send_signal(signal.SIGCONT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"{paused_id} was taken over" in err
+
+    ((status, error),) = site.query("SELECT status, error FROM backups_app_restore WHERE restore_id = ?", paused_id)
+    assert status == "failed" and "may be partly restored" in error
+    assert site.backup("id", safety_id)[:1] == ("completed",)  # not deleted by the paused worker
+    assert site.uploads_state() == {"doc.txt": "v2"}  # the second restore's result stands
+    site.check()
