@@ -4,7 +4,11 @@
   ``chroma.sqlite3`` taken through SQLite's online backup API and the segment folders beside it.
   Chroma writes the folders and the database separately, so writers must be stopped while it runs
   (pre_backup/post_backup hooks). Restore extracts beside the folder, checks the database and
-  swaps the folders. Needs no Chroma package at all.
+  swaps the folders. Needs no Chroma package at all. The backup records the schema migrations of
+  ``chroma.sqlite3`` (its ``migrations`` table), and the plan refuses to restore them into a Chroma
+  that does not have them all (Chroma cannot open a database a newer version migrated): the
+  installed chromadb's, learnt from a new database it makes in the spool, or without chromadb the
+  live folder's.
 - ``server`` (CHROMA_HOST/CHROMA_PORT): every collection paged out through the HTTP client into
   ``<name>_<collection>.jsonl.zst`` (ids, embeddings, documents, metadatas, uris, collection
   metadata, configuration and schema). Restore loads a new collection beside the live one, checks
@@ -24,7 +28,7 @@ from contextlib import closing, contextmanager
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.safetar import extracted, restore_folder
-from backups_app.archive.spool import spool_file
+from backups_app.archive.spool import scratch_folder, spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
 from backups_app.components.base import WHOLE_STORE, Component, scratch
 from backups_app.errors import ComponentError, ConfigurationError
@@ -45,6 +49,34 @@ def db_counts(path):
     with closing(connect_readonly(path)) as conn:
         return {(name if database == "default_database" else f"{database}/{name}"): items
                 for database, name, items in conn.execute(COUNTS_SQL)}
+
+
+def migrations(path):
+    """{migration folder: highest version} that a ``chroma.sqlite3`` records in its ``migrations``
+    table (``sysdb``, ``metadb``, ``embeddings_queue``); empty for a database without one."""
+    with closing(connect_readonly(path)) as conn:
+        try:
+            rows = conn.execute("SELECT dir, max(version) FROM migrations GROUP BY dir ORDER BY dir").fetchall()
+        except sqlite3.OperationalError:  # no such table
+            return {}
+    return dict(rows)
+
+
+def installed_migrations():
+    """The migrations the installed chromadb applies to a new database (its compiled core has some that
+    its Python package does not list), or None without chromadb."""
+    if importlib.util.find_spec("chromadb") is None:
+        return None
+    import chromadb
+    from chromadb.api.client import SharedSystemClient
+    from chromadb.config import Settings
+
+    with scratch_folder("chroma-version-") as folder:
+        try:
+            chromadb.PersistentClient(path=folder, settings=Settings(anonymized_telemetry=False))
+        finally:
+            SharedSystemClient.clear_system_cache()
+        return migrations(os.path.join(folder, SQLITE_NAME))
 
 
 def check_folder(folder):
@@ -110,6 +142,25 @@ class ChromaComponent(Component):
         with self._client() as client:
             return {c.name: c.count() for c in client.list_collections()}
 
+    def preflight(self, reader, artifacts, options):
+        recorded = reader.facts_of(self.name).get("migrations")
+        if not (self.config["path"] and recorded):  # server mode, an older backup or an absent folder
+            return {}
+        here, whose = installed_migrations(), "the installed chromadb"
+        live = os.path.join(self.config["path"], SQLITE_NAME)
+        if here is None and os.path.isfile(live):
+            here, whose = migrations(live), f"the live {live}"
+        if here is None:
+            return {"notes": ["Chroma's schema version is not checked: chromadb is not installed here and the folder "
+                              "holds no database"]}
+        newer = [f"{folder} {version} (here {here.get(folder, 'none')})" for folder, version in sorted(recorded.items())
+                 if version > here.get(folder, 0)]
+        problems = [f"the backup's {SQLITE_NAME} has schema migrations that {whose} does not know: {', '.join(newer)}. "
+                    "Chroma cannot open a database a newer version migrated (downgrades are unsupported): restore "
+                    "with a Chroma at least as new as the one that made the backup, or back up and restore with the "
+                    "export method (CHROMA_HOST: collections go through the API into any version)"] if newer else []
+        return {"problems": problems, "migrations": {"backup": recorded, "here": here}}
+
     def restore(self, reader, artifacts, options, log):
         if self.config["path"]:
             self._restore_folder(reader, artifacts, log)
@@ -140,9 +191,10 @@ class ChromaComponent(Component):
                 for entry in sorted(os.listdir(root)):
                     if not entry.startswith(SQLITE_NAME):  # the live database and its -wal/-shm/-journal
                         tar.add(os.path.join(root, entry), arcname=entry)
-            counts = db_counts(copy)
-        log(f"{self.name}: {sum(counts.values())} items in {len(counts)} collections from {root} into {name}")
-        return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}"}
+            counts, schema = db_counts(copy), migrations(copy)
+        log(f"{self.name}: {sum(counts.values())} items in {len(counts)} collections from {root} into {name} "
+            f"(schema migrations {', '.join(f'{folder} {version}' for folder, version in schema.items()) or 'none'})")
+        return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}", "migrations": schema}
 
     def _restore_folder(self, reader, artifacts, log):
         restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log,

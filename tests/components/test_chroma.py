@@ -3,9 +3,11 @@ free loopback port started by the test."""
 
 import importlib.util
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from backups_app import components
+from backups_app.components.chroma import installed_migrations, migrations
 from backups_app.components.chroma import main as chroma_main
 from backups_app.errors import ConfigurationError
 from backups_app.models import RunStatus
@@ -205,3 +208,43 @@ def test_server_mode_unreachable_and_missing_client(sources, monkeypatch):
     ChromaComponent("chroma", {"path": "/srv/chroma"})  # path mode needs no Chroma package
     with pytest.raises(ConfigurationError, match="exactly one of CHROMA_PATH"):
         ChromaComponent("chroma", {"path": "/srv/chroma", "host": "chroma.internal"})
+
+
+def tree_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("chromadb_here", [True, False], ids=["installed-chromadb", "live-folder"])
+def test_folder_from_a_newer_chroma_is_refused_in_the_plan(tmp_path, sources, monkeypatch, chromadb_here):
+    path = tmp_path / "chroma"
+    fill(persistent(path))
+    release()
+    installed = migrations(str(path / "chroma.sqlite3"))
+    assert installed == installed_migrations() and installed["sysdb"] >= 10  # the compiled core's, too
+    sources(chroma=(ENGINES["chroma"], {"path": str(path)}))
+    plain = backups.create_backup(["chroma"])
+    assert plain.manifest["components"]["chroma"]["migrations"] == installed
+    assert restores.plan_restore(plain.backup_id)["ok"]
+    # What a newer Chroma leaves: one more migration of its schema, recorded by the backup.
+    with closing(sqlite3.connect(path / "chroma.sqlite3")) as conn, conn:
+        conn.execute("INSERT INTO migrations VALUES ('sysdb', 99, '00099-future.sqlite.sql', '', '')")
+    newer = backups.create_backup(["chroma"])
+    assert newer.manifest["components"]["chroma"]["migrations"] == {**installed, "sysdb": 99}
+    with closing(sqlite3.connect(path / "chroma.sqlite3")) as conn, conn:
+        conn.execute("DELETE FROM migrations WHERE version = 99")
+    if not chromadb_here:  # the app's Chroma elsewhere: the live folder tells its schema
+        real_find_spec = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "chromadb"
+                            else real_find_spec(name, *a))
+    whose = "the installed chromadb" if chromadb_here else f"the live {path / 'chroma.sqlite3'}"
+    before = tree_bytes(path)
+    plan = restores.plan_restore(newer.backup_id)
+    assert plan["refusals"] == [
+        f"chroma: the backup's chroma.sqlite3 has schema migrations that {whose} does not know: sysdb 99 (here "
+        f"{installed['sysdb']}). Chroma cannot open a database a newer version migrated (downgrades are unsupported): "
+        "restore with a Chroma at least as new as the one that made the backup, or back up and restore with the "
+        "export method (CHROMA_HOST: collections go through the API into any version)"]
+    restore = restores.start_restore(newer.backup_id, confirm=True)
+    assert restore.status == RunStatus.FAILED and "Restore refused before any change" in restore.error
+    assert tree_bytes(path) == before
