@@ -327,11 +327,12 @@ class RedisComponent(Component):
         if unavailable:
             return None, f"no SWAPDB: {unavailable}"
         try:
-            total = int(client.config_get("databases")["databases"])
+            total, known = int(client.config_get("databases")["databases"]), True
         except (redis.ResponseError, KeyError):
-            total = 16  # CONFIG refused (managed servers): Redis's default
-        found, left = self._held(client)
-        free = [db for db in range(total - 1, 0, -1) if db not in dbs and db not in found]
+            total, known = 16, False  # CONFIG refused (managed servers): Redis's default, each one tried
+        found, _left = self._held(client)
+        free = [db for db in range(total - 1, 0, -1) if db not in dbs and db not in found
+                and (known or self._selectable(db))]
         if len(free) < len(dbs):
             return None, (f"{len(dbs)} empty database indexes besides the restored ones are needed, "
                           f"{len(free)} are free (CONFIG SET databases, or restore fewer dbs)")
@@ -339,6 +340,13 @@ class RedisComponent(Component):
         if memory.get("maxmemory") and 2 * memory["used_memory"] > memory["maxmemory"]:
             return None, "maxmemory leaves no room for a second copy of the data"
         return dict(zip(dbs, free)), None
+
+    def _selectable(self, db):
+        try:
+            with self.client(db) as db_client:
+                return db_client.ping()
+        except redis.ResponseError:  # DB index is out of range
+            return False
 
     def _empty(self, dbs, log=None):
         for db in dbs:
