@@ -323,8 +323,9 @@ def test_collection_recreated_with_another_vector_config_is_dropped_and_recovere
     assert fake.collections["docs"]["config"] == recorded["config"]
 
 
-def _raw_upload(fake, collection, backup, checksum=None):
-    """Upload a backed-up snapshot straight to the stand-in, the way curl does."""
+def _raw_upload(fake, collection, backup, checksum=None, into=None):
+    """Upload the backed-up snapshot of ``collection`` straight to the stand-in (into ``into``, by
+    default the same collection), the way curl does."""
     import httpx
 
     reader = backups.open_reader(backup)
@@ -332,7 +333,7 @@ def _raw_upload(fake, collection, backup, checksum=None):
     with reader.open(artifact) as stream:
         data = stream.read(1 << 30)
     query = {"priority": "snapshot", "wait": "true", "checksum": checksum or reader.meta(artifact)["sha256"]}
-    return httpx.post(f"{fake.url}/collections/{quote(collection, safe='')}/snapshots/upload", params=query,
+    return httpx.post(f"{fake.url}/collections/{quote(into or collection, safe='')}/snapshots/upload", params=query,
                       headers={"api-key": API_KEY}, files={"snapshot": (artifact, data)})
 
 
@@ -491,3 +492,22 @@ def test_the_openapi_check_catches_requests_qdrant_does_not_take():
         "POST /collections/docs/points/count: body: 'yes' is not of type 'boolean' at ['exact']",
         "DELETE /collections/docs: sends application/json where the API takes none",
     ]
+
+
+@pytest.mark.django_db
+def test_the_stand_in_refuses_what_qdrant_refuses(fake, qdrant_source):
+    import httpx
+
+    backup = backups.create_backup(["qdrant"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert httpx.get(f"{fake.url}/").json()["version"] == "1.12.4"  # the only route without a key
+    unauthorised = httpx.get(f"{fake.url}/collections")
+    assert unauthorised.status_code == 401 and unauthorised.headers["content-type"].startswith("text/plain")
+    assert _raw_upload(fake, "notes", backup, checksum="abc").status_code == 422  # not 64 hex characters
+    assert _raw_upload(fake, "notes", backup, checksum="0" * 64).status_code == 400  # not the bytes' checksum
+    assert _raw_upload(fake, "notes", backup, into="copy").status_code == 200  # a new collection from the snapshot
+    assert fake.files("copy") == ["qdrant_notes.snapshot"]  # the uploaded file stays on the server
+    fake.drop("copy")
+    assert ("copy", "qdrant_notes.snapshot") in fake.snapshots  # ... even when its collection is deleted
+    telemetry = httpx.get(f"{fake.url}/telemetry", params={"details_level": 1}, headers={"api-key": API_KEY})
+    assert telemetry.json()["result"]["collections"]["snapshots"] == []  # per-collection entries need level 2
