@@ -57,6 +57,28 @@ class Site:
         proc.kill()
         raise AssertionError(f"never stopped at {point}: {proc.communicate()[1][-3000:]}")
 
+    def cluster(self, name, kill_at=None):
+        """A qcluster (its log in ROOT/<name>.log), killing its worker at ``kill_at`` when given."""
+        env = {**self.env, **({"BACKUP_TEST_KILL_AT": kill_at} if kill_at else {})}
+        with open(self.root / f"{name}.log", "w") as log:
+            return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+
+    def cluster_log(self, name):
+        return (self.root / f"{name}.log").read_text()
+
+    @staticmethod
+    def stop(cluster):
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait(timeout=30)
+
+    @staticmethod
+    def wait_for(condition, what, seconds=90):
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+            time.sleep(0.3)
+
     def query(self, sql, *params):
         with closing(sqlite3.connect(self.db, timeout=30)) as conn:
             return conn.execute(sql, params).fetchall()
@@ -235,4 +257,29 @@ def test_a_restore_paused_past_the_stale_limit_cannot_overwrite_the_sweep_or_the
     assert status == "failed" and "may be partly restored" in error
     assert site.backup("id", safety_id)[:1] == ("completed",)  # not deleted by the paused worker
     assert site.uploads_state() == {"doc.txt": "v2"}  # the second restore's result stands
+    site.check()
+
+
+def test_a_queued_backup_whose_worker_died_is_swept_and_its_task_coming_back_does_nothing(site):
+    site.env.update(Q_WORKERS="1", Q_TIMEOUT="4", Q_RETRY="8")  # handed out again 8 s after it was taken
+    first_cluster = site.cluster("first", kill_at="backup.before_manifest")
+    try:
+        backup_id = site.ok("backup", "--async")
+        site.wait_for(lambda: "reincarnated worker" in site.cluster_log("first"), "dead worker replaced")
+    finally:
+        site.stop(first_cluster)
+    assert site.backup("backup_id", backup_id)[0] == "in_progress"
+    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"
+
+    second_cluster = site.cluster("second")
+    try:
+        next_id = site.ok("backup", "--async")
+        site.wait_for(lambda: site.backup("backup_id", next_id)[0] == "completed", "second backup completed")
+        site.wait_for(lambda: f"{backup_id} is failed, not pending: nothing to do" in site.cluster_log("second"),
+                      "task of the swept backup handed out again")
+    finally:
+        site.stop(second_cluster)
+    status, error, _ = site.backup("backup_id", backup_id)
+    assert status == "failed" and error.startswith("The worker running this stopped responding")
+    assert site.query("SELECT count(*) FROM django_q_ormq") == [(0,)]  # acknowledged: it will not come back
     site.check()

@@ -101,3 +101,43 @@ def test_a_failed_rollback_pins_the_safety_backup(uploads, monkeypatch):
     assert restore.status == RunStatus.FAILED
     assert "uploads may hold part of the restored data. The safety backup is kept and pinned" in restore.error
     assert Backup.objects.get(pk=restore.safety_backup_id).pinned
+
+
+def test_a_rollback_that_leaves_a_store_unlike_before_is_failed_not_rolled_back(uploads, monkeypatch):
+    backup = backups.create_backup()
+    from backups_app.components.uploads import UploadsComponent
+
+    real, calls = UploadsComponent.restore, []
+
+    def restore_leaving_a_file(self, reader, artifacts, options, log):
+        calls.append(reader.backup_id)
+        if len(calls) == 1:  # the restore writes, then fails
+            (uploads / "half.txt").write_text("half-restored")
+            raise OSError("disk gone")
+        real(self, reader, artifacts, options, log)  # the rollback "succeeds" but leaves a file behind
+        (uploads / "left-over.txt").write_text("not in the safety backup")
+
+    monkeypatch.setattr(UploadsComponent, "restore", restore_leaving_a_file)
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.FAILED
+    assert "after it, uploads.files 1 before, 2 now" in restore.error
+    assert "The safety backup is kept and pinned" in restore.error
+    assert Backup.objects.get(pk=restore.safety_backup_id).pinned
+
+
+def test_a_pinned_backup_goes_only_by_unpin_and_delete(uploads):
+    from backups_app.services import retention
+
+    backup = backups.create_backup()
+    retention.pin(backup.backup_id)
+    with pytest.raises(Busy, match="is pinned or running; it was not deleted"):
+        backups.remove_backup(backup)  # what a restore calls for its own safety backup
+    with pytest.raises(Busy, match="is pinned"):
+        backups.delete_backup(backup.backup_id)
+    Backup.objects.filter(pk=backup.pk).update(status=RunStatus.DELETING)  # a deletion cut short, then pinned
+    sweep_stale_runs()
+    assert Backup.objects.filter(pk=backup.pk).exists()
+    Backup.objects.filter(pk=backup.pk).update(status=RunStatus.COMPLETED)
+    retention.unpin(backup.backup_id)
+    backups.delete_backup(backup.backup_id)
+    assert not Backup.objects.filter(pk=backup.pk).exists()
