@@ -6,7 +6,7 @@ import os
 import uuid
 
 import pytest
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from backups_app import components
 from backups_app.models import RunStatus
@@ -38,6 +38,8 @@ def server_collection():
 def test_round_trip_against_a_real_server(server_collection, sources, method):
     client, name = server_collection
     before = points_of(client, name)  # a server stores cosine vectors normalised: compare with what it returns
+    alias = models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=f"{name}-a"))
+    client.update_collection_aliases([alias])
     sources(qdrant=(ENGINES["qdrant"], {"url": URL, "api_key": API_KEY or "", "collections": name, "method": method}))
     backup = backups.create_backup(["qdrant"])
     assert backup.status == RunStatus.COMPLETED, backup.error
@@ -46,9 +48,11 @@ def test_round_trip_against_a_real_server(server_collection, sources, method):
     reader = backups.open_reader(backup)
     assert components.get_component("qdrant").rehearse(reader, reader.artifacts_of("qdrant"), print) == {name: 2000}
 
-    client.delete_collection(name)
+    client.delete_collection(name)  # drops the alias too
     client.create_collection(name, **DOCS_CONFIG)
     restore = restores.start_restore(backup.backup_id, confirm=True)
     assert restore.status == RunStatus.COMPLETED, restore.error
     assert points_of(client, name) == before
+    assert [a.alias_name for a in client.get_collection_aliases(name).aliases] == [f"{name}-a"]
+    assert client.list_snapshots(name) == []  # the uploaded files were deleted
     assert sorted(c.name for c in client.get_collections().collections if c.name.startswith(name)) == [name]
