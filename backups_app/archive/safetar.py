@@ -92,8 +92,7 @@ def extract_beside(stream, live, check=None, log=None):
     the spool names ``live`` meanwhile: if the process dies, ``recover_swaps`` puts it right."""
     parent = os.path.dirname(live)
     os.makedirs(parent, exist_ok=True)
-    with spool_file(SWAP_JOURNAL) as journal:
-        Path(journal).write_text(json.dumps({"live": live}))
+    with swap_journal(live):
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
         try:
             files, size = safe_extract(stream, staging, mode="r|")
@@ -108,6 +107,15 @@ def extract_beside(stream, live, check=None, log=None):
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return files, size
+
+
+@contextmanager
+def swap_journal(live):
+    """While ``live`` is being replaced through ``.<name>.restore-*`` / ``.<name>.old-*`` siblings:
+    a note in the spool naming it, so that if the process dies ``recover_swaps`` puts it right."""
+    with spool_file(SWAP_JOURNAL) as journal:
+        Path(journal).write_text(json.dumps({"live": live}))
+        yield
 
 
 def recover_swaps():
@@ -134,7 +142,10 @@ def _recover_swap(live):
         os.rename(aside.pop(), live)
         notes.append(f"{live} was moved aside by a restore that was killed and is put back as it was before.")
     for leftover in aside + glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.restore-*")):
-        shutil.rmtree(leftover, ignore_errors=True)
+        if os.path.isdir(leftover) and not os.path.islink(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:  # a config file's temporary copy
+            os.unlink(leftover)
         notes.append(f"Removed {leftover}, left by a killed restore.")
     return notes
 

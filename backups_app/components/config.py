@@ -19,11 +19,12 @@ import tempfile
 from django.conf import settings
 
 from backups_app.archive.hashing import sha256_file, sha256_stream
-from backups_app.archive.safetar import check_member, folder_counts, is_inside, safe_extract
+from backups_app.archive.safetar import check_member, folder_counts, is_inside, safe_extract, swap_journal
 from backups_app.archive.spool import scratch_folder
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, UnsafeArchive
+from backups_app.faults import fault_point
 from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.redaction import hide_private_keys, redact
 
@@ -208,6 +209,10 @@ class ConfigComponent(Component):
         return "changed" if exists else "new"
 
     def _apply(self, tar, member, target, log):
+        with swap_journal(target):  # a kill leaves a .<file>.restore-* the sweep removes
+            return self._replace(tar, member, target, log)
+
+    def _replace(self, tar, member, target, log):
         folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
         if member.issym():
@@ -236,6 +241,7 @@ class ConfigComponent(Component):
             except BaseException:
                 os.unlink(tmp)
                 raise
+        fault_point("config.file_written")
         existed = os.path.lexists(target)
         if existed:
             self._keep_bak(target)

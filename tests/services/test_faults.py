@@ -29,10 +29,13 @@ class Site:
 
     def __init__(self, root, template_db):
         self.root, self.db, self.storage = root, root / "app.sqlite3", root / "backups"
-        self.uploads = root / "stack" / "uploads"
+        self.uploads, self.config = root / "stack" / "uploads", root / "stack" / "conf" / "app.env"
         self.db.write_bytes(template_db.read_bytes())
-        self.env = {**environment(root), **stacks.environment({"uploads": stacks.uploads_source(
-            self.uploads, {"doc.txt": "v1"})})}
+        self.config.parent.mkdir(parents=True)
+        self.config.write_text("A=1\n")
+        self.env = {**environment(root), **stacks.environment({
+            "uploads": stacks.uploads_source(self.uploads, {"doc.txt": "v1"}),
+            "config": (stacks.ENGINES["config"], {"paths": [str(self.config)]})})}
 
     def run(self, *args, kill_at=None):
         """manage.py ARGS to its end (killed at ``kill_at`` when given)."""
@@ -108,7 +111,8 @@ class Site:
             assert (folder / "metadata.json").is_file(), backup_id
             assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
         assert self.query("SELECT backup_id FROM backups_app_backup WHERE pinned AND status != ?", "completed") == []
-        assert sorted(p.name for p in self.uploads.parent.iterdir()) == ["uploads"]  # no .uploads.restore-/old-
+        assert self.uploads.is_dir() and self.config.is_file()
+        assert list((self.root / "stack").rglob(".*")) == []  # no .uploads.restore-/old-, .app.env.restore-
         assert list((self.root / "spool").glob("*.swap.json")) == []
         for failed_id, in self.query("SELECT backup_id FROM backups_app_backup WHERE status = ?", "failed"):
             assert not (self.storage / failed_id).exists()
@@ -190,6 +194,18 @@ def test_a_restore_killed_frees_its_lock_and_leaves_the_store_in_one_state(site,
     site.write_uploads("v3")
     site.ok("restore", backup_id, "--yes")  # a second worker: the lock did not leak
     assert site.uploads_state() == {"doc.txt": "v1"}
+    site.check()
+
+
+def test_a_config_restore_killed_mid_file_leaves_the_file_whole_and_no_temporary_file(site):
+    backup_id = site.ok("backup")
+    site.config.write_text("A=2\n")
+    done = site.run("restore", backup_id, "--components", "config", "--set", "config.mode=apply", "--yes",
+                    kill_at="config.file_written")
+    assert done.returncode == -signal.SIGKILL
+    assert [p.name[:17] for p in site.config.parent.iterdir() if p.name.startswith(".")] == [".app.env.restore-"]
+    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"
+    assert site.config.read_text() == "A=2\n"
     site.check()
 
 
