@@ -41,6 +41,11 @@ class ChecksumMismatch(BackupError):
     pass
 
 
+class InvalidSet(BackupError):
+    """A stored set that cannot be trusted as it is: its metadata.json is malformed, or differs
+    from what the catalog recorded when the backup was taken. The API answers 409."""
+
+
 class UnsafeArchive(BackupError):
     pass
 

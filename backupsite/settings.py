@@ -58,6 +58,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Request bodies (API JSON, admin forms) beyond 1 MiB are refused: the API answers 413 {error, detail}.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 ROOT_URLCONF = "backupsite.urls"
 WSGI_APPLICATION = "backupsite.wsgi.application"
 

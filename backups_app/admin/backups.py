@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from backups_app.admin.base import RunAdmin, pretty_json, require
+from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, pretty_json, require
 from backups_app.admin.forms import BackupNowForm
 from backups_app.admin.restores import RestoreFlow
 from backups_app.downloads import download_response
@@ -43,24 +43,37 @@ class ArtifactInline(admin.TabularInline):
 
 @admin.register(Backup)
 class BackupAdmin(RestoreFlow, RunAdmin):
-    list_display = ("backup_id", "status_badge", "kind", "created_at", "size", "component_list", "trigger",
-                    "created_by", "pinned", "offsite_status", "description")
+    list_display = ("backup_id", "status_badge", "verification", "kind", "created_at", "size", "component_list",
+                    "trigger", "created_by", "pinned", "offsite_status", "description")
     list_filter = ("status", "kind", "trigger", "pinned", "offsite_status")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
     actions = ["verify_selected", "pin_backups", "unpin_backups", "rehearse_backups", "copy_offsite_again"]
     change_list_template = "admin/backups_app/backup/change_list.html"
     fieldsets = [
-        (None, {"fields": ("backup_id", "status_badge", "kind", "description", "component_list", "size",
+        (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
                            "error", "links")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
-    readonly_fields = ("backup_id", "status_badge", "kind", "description", "component_list", "size", "trigger",
-                       "created_by", "created_at", "started_at", "finished_at", "progress", "error", "links",
+    readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
+                       "trigger", "created_by", "created_at", "started_at", "finished_at", "progress", "error", "links",
                        "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_last_check()
+
+    @admin.display(description="verified")
+    def verification(self, obj):
+        """Damaged (the latest verification failed: nobody's newest copy), verified, or never checked."""
+        if obj.verified is None:
+            return "not verified yet"
+        if obj.verified:
+            return badge("backup-verified", BADGE_COLOURS[RunStatus.COMPLETED], "verified")
+        return format_html("{} the latest verification failed: do not rely on it; verify again, or delete it and "
+                           "take a new backup", badge("backup-damaged", BADGE_COLOURS[RunStatus.FAILED], "damaged"))
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):

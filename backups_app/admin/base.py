@@ -15,10 +15,13 @@ BADGE_COLOURS = {
 }
 
 
+def badge(css_class, colour, text):
+    return format_html('<span class="{}" style="background:{};color:#fff;padding:2px 8px;'
+                       'border-radius:9px;white-space:nowrap">{}</span>', css_class, colour, text)
+
+
 def status_badge(run):
-    return format_html('<span class="run-status" style="background:{};color:#fff;padding:2px 8px;'
-                       'border-radius:9px;white-space:nowrap">{}</span>',
-                       BADGE_COLOURS.get(run.status, "#6c757d"), run.get_status_display())
+    return badge("run-status", BADGE_COLOURS.get(run.status, "#6c757d"), run.get_status_display())
 
 
 def pretty_json(value):

@@ -42,13 +42,14 @@ class ConfirmationOut(ErrorOut):
 
 class Input(BaseModel):
     """Request bodies: a JSON object with known keys only (a typo like "confim" is an error, not
-    silently ignored)."""
+    silently ignored), every field of its own JSON type: ``"true"``, ``1`` or ``"yes"`` are not
+    booleans, ``"postgres"`` is not a list."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BackupIn(Input):
-    include_uploads: StrictBool = Field(False, description="Without components: include upload folders too.")
+    include_uploads: bool = Field(False, description="Without components: include upload folders too.")
     description: str = Field("", max_length=500)
     components: Optional[list[str]] = Field(None, description="Source names; default every configured source.")
 
@@ -61,6 +62,8 @@ class BackupSummary(Schema):
     description: str
     size_mb: float
     pinned: bool
+    verified: Optional[bool] = Field(description="true when its latest verification passed; false when it failed: "
+                                                 "the backup is damaged, do not rely on it; null: never verified.")
     components: dict[str, bool] = Field(description="Every configured source: whether this backup includes it.")
 
     @staticmethod
@@ -114,9 +117,9 @@ class VerifyOut(Schema):
 
 class RestoreIn(Input):
     backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
-    confirm: StrictBool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
+    confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
     components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
-    dry_run: StrictBool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
+    dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
     options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
 
 

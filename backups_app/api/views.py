@@ -32,6 +32,7 @@ api = NinjaAPI(
                 "`Authorization: Bearer <token>` (create one with `manage.py create_api_token USERNAME`) "
                 "or use the admin's session (with the X-CSRFToken header on writes).",
     urls_namespace="system_api",
+    parser=errors.JsonBody(),
 )
 errors.install(api)
 api.add_router("", monitoring.router)
@@ -40,12 +41,13 @@ VIEW, ADD, DELETE = permissions.VIEW_BACKUP, permissions.ADD_BACKUP, permissions
 CHANGE, DOWNLOAD, RESTORE = permissions.CHANGE_BACKUP, permissions.DOWNLOAD_BACKUP, permissions.RESTORE_BACKUP
 VIEW_RESTORE = permissions.VIEW_RESTORE
 DENIED = {401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 503: ErrorOut}  # 503: misconfigured or broker down
+BODY = {400: ErrorOut, 413: ErrorOut, 415: ErrorOut}  # not JSON, too large, not application/json
 BY_ID = {**DENIED, 400: ErrorOut, 404: ErrorOut}
 BackupId = Path(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
 
 
-@api.post("/backup", auth=staff_with(ADD), response={201: BackupDetail, 202: BackupDetail, 400: ErrorOut,
-                                                      409: ErrorOut, 500: ErrorOut, **DENIED},
+@api.post("/backup", auth=staff_with(ADD), response={201: BackupDetail, 202: BackupDetail, 409: ErrorOut,
+                                                      500: ErrorOut, **BODY, **DENIED},
           summary="Take a backup")
 def create_backup(request, payload: BackupIn, wait: bool = Query(False, description="Run it in this request.")):
     """Queued for the worker (202, status pending); with `?wait=true` it runs in the request and the
@@ -116,7 +118,8 @@ def verify_backup(request, backup_id: str = BackupId):
 
 
 @api.post("/restore", auth=staff_with(RESTORE),
-          response={200: PlanOut, 202: RestoreAccepted, **BY_ID, 409: Union[ConfirmationOut, ErrorOut]},
+          response={200: PlanOut, 202: RestoreAccepted, **BY_ID, **BODY,
+                    409: Union[ConfirmationOut, ErrorOut]},
           summary="Restore from a backup (or plan it with dry_run)")
 def start_restore(request, payload: RestoreIn):
     """Without `confirm: true` the answer is 409 with the warning and the live vs backup counts.

@@ -9,26 +9,31 @@ from backups_app.archive.hashing import HashingReader
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
-from backups_app.errors import BackupError, ChecksumMismatch, NotFound
+from backups_app.errors import BackupError, ChecksumMismatch, InvalidSet, NotFound
 
 
-class MalformedManifest(BackupError):
+class MalformedManifest(InvalidSet):
     """A stored metadata.json this app did not write (or someone edited): refused, never trusted."""
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def malformed(backup_id, problem):
+    return MalformedManifest(f"Backup {backup_id}: its {MANIFEST_NAME} is malformed ({problem}); it is refused. "
+                             "Restore another backup, or the set's offsite copy.")
 
 
 def validate_manifest(backup_id, manifest):
     """Raise MalformedManifest unless ``manifest`` has the shape the writer gives it: components and
     artifacts objects, every artifact of a known component with a plain file name, a 64-hex sha256
-    and a size. Returns it."""
+    and a size, every component's counts an object and its artifacts listed. Returns it."""
     def refuse(problem):
-        raise MalformedManifest(f"Backup {backup_id}: its {MANIFEST_NAME} is malformed ({problem}); it is refused. "
-                                "Restore another backup, or the set's offsite copy.")
+        raise malformed(backup_id, problem)
 
     if not isinstance(manifest, dict):
-        refuse(f"a JSON {type(manifest).__name__}, not an object")
+        refuse(f"a JSON {JSON_TYPES.get(type(manifest), 'value')}, not an object")
     components, artifacts = manifest.get("components"), manifest.get("artifacts")
     if not isinstance(components, dict) or not all(isinstance(v, dict) for v in components.values()):
         refuse("no components object")
@@ -46,8 +51,14 @@ def validate_manifest(backup_id, manifest):
             refuse(f"artifact {name!r} has no 64-hex-digit sha256")
         if not isinstance(meta.get("size"), int) or meta["size"] < 0:
             refuse(f"artifact {name!r} has no size")
-        if meta.get("component") not in components:
+        if not isinstance(meta.get("component"), str) or meta["component"] not in components:
             refuse(f"artifact {name!r} belongs to no component of the set")
+    for name, facts in components.items():
+        if not isinstance(facts.get("counts", {}), dict):
+            refuse(f"component {name!r} has counts that are not an object")
+        listed = facts.get("artifacts", [])
+        if not isinstance(listed, list) or not all(isinstance(a, str) and a in artifacts for a in listed):
+            refuse(f"component {name!r} lists artifacts the set does not have")
     return manifest
 
 
@@ -58,8 +69,12 @@ def load_manifest(storage, backup_id):
             manifest = json.loads(f.read())
     except FileNotFoundError:
         raise NotFound(f"Backup {backup_id} has no {MANIFEST_NAME} in storage: it is incomplete or was deleted.")
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise BackupError(f"Could not read {path}: {exc}") from exc
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise malformed(backup_id, f"not JSON: {exc}") from None
+    except RecursionError:
+        raise malformed(backup_id, "nested too deeply") from None
     return validate_manifest(backup_id, manifest)
 
 
@@ -123,9 +138,17 @@ class BackupSetReader:
         self.backup_id = backup_id
         self.manifest = manifest
         self.copy = copy  # "primary" or "offsite": which stored copy this reads
+        # {name: meta} the catalog (the app database) recorded when the backup was taken; every
+        # artifact must match it (services.backups.open_reader sets it). None: nothing to compare.
+        self.catalog = None
+
+    def names(self):
+        """Every artifact the stored metadata.json or the catalog lists."""
+        return sorted({*self.manifest.get("artifacts", {}), *(self.catalog or {})})
 
     def artifacts_of(self, component):
-        return sorted(n for n, meta in self.manifest.get("artifacts", {}).items() if meta["component"] == component)
+        listed = self.catalog if self.catalog is not None else self.manifest.get("artifacts", {})
+        return sorted(n for n, meta in listed.items() if meta["component"] == component)
 
     def facts_of(self, component):
         """What ``backup()`` returned for the component (counts, versions, ``absent`` markers)."""
@@ -134,9 +157,28 @@ class BackupSetReader:
     def meta(self, name):
         validate_artifact_name(name)
         meta = self.manifest.get("artifacts", {}).get(name)
+        if self.catalog is not None and meta != self.catalog.get(name):
+            self._refuse_changed(name, meta, self.catalog.get(name))
         if meta is None:
             raise NotFound(f"Backup {self.backup_id} has no artifact {name!r}.")
         return meta
+
+    def check_catalog(self):
+        """Raise InvalidSet unless the stored metadata.json lists every artifact as the catalog does."""
+        for name in self.names():
+            self.meta(name)
+
+    def _refuse_changed(self, name, stored, recorded):
+        taken = "the catalog recorded when the backup was taken"
+        if recorded is None:
+            problem = f"is listed in its stored {MANIFEST_NAME} but not in {taken}"
+        elif stored is None:
+            problem = f"is in {taken} but missing from its stored {MANIFEST_NAME}"
+        else:
+            fields = sorted(k for k in {*stored, *recorded} if stored.get(k) != recorded.get(k))
+            problem = f"has a different {', '.join(fields)} in its stored {MANIFEST_NAME} than {taken}"
+        raise InvalidSet(f"Artifact {name} of {self.backup_id} {problem}: the stored set was changed after it was "
+                         "written. Restore from another copy or backup.")
 
     def stored_file(self, name):
         """The file name artifact ``name`` is stored under (``<name>.age`` when encrypted)."""
@@ -173,7 +215,7 @@ class BackupSetReader:
         need no key; ``decrypt`` also decrypts encrypted artifacts and checks the plaintext hash,
         which proves the configured identity works (restore plans do this)."""
         results = {}
-        for name in names if names is not None else sorted(self.manifest.get("artifacts", {})):
+        for name in names if names is not None else self.names():
             try:
                 with (self.open(name) if decrypt else self.open_stored(name)) as stream:
                     while stream.read(CHUNK_SIZE):

@@ -159,8 +159,8 @@ def get_backup(backup_id, completed=True):
 
 
 def list_backups(status=None, limit=None, offset=0):
-    """``(page, total)``: backups newest first, optionally of one status."""
-    backups = Backup.objects.all()
+    """``(page, total)``: backups newest first, optionally of one status, with ``verified``."""
+    backups = Backup.objects.with_last_check()
     if status:
         backups = backups.filter(status=status)
     end = offset + limit if limit is not None else None
@@ -190,8 +190,10 @@ def _audit_download(backup, artifact, presigned, user, request):
 
 def download(backup_id, artifact=None, user=None, request=None):
     """``(iterator, content_length, filename)``: the whole set as one streamed tar, or one stored
-    file of it (an artifact, SHA256SUMS or metadata.json) as it is (still encrypted, if it is)."""
+    file of it (an artifact, SHA256SUMS or metadata.json) as it is (still encrypted, if it is).
+    A set whose stored metadata.json is malformed or differs from the catalog is refused."""
     backup = get_backup(backup_id)
+    open_reader(backup, copy="primary").check_catalog()
     storage = backup_storage()
     try:
         if artifact is None:
@@ -217,6 +219,7 @@ def download_url(backup_id, artifact, user=None, request=None):
     storage = backup_storage()
     if not (settings.BACKUP_S3_PRESIGNED_DOWNLOADS and is_s3(storage)):
         return None
+    open_reader(backup, copy="primary").check_catalog()
     file = _stored_file(backup, artifact)
     url = presigned_url(storage, set_path(backup.backup_id, file), settings.BACKUP_S3_PRESIGNED_EXPIRY, file)
     _audit_download(backup, artifact, True, user, request)
@@ -224,9 +227,18 @@ def download_url(backup_id, artifact, user=None, request=None):
 
 
 def open_reader(backup, copy=None):
-    """A reader over the stored set, trusting the stored manifest (the database copy is only a cache).
-    ``copy`` picks "primary" or "offsite"; by default the primary copy, or the verified offsite copy
-    when the primary one cannot be read (``reader.copy`` tells which)."""
+    """A reader over the stored set whose every artifact must match both its checksum and the catalog's
+    record of it (the manifest the database kept when the backup was taken): a set whose files,
+    SHA256SUMS and metadata.json were all replaced is still caught. ``copy`` picks "primary" or
+    "offsite"; by default the primary copy, or the verified offsite copy when the primary one cannot
+    be read (``reader.copy`` tells which)."""
+    reader = _stored_reader(backup, copy)
+    artifacts = backup.manifest.get("artifacts")
+    reader.catalog = artifacts if isinstance(artifacts, dict) else None
+    return reader
+
+
+def _stored_reader(backup, copy):
     if copy == "offsite":
         reader = offsite.open_offsite_reader(backup)
         if reader is None:

@@ -1,7 +1,7 @@
 """Health checks shared by ``GET /api/system/health`` and ``manage.py backup_health``:
 
-- backups: the newest completed backup of every configured source is younger than
-  BACKUP_MAX_AGE_HOURS;
+- backups: the newest completed backup of every configured source that is not damaged is younger
+  than BACKUP_MAX_AGE_HOURS, and none of its backups is damaged (its latest verification failed);
 - storage: the backup storage answers a listing, and (local storage) has BACKUP_MIN_FREE_MB free;
 - worker: the django-q2 scheduler is alive, seen through the stale-run sweep schedule, which a
   running cluster moves forward every few minutes (cluster stats live in a per-process cache
@@ -30,31 +30,45 @@ from backups_app.services.schedules import SWEEP_NAME
 SCHEDULER_GRACE = timedelta(minutes=2)
 
 
+def completed_backups():
+    """Completed regular backups, newest first, with ``verified`` (``damaged``) annotated."""
+    return Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).with_last_check().only(
+        "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at")
+
+
 def newest_success():
-    """{source: newest completed regular Backup that contains it}."""
+    """{source: newest completed regular Backup that contains it and is not damaged}."""
     newest = {}
-    for backup in Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).only(
-            "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at"):
-        for name in backup.components:
-            newest.setdefault(name, backup)
+    for backup in completed_backups():
+        if not backup.damaged:
+            for name in backup.components:
+                newest.setdefault(name, backup)
     return newest
 
 
 def check_backups(now):
     limit = timedelta(hours=settings.BACKUP_MAX_AGE_HOURS)
     newest = newest_success()
+    damaged = {}
+    for backup in completed_backups().filter(last_check=RunStatus.FAILED):
+        for name in backup.components:
+            damaged.setdefault(name, []).append(backup.backup_id)
     result = {}
     for name in components.source_names():
-        backup = newest.get(name)
+        backup, problems = newest.get(name), []
         if backup is None:
-            result[name] = {"ok": False, "error": "no completed backup yet"}
-            continue
-        age = now - (backup.finished_at or backup.created_at)
-        result[name] = {"ok": age <= limit, "backup_id": backup.backup_id,
-                        "age_hours": round(age.total_seconds() / 3600, 2)}
-        if age > limit:
-            result[name]["error"] = f"newest backup is older than {settings.BACKUP_MAX_AGE_HOURS} h " \
-                                    "(BACKUP_MAX_AGE_HOURS)"
+            result[name] = {}
+            problems.append("no completed backup yet" if name not in damaged else "no backup that is not damaged")
+        else:
+            age = now - (backup.finished_at or backup.created_at)
+            result[name] = {"backup_id": backup.backup_id, "age_hours": round(age.total_seconds() / 3600, 2)}
+            if age > limit:
+                problems.append(f"newest backup is older than {settings.BACKUP_MAX_AGE_HOURS} h (BACKUP_MAX_AGE_HOURS)")
+        if name in damaged:
+            result[name]["damaged"] = damaged[name]
+            problems.append(f"damaged backup(s) {', '.join(damaged[name])}: the latest verification failed; verify "
+                            "again (manage.py verifybackup ID), or delete it and take a new backup")
+        result[name] = {"ok": not problems, **result[name], **({"error": "; ".join(problems)} if problems else {})}
     if not result:
         return {"ok": False, "components": {}, "error": "no backup source is configured"}
     return {"ok": all(r["ok"] for r in result.values()), "components": result}

@@ -44,6 +44,18 @@ class BackupCollector:
             last_success.add_metric([name], (backup.finished_at or backup.created_at).timestamp())
         yield last_success
 
+        last_verified = GaugeMetricFamily("backup_last_verified_timestamp_seconds",
+                                          "When a verification of a stored backup holding each component last "
+                                          "passed.", labels=["component"])
+        passed = Verification.objects.filter(status=RunStatus.COMPLETED, backup__isnull=False)
+        newest = {}
+        for names, finished_at in passed.order_by("-finished_at").values_list("components", "finished_at"):
+            for name in names:
+                newest.setdefault(name, finished_at)
+        for name, finished_at in sorted(newest.items()):
+            last_verified.add_metric([name], finished_at.timestamp())
+        yield last_verified
+
         newest = Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).first()
         if newest is not None:
             yield GaugeMetricFamily("backup_duration_seconds", "How long the newest completed backup took.",

@@ -20,7 +20,7 @@ from backups_app.errors import (
 from backups_app.faults import fault_point
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
-from backups_app.services import audit, hooks, locks, offsite
+from backups_app.services import audit, hooks, locks
 from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
@@ -99,7 +99,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
                         "the storage this backup could not be read from: if it is damaged, so is the way back. "
                         "Check it before restoring.")
     for name in names:
-        backup_counts = reader.manifest["components"][name].get("counts", {})
+        backup_counts = reader.facts_of(name).get("counts", {})
         try:
             live_counts = components.get_component(name).inspect()
         except BackupError as exc:
@@ -115,7 +115,7 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
         "backup_id": backup.backup_id,
         "components": names,
         "artifacts": {
-            a: {**reader.manifest["artifacts"][a], "verified": verify and checks.get(a) is None,
+            a: {**reader.manifest["artifacts"].get(a, {}), "verified": verify and checks.get(a) is None,
                 "error": checks.get(a) and mask(checks[a])}
             for arts in selected.values() for a in arts
         },
@@ -144,8 +144,8 @@ def _preflight(name, reader, artifacts, options, problems):
 def _sound_offsite_reader(backup, artifacts):
     """A reader over the offsite copy if it exists and ``artifacts`` pass verification there."""
     try:
-        reader = offsite.open_offsite_reader(backup)
-        if reader is not None and not any(reader.verify(artifacts, decrypt=True).values()):
+        reader = open_reader(backup, copy="offsite")
+        if not any(reader.verify(artifacts, decrypt=True).values()):
             return reader
     except BackupError:
         pass
@@ -160,6 +160,7 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
     backup = get_backup(backup_id)
     names = _selection(backup, names)
     _parse_options(names, options)
+    open_reader(backup).check_catalog()  # a malformed or replaced metadata.json: refused before anything
     if not confirm:
         raise ConfirmationRequired(WARNING, plan_restore(backup.backup_id, names, options, verify=False))
     running = Backup.objects.filter(kind=Backup.Kind.REGULAR, status=RunStatus.IN_PROGRESS).first()
@@ -295,7 +296,7 @@ def _unlike_before(reader, name):
         live = components.get_component(name).inspect()
     except BackupError as exc:
         return [f"{name} cannot be compared with its state before: {exc}"]
-    return count_differences(name, reader.manifest["components"][name].get("counts", {}), live, "before", "now")
+    return count_differences(name, reader.facts_of(name).get("counts", {}), live, "before", "now")
 
 
 def count_differences(name, expected, actual, expected_label, actual_label):

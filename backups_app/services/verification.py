@@ -10,7 +10,7 @@ A component without a rehearsal is not failed: its artifacts get the quick check
 import time
 
 from backups_app import components
-from backups_app.errors import NotFound, UnknownComponent
+from backups_app.errors import InvalidSet, NotFound, UnknownComponent
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.redaction import mask
 from backups_app.services import audit
@@ -42,6 +42,8 @@ def quick_check(backup_id, trigger, user=None, request=None):
     """A recorded and audited quick verification, in the shape the API and the admin show:
     ``{"backup_id", "ok", "artifacts": {name: None | why it failed}}``."""
     verification = verify(backup_id, trigger=trigger, user=user, request=request)
+    if verification.status == RunStatus.FAILED and not verification.results:
+        raise InvalidSet(verification.error)  # the set could not be read at all (recorded as failed, too)
     return {"backup_id": verification.source_backup_id, "ok": verification.status == RunStatus.COMPLETED,
             "artifacts": {name: result.get("error") for name, result in verification.results.items()}}
 
@@ -57,7 +59,7 @@ def _verify(verification, recorder):
     if verification.kind == Verification.Kind.DEEP:
         problems = _rehearse(verification, reader, recorder)
     else:
-        problems = _checksums(verification, reader, reader.manifest.get("artifacts", {}))
+        problems = _checksums(verification, reader, reader.names())
     verification.save(update_fields=["results"])
     if problems:
         recorder.finish(RunStatus.FAILED, "; ".join(problems))
@@ -75,7 +77,7 @@ def _rehearse(verification, reader, recorder):
     for name in verification.components:
         recorder.progress(name, "running")
         artifacts = reader.artifacts_of(name)
-        expected = reader.manifest["components"][name].get("counts", {})
+        expected = reader.facts_of(name).get("counts", {})
         result = {"ok": False, "expected": expected}
         started = time.monotonic()
         try:
