@@ -15,7 +15,8 @@ The facts ``backup()`` returns go into ``metadata.json`` under ``components.<nam
 
 - ``counts`` (always): what the store holds, in the shape ``inspect()`` and ``rehearse()`` return
   (rows per table, points per collection, keys per database, files and bytes, ...). Verification
-  and the restore plan compare these, key by key.
+  and the restore plan compare these, key by key. A store may add a count that is not a table's under
+  a key no table can have (PostgreSQL: ``pg_catalog.pg_largeobject_metadata``, its large objects).
 - ``server_version`` / ``tool_version`` (when known): the store's and the dump tool's versions.
 - ``absent`` (safety backups only): what the source is configured to hold but did not exist when
   the backup ran, as a list of the store's own names (SQLite artifacts, collections, bucket

@@ -2,8 +2,10 @@ import subprocess
 
 import pytest
 
+from backups_app import components
+from backups_app.components.postgres import LARGE_OBJECTS, split_setting_list
 from backups_app.models import RunStatus
-from backups_app.services import backups, restores
+from backups_app.services import backups, restores, verification
 from tests.stacks import ENGINES, pg_connect, pg_options
 
 SCHEMA = """
@@ -71,7 +73,7 @@ def test_round_trip_restores_every_table_exactly(pg_source, backup_storage_dir):
 
 
 @pytest.mark.django_db
-def test_failing_pg_restore_leaves_database_unchanged_and_rolls_back(pg_source):
+def test_missing_owner_role_is_refused_in_the_plan_with_the_way_out(pg_source):
     role = f"{pg_source}_owner"
     with pg_connect(pg_source) as conn:
         conn.execute(f'CREATE ROLE "{role}"')
@@ -86,16 +88,47 @@ def test_failing_pg_restore_leaves_database_unchanged_and_rolls_back(pg_source):
 
     restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
 
-    assert restore.status == RunStatus.ROLLED_BACK
-    assert "pg_restore failed" in restore.error and role in restore.error
+    assert restore.status == RunStatus.FAILED
+    assert "Restore refused before any change" in restore.error and role in restore.error
+    assert "postgres.no_owner=true" in restore.error
     assert snapshot(pg_source) == changed
-    assert backups.Backup.objects.filter(pk=restore.safety_backup_id, kind="safety").exists()
+    assert restore.safety_backup is None
 
     # The documented way out: --set postgres.no_owner=true.
     retry = restores.start_restore(backup.backup_id, ["postgres"], {"postgres": {"no_owner": "true"}}, confirm=True)
     assert retry.status == RunStatus.COMPLETED, retry.error
     with pg_connect(pg_source) as conn:
         assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 1500
+
+
+@pytest.mark.django_db
+def test_counts_take_partitions_once_skip_extension_tables_and_count_large_objects(sources, pg_database):
+    with pg_connect(pg_database) as conn:
+        conn.execute("""
+            CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);
+            CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+            CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+            INSERT INTO events SELECT n, date '2025-06-01' + n FROM generate_series(1, 400) n;
+            CREATE EXTENSION citext;
+            CREATE TABLE citext_settings (k text);
+            INSERT INTO citext_settings VALUES ('made by the extension, not dumped');
+            ALTER EXTENSION citext ADD TABLE citext_settings;
+            SELECT lo_from_bytea(0, 'one'), lo_from_bytea(0, 'two');
+        """)
+    sources(postgres=(ENGINES["postgres"], pg_options(pg_database)))
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    expected = {"events": 400, LARGE_OBJECTS: 2}
+    assert backup.manifest["components"]["postgres"]["counts"] == expected
+    assert components.get_component("postgres").inspect() == expected
+    check = verification.verify(backup.backup_id, deep=True)
+    assert check.status == RunStatus.COMPLETED, check.error
+    assert check.results["postgres"]["counts"] == expected
+
+
+def test_setting_lists_are_split_like_postgresql_does():
+    assert split_setting_list('"$user", public, "odd ""name"""') == ["$user", "public", 'odd "name"']
+    assert split_setting_list("") == [] and split_setting_list("a") == ["a"]
 
 
 @pytest.mark.django_db
