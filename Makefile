@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# `make run` backs up the demo stack under var/demo, plus PostgreSQL when POSTGRES_* is set.
-export UPLOADS_DIR ?= $(CURDIR)/var/demo/uploads
-export SQLITE_PATHS ?= $(CURDIR)/var/demo/app.sqlite3
+# `make run` backs up the demo stack under var/demo, plus PostgreSQL when POSTGRES_* is set
+# (only `run`: the tests configure their own sources and must not see these).
+run: export UPLOADS_DIR ?= $(CURDIR)/var/demo/uploads
+run: export SQLITE_PATHS ?= $(CURDIR)/var/demo/app.sqlite3
 
 .PHONY: run test system-run system-test services clean
 
