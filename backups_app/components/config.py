@@ -19,7 +19,7 @@ import tempfile
 from django.conf import settings
 
 from backups_app.archive.hashing import sha256_file, sha256_stream
-from backups_app.archive.safetar import check_member, folder_counts, is_inside, safe_extract, swap_journal
+from backups_app.archive.safetar import check_member, is_inside, safe_extract, swap_journal
 from backups_app.archive.spool import scratch_folder
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component
@@ -42,6 +42,23 @@ def _text_lines(data):
         return hide_private_keys(data.decode("utf-8")).splitlines(keepends=True)
     except UnicodeDecodeError:
         return None
+
+
+def count_files(paths):
+    """{"files", "bytes"} of the regular files at or under ``paths`` (symlinks are stored as links),
+    leaving out the ``.bak`` files that restores keep in folders: a restore and its rollback add
+    them, and counts must say whether the configuration itself is as before."""
+    files = size = 0
+    for path in paths:
+        if os.path.isdir(path):
+            for root, _dirs, names in os.walk(path):
+                for name in names:
+                    full = os.path.join(root, name)
+                    if not name.endswith(".bak") and os.path.isfile(full) and not os.path.islink(full):
+                        files, size = files + 1, size + os.path.getsize(full)
+        elif os.path.isfile(path) and not os.path.islink(path):
+            files, size = files + 1, size + os.path.getsize(path)
+    return {"files": files, "bytes": size}
 
 
 class ConfigComponent(Component):
@@ -76,14 +93,7 @@ class ConfigComponent(Component):
         return relative
 
     def _counts(self):
-        files = size = 0
-        for path in self._relative().values():
-            if os.path.isdir(path):
-                n, b = folder_counts(path)
-                files, size = files + n, size + b
-            elif os.path.isfile(path) and not os.path.islink(path):  # a symlink is stored as a link
-                files, size = files + 1, size + os.path.getsize(path)
-        return {"files": files, "bytes": size}
+        return count_files(self._relative().values())
 
     def inspect(self):
         return self._counts()
@@ -267,6 +277,8 @@ class ConfigComponent(Component):
     def rehearse(self, reader, artifacts, log):
         (name,) = artifacts
         with scratch_folder("config-rehearsal-") as folder, reader.open_decompressed(name) as stream:
-            files, size = safe_extract(stream, folder, mode="r|")
-        log(f"{self.name}: rehearsal extracted {files} files, {size} bytes into a temporary folder")
-        return {"files": files, "bytes": size}
+            safe_extract(stream, folder, mode="r|")
+            counts = count_files(os.path.join(folder, name) for name in os.listdir(folder))
+        log(f"{self.name}: rehearsal extracted {counts['files']} files, {counts['bytes']} bytes into a temporary "
+            "folder")
+        return counts

@@ -40,9 +40,16 @@ class LeaseLost(BaseException):
 
 
 def error_text(exc):
-    """The readable text for an error stored on a run: our own messages as they are, anything
-    else with its type; secrets masked."""
-    return mask(str(exc) if isinstance(exc, BackupError) else f"{type(exc).__name__}: {exc}")
+    """The readable text for an error stored on a run: our own messages as they are, a system
+    error as the system says it with the path, anything else with its type; secrets masked."""
+    if isinstance(exc, BackupError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        text = f"{exc.strerror}: {paths}" if paths else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return mask(text)
 
 
 class RunRecorder:

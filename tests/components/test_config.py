@@ -2,7 +2,6 @@
 backup), apply (atomic writes, .bak kept), rollback of an applied config when a later component
 fails, stock tar, rehearsal."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from backups_app.components.config import redact
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores
 from tests.archive.test_safetar import _dir, _file, _link, _tar_of
+from tests.conftest import forge_artifact
 from tests.stacks import ENGINES
 
 ENV = "DEBUG=false\nOPENAI_API_KEY=sk-original-secret-1234\nWORKERS=4\n"
@@ -190,15 +190,15 @@ def test_cli_preview_exits_zero_and_prints_the_diff(configured, caplog):
 
 
 def forge(backup, storage_dir, members, absent=()):
-    """A tampered set whose checksums were forged to match: config.tar holds ``members`` and the
-    manifest lists ``absent``; the restore itself must refuse what is unsafe."""
-    archive = _tar_of(members)
+    """A set forged so well that its checksums, its metadata.json and the catalog all agree:
+    config.tar holds ``members`` and the manifest lists ``absent``; the restore itself must still
+    refuse what is unsafe (the last line of defence, after the catalog and the signature)."""
+    forge_artifact(storage_dir, backup, "config.tar", _tar_of(members))
     folder = storage_dir / backup.backup_id
-    (folder / "config.tar").write_bytes(archive)
     manifest = json.loads((folder / "metadata.json").read_text())
-    manifest["artifacts"]["config.tar"].update(size=len(archive), sha256=hashlib.sha256(archive).hexdigest())
-    manifest["components"]["config"]["absent"] = list(absent)
+    manifest["components"]["config"]["absent"] = backup.manifest["components"]["config"]["absent"] = list(absent)
     (folder / "metadata.json").write_text(json.dumps(manifest))
+    backup.save(update_fields=["manifest"])
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores
 from tests.archive.test_safetar import _member, malicious_tar
+from tests.conftest import forge_artifact
 from tests.stacks import ENGINES
 
 
@@ -63,19 +64,11 @@ def test_uploads_round_trip(sources, uploads_dir, settings, backup_storage_dir, 
 
 @pytest.mark.django_db
 def test_restore_with_malicious_member_leaves_live_folder_untouched(sources, uploads_dir, backup_storage_dir, settings):
-    import hashlib
-    import json
-
     settings.BACKUP_COMPRESSION = "none"
     sources(uploads=(ENGINES["uploads"], {"path": str(uploads_dir)}))
     backup = backups.create_backup()
-    # A tampered set whose checksums were forged to match: extraction itself must refuse it.
-    evil = malicious_tar(_member("../../pwned.txt"))
-    folder = backup_storage_dir / backup.backup_id
-    (folder / "uploads.tar").write_bytes(evil)
-    manifest = json.loads((folder / "metadata.json").read_text())
-    manifest["artifacts"]["uploads.tar"].update(size=len(evil), sha256=hashlib.sha256(evil).hexdigest())
-    (folder / "metadata.json").write_text(json.dumps(manifest))
+    # A set forged so that stored checksums and catalog agree: extraction itself must refuse it.
+    forge_artifact(backup_storage_dir, backup, "uploads.tar", malicious_tar(_member("../../pwned.txt")))
     (uploads_dir / "after.txt").write_text("live data")
     before = tree(uploads_dir)
 
