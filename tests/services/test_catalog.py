@@ -122,7 +122,7 @@ def test_a_substituted_artifact_with_edited_sums_and_manifest_is_refused(uploads
 
 
 @pytest.mark.parametrize("edit, reason", [
-    (lambda m: [m], "a JSON list, not an object"),
+    (lambda m: [m], "a JSON array, not an object"),
     (lambda m: {k: v for k, v in m.items() if k != "components"}, "no components object"),
     (lambda m: {**m, "artifacts": None}, "no artifacts object"),
     (lambda m: m["artifacts"]["uploads.tar.zst"].pop("sha256") and m, "no 64-hex-digit sha256"),
