@@ -59,12 +59,15 @@ def check_member(member, root=None):
             raise UnsafeArchive(f"Refusing archive member {name!r}: link to {member.linkname!r} leaves the folder.")
 
 
-def safe_extract(fileobj, dest, mode="r|"):
-    """Extract a tar stream into ``dest`` (which must exist). Returns (files, bytes)."""
+def safe_extract(fileobj, dest, mode="r|", select=None):
+    """Extract a tar stream into ``dest`` (which must exist); with ``select`` (a predicate on
+    member names) only the members it accepts. Returns (files, bytes)."""
     root = os.path.realpath(dest)
     files = size = 0
     with tarfile.open(fileobj=fileobj, mode=mode) as tar:
         for member in tar:
+            if select is not None and not select(member.name):
+                continue
             check_member(member, root)
             # The 'data' filter re-checks the same rules and drops unsafe modes (setuid, ...).
             tar.extract(member, root, filter="data")
@@ -86,7 +89,7 @@ def folder_counts(path):
     return files, size
 
 
-def extract_beside(stream, live, check=None, log=None):
+def extract_beside(stream, live, check=None, log=None, select=None):
     """Extract a tar stream into a new sibling folder of ``live``, run ``check(folder)``, then
     swap it in, so ``live`` is replaced whole or not at all. Returns (files, bytes). A journal in
     the spool names ``live`` meanwhile: if the process dies, ``recover_swaps`` puts it right."""
@@ -95,7 +98,7 @@ def extract_beside(stream, live, check=None, log=None):
     with swap_journal(live):
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(live)}.restore-", dir=parent)
         try:
-            files, size = safe_extract(stream, staging, mode="r|")
+            files, size = safe_extract(stream, staging, mode="r|", select=select)
             if check:
                 check(staging)
             fault_point("swap.extracted")
@@ -194,7 +197,10 @@ def swap_in(staging, live):
     except BaseException:
         os.rename(old, live)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if os.path.isdir(old) and not os.path.islink(old):
+        shutil.rmtree(old, ignore_errors=True)
+    else:  # a file swapped by path (uploads.paths)
+        os.unlink(old)
 
 
 @contextmanager

@@ -51,6 +51,10 @@ class Component:
     options = {}
     #: Restore options: {key: (converter, default)}.
     restore_options = {}
+    #: The restore options that send a restore somewhere other than the live store or pick a part of
+    #: the backup (issue 13): {key: what the admin's "Restore into …" field says}. Each is also a key
+    #: of ``restore_options``; ``docs/side-by-side.md`` lists them.
+    target_options = {}
     #: Keys of OPTIONS that are secrets: never logged, never shown.
     secret_options = ()
     #: {option key: environment variable} for the source built from the environment.
@@ -99,7 +103,30 @@ class Component:
         return parsed
 
     def parse_restore_options(self, given):
-        return self._parse(given or {}, self.restore_options, f"restore options for {self.name!r}", InvalidOption)
+        parsed = self._parse(given or {}, self.restore_options, f"restore options for {self.name!r}", InvalidOption)
+        self.check_restore_options(parsed)
+        return parsed
+
+    def check_restore_options(self, options):
+        """Raise InvalidOption for parsed options that make no sense together, or for a target
+        that is the live store in disguise (the checks that need no backup; the rest are problems
+        in ``preflight``)."""
+
+    def targets_live(self, options):
+        """Whether a restore with these parsed options writes into the live store. One that does
+        not (a side-by-side restore into another database, folder, collection name, db index or
+        key prefix) needs no safety backup and is never rolled back: the live store is not touched."""
+        return True
+
+    def describe_target(self, options):
+        """Where a restore with these parsed options writes, and what part of the backup, for the
+        plan and the run log: "database docs_scratch", or None for all of it into the live store."""
+        return None
+
+    def live_places(self):
+        """The folders and files this source holds live: a side-by-side folder target may not be
+        one of them or lie inside one (``components/_side.py``)."""
+        return []
 
     # The interface. ``log(text)`` appends a line to the run's log.
 

@@ -33,9 +33,10 @@ import uuid
 import psycopg
 from psycopg import sql
 
+from backups_app.components._postgres_side import SideBySide
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, Unchanged
-from backups_app.parsing import choice, parse_bool
+from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.procs import Program, feed, in_thread, run
 
 #: The key of the large-object count in ``counts``. Tables are counted as ``name`` (schema public)
@@ -117,7 +118,7 @@ SWAP, CLEAN, AUTO = "swap", "clean", "auto"
 SHOWN = 40  # objects / sessions named in a plan note before "and N more"
 
 
-class PostgresComponent(Component):
+class PostgresComponent(SideBySide, Component):
     options = {
         "host": (str, "localhost"),
         "port": (int, 5432),
@@ -133,7 +134,12 @@ class PostgresComponent(Component):
         "no_owner": (parse_bool, False),
         "mode": (choice(AUTO, SWAP, CLEAN), AUTO),
         "terminate_sessions": (parse_bool, False),
+        # Side-by-side and partial restores (components/_postgres_side.py).
+        "database": (str, ""),
+        "replace": (parse_bool, False),
+        "tables": (comma_list, []),
     }
+    target_options = SideBySide.target_options
     environment = {"host": "POSTGRES_HOST", "port": "POSTGRES_PORT", "user": "POSTGRES_USER",
                    "password": "POSTGRES_PASSWORD", "dbname": "POSTGRES_DB", "bin_dir": "PG_BIN_DIR",
                    "maintenance_db": "POSTGRES_MAINTENANCE_DB"}
@@ -262,10 +268,11 @@ class PostgresComponent(Component):
 
     # --- The archive --------------------------------------------------------------------------
 
-    def _archive(self, reader, name):
+    def _archive(self, reader, name, verbose=False):
         """What the archive's head says, read through ``pg_restore --list`` (which reads only the
-        header and the table of contents): {"format": (major, minor) or None, "lines": [...] or None,
-        "error": why pg_restore cannot read it, or None}."""
+        header and the table of contents; with ``verbose`` each entry's dependencies too):
+        {"format": (major, minor) or None, "lines": [...] or None, "error": why pg_restore cannot
+        read it, or None}."""
         with tempfile.TemporaryFile() as listing, reader.open(name) as stream:
             head = b""
             while len(head) < 8 and (chunk := stream.read(8 - len(head))):
@@ -273,7 +280,8 @@ class PostgresComponent(Component):
             found = {"format": (head[5], head[6]) if head[:5] == b"PGDMP" and len(head) >= 7 else None,
                      "lines": None, "error": None}
             try:
-                with Program([self._tool("pg_restore"), "--list"], stdin=subprocess.PIPE, stdout=listing) as lister:
+                argv = [self._tool("pg_restore"), "--list", *(["--verbose"] if verbose else [])]
+                with Program(argv, stdin=subprocess.PIPE, stdout=listing) as lister:
                     try:
                         lister.proc.stdin.write(head)
                     except BrokenPipeError:
@@ -331,8 +339,8 @@ class PostgresComponent(Component):
                     break
         return {"keys": keys, "owners": owners, "locks": blobs + LOCKS_PER_ENTRY * entries}
 
-    def _live_objects(self):
-        with self.connect() as conn:
+    def _live_objects(self, dbname=None):
+        with self.connect(dbname) as conn:
             conn.execute("SET search_path = ''")
             return conn.execute(LIVE_OBJECTS_SQL).fetchall()
 
@@ -441,6 +449,8 @@ class PostgresComponent(Component):
     # --- Plan ---------------------------------------------------------------------------------
 
     def preflight(self, reader, artifacts, options):
+        if self.is_side_restore(options):
+            return self.side_preflight(reader, options)
         (name,) = artifacts
         problems, notes = [], []
         archive = self._archive(reader, name)
@@ -535,8 +545,8 @@ class PostgresComponent(Component):
         room = MAX_IDENTIFIER - len(suffix.encode())
         return base.encode()[:room].decode("utf-8", "ignore") + suffix
 
-    def _side_name(self, label):
-        return self._fit(self.config["dbname"], f"__{label}_{uuid.uuid4().hex[:8]}")
+    def _side_name(self, label, base=None):
+        return self._fit(base or self.config["dbname"], f"__{label}_{uuid.uuid4().hex[:8]}")
 
     def _load_flags(self, options):
         """pg_restore's flags for a load into a fresh database: the restore's and the rehearsal's."""
@@ -572,6 +582,8 @@ class PostgresComponent(Component):
         return error
 
     def restore(self, reader, artifacts, options, log):
+        if self.is_side_restore(options):
+            return self.side_restore(reader, options, log)
         (name,) = artifacts
         conn = None
         try:
@@ -619,11 +631,14 @@ class PostgresComponent(Component):
                                 "was)") from None
             raise ComponentError(self._hint(str(exc))) from None
 
-    def _restore_swap(self, conn, reader, name, options, state, log):
-        dbname, live = self.config["dbname"], state["live"]
+    def _restore_swap(self, conn, reader, name, options, state, log, dbname=None):
+        """Load into a fresh database and swap it in as ``dbname`` (the live one, or a
+        side-by-side target: postgres.database)."""
+        dbname = dbname or self.config["dbname"]
+        live = state["live"] if dbname == self.config["dbname"] else (self._exists(conn, dbname) or None)
         if live:
             self._clear_sessions(conn, dbname, options, state, log)
-        fresh = self._side_name("restoring")
+        fresh = self._side_name("restoring", dbname)
         flags = self._load_flags(options)
         swapped = False
         try:
@@ -639,8 +654,8 @@ class PostgresComponent(Component):
                 swapped = True
                 log(f"{self.name}: created database {dbname} from the backup")
                 return
-            old = self._side_name("replaced")
-            swapped = self._swap(conn, fresh, old, fresh_oid, options, state, log)
+            old = self._side_name("replaced", dbname)
+            swapped = self._swap(conn, fresh, old, fresh_oid, options, state, log, dbname)
         except Exception as exc:
             if not swapped:
                 self._drop(fresh, log)
@@ -652,10 +667,11 @@ class PostgresComponent(Component):
         log(f"{self.name}: swapped the restored database in as {dbname}")
         self._drop(old, log, what=f"the replaced database (the pre-restore {dbname})")
 
-    def _swap(self, conn, fresh, old, fresh_oid, options, state, log):
-        """Rename the live database to ``old`` and ``fresh`` to its name in one transaction; a
-        session that connects in between makes the rename fail (retried when we may end sessions)."""
-        dbname = self.config["dbname"]
+    def _swap(self, conn, fresh, old, fresh_oid, options, state, log, dbname=None):
+        """Rename the live database (or ``dbname``) to ``old`` and ``fresh`` to its name in one
+        transaction; a session that connects in between makes the rename fail (retried when we may
+        end sessions). Promote (services/promote.py) swaps a side-by-side database in with it."""
+        dbname = dbname or self.config["dbname"]
         attempts = 5 if options["terminate_sessions"] else 1
         for attempt in range(1, attempts + 1):
             self._clear_sessions(conn, dbname, options, state, log)

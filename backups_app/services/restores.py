@@ -127,8 +127,30 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
         "problems": [mask(p) for p in problems],
         "refusals": [mask(p) for p in refusals],
         "copy": reader.copy,
+        "targets": _targets(names, parsed),
         "ok": not refusals,
     }
+
+
+def _targets(names, parsed):
+    """{component: {"live": writes into the live store, "target": where else it writes or which
+    part (the component's describe_target), "safety_backup": whether one is taken}} for the plan."""
+    targets = {}
+    for name in names:
+        component = components.get_component(name)
+        live = component.targets_live(parsed[name])
+        targets[name] = {"live": live, "target": component.describe_target(parsed[name]),
+                         "safety_backup": _writes_live(name, parsed[name])}
+        if not live:
+            targets[name]["note"] = "side-by-side: the live store is not touched, so no safety backup of it is taken"
+    return targets
+
+
+def _writes_live(name, options):
+    """Whether restoring ``name`` with these parsed options changes the live store (then it needs
+    a safety backup and is rolled back on failure)."""
+    component = components.get_component(name)
+    return component.changes_data(options) and component.targets_live(options)
 
 
 def _preflight(name, reader, artifacts, options, problems):
@@ -208,8 +230,12 @@ def _apply(restore, recorder):
     if not plan["ok"]:
         raise BackupError("Restore refused before any change: " + "; ".join(plan["refusals"]))
 
-    # Only components that will write need a safety backup (a config preview writes nothing).
-    changing = [n for n in names if components.get_component(n).changes_data(options[n])]
+    # Only components that will write into the live store need a safety backup (a config preview
+    # writes nothing, a side-by-side restore writes elsewhere).
+    changing = [n for n in names if _writes_live(n, options[n])]
+    for name, target in plan["targets"].items():
+        if not target["live"]:
+            recorder.log(f"{name}: side-by-side restore of {target['target']}: no safety backup needed")
     safety = None
     if changing:
         recorder.log("taking the safety backup of the current data")
@@ -221,7 +247,8 @@ def _apply(restore, recorder):
             raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
         recorder.log(f"safety backup {safety.backup_id} completed")
     else:
-        recorder.log("nothing will be written (preview only); no safety backup needed")
+        recorder.log("nothing will be written into a live store (a preview, or side-by-side only); no safety backup "
+                     "needed")
     if not _restore_components(restore, recorder, names, options, safety, plan["copy"]):
         return
     fault_point("restore.applied")
@@ -247,7 +274,7 @@ def _restore_components(restore, recorder, names, options, safety, copy):
         for name in names:
             recorder.progress(name, "running")
             component = components.get_component(name)
-            if component.changes_data(options[name]):
+            if _writes_live(name, options[name]):
                 touched.append(name)
             component.restore(reader, reader.artifacts_of(name), options[name], recorder.log)
             recorder.progress(name, "done")
