@@ -168,17 +168,18 @@ def _take_folder_attributes(staging, live):
         os.chown(staging, st.st_uid, st.st_gid)
 
 
-def restore_folder(reader, component, artifacts, live, log, absent=False, check=None):
-    """Put back a folder that ``component`` stored as one tar artifact: extracted beside ``live``,
-    checked, swapped in; or removed when the backup recorded the folder as absent (a safety backup
-    of a folder that did not exist yet). Returns (files, bytes)."""
+def restore_folder(reader, component, artifacts, live, log, absent=False, check=None, select=None):
+    """Put back a folder that ``component`` stored as one tar artifact: extracted beside ``live``
+    (only the members ``select`` accepts, when given), checked, swapped in; or removed when the
+    backup recorded the folder as absent (a safety backup of a folder that did not exist yet).
+    Returns (files, bytes)."""
     if absent:
         log(f"{component}: the folder did not exist in this backup; removing {live}")
         shutil.rmtree(live, ignore_errors=True)
         return 0, 0
     (name,) = artifacts
     with reader.open_decompressed(name) as stream:
-        files, size = extract_beside(stream, live, check=check, log=log)
+        files, size = extract_beside(stream, live, check=check, log=log, select=select)
     log(f"{component}: extracted {files} files, {size} bytes from {name} and swapped them into {live}")
     return files, size
 

@@ -90,6 +90,9 @@ class SideBySide:
     def targets_live(self, options):
         return not options["database"]
 
+    def probe_target(self, options):
+        return {"dbname": options["database"]} if options["database"] else None
+
     def describe_target(self, options):
         dbname, target = self.config["dbname"], options["database"]
         where = f"{self.config['host']}:{self.config['port']}"

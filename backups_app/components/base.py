@@ -123,6 +123,12 @@ class Component:
         plan and the run log: "database docs_scratch", or None for all of it into the live store."""
         return None
 
+    def probe_target(self, options):
+        """Where the probes (backups_app/probes.py) search after a restore with these parsed
+        options: the ``searcher(target)`` argument for a side-by-side target, or None for the live
+        store."""
+        return None
+
     def live_places(self):
         """The folders and files this source holds live: a side-by-side folder target may not be
         one of them or lie inside one (``components/_side.py``)."""

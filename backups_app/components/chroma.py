@@ -14,6 +14,9 @@
   metadata, configuration and schema). Restore loads a new collection beside the live one, checks
   its count, then drops the live one and renames the new one into place. Needs the thin
   ``chromadb-client`` package.
+
+``chroma.directory=PATH`` (path mode) restores the folder into a new or empty folder PATH instead
+(side by side: the live folder is not touched), checked the same way.
 """
 
 import argparse
@@ -30,8 +33,9 @@ from backups_app.archive.exports import artifact_stem, batches, read_export, wri
 from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.archive.spool import scratch_folder, spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
+from backups_app.components._side import not_empty, require_empty, side_folder
 from backups_app.components.base import WHOLE_STORE, Component, scratch
-from backups_app.errors import ComponentError, ConfigurationError
+from backups_app.errors import ComponentError, ConfigurationError, InvalidOption, Unchanged
 
 SQLITE_NAME = "chroma.sqlite3"
 EXPORT_FORMAT = "chroma-collection"
@@ -122,6 +126,9 @@ class ChromaComponent(Component):
     environment = {"path": "CHROMA_PATH", "host": "CHROMA_HOST", "port": "CHROMA_PORT"}
     configured_by = ("CHROMA_PATH", "CHROMA_HOST")
     backup_order = 80
+    restore_options = {"directory": (str, "")}
+    target_options = {"directory": "restore the folder into this new or empty folder (absolute path; CHROMA_PATH "
+                                   "sources)"}
 
     def __init__(self, name, options):
         super().__init__(name, options)
@@ -142,7 +149,40 @@ class ChromaComponent(Component):
         with self._client() as client:
             return {c.name: c.count() for c in client.list_collections()}
 
+    # Side by side
+
+    def live_places(self):
+        return [self.config["path"]] if self.config["path"] else []
+
+    def check_restore_options(self, options):
+        if options["directory"] and not self.config["path"]:
+            raise InvalidOption(f"{self.name}.directory restores a Chroma folder (CHROMA_PATH); this source is a "
+                                "server, whose collections are restored through its API.")
+        side_folder(self, "directory", options["directory"])
+
+    def targets_live(self, options):
+        return not options["directory"]
+
+    def describe_target(self, options):
+        if not options["directory"]:
+            return None
+        return (f"the folder into {side_folder(self, 'directory', options['directory'])}; the live folder "
+                f"{self.config['path']} is not touched")
+
+    def probe_target(self, options):
+        return {"path": side_folder(self, "directory", options["directory"])} if options["directory"] else None
+
+    def _restore_into(self, reader, artifacts, options, log):
+        target = side_folder(self, "directory", options["directory"])
+        if not artifacts:
+            raise Unchanged(f"{self.name}: this backup holds no Chroma folder; nothing was restored.")
+        require_empty(self, target)
+        restore_folder(reader, self.name, artifacts, target, log, check=check_folder)
+
     def preflight(self, reader, artifacts, options):
+        problem = options["directory"] and not_empty(side_folder(self, "directory", options["directory"]))
+        if problem:
+            return {"problems": [problem]}
         recorded = reader.facts_of(self.name).get("migrations")
         if not (self.config["path"] and recorded):  # server mode, an older backup or an absent folder
             return {}
@@ -162,7 +202,9 @@ class ChromaComponent(Component):
         return {"problems": problems, "migrations": {"backup": recorded, "here": here}}
 
     def restore(self, reader, artifacts, options, log):
-        if self.config["path"]:
+        if options["directory"]:
+            self._restore_into(reader, artifacts, options, log)
+        elif self.config["path"]:
             self._restore_folder(reader, artifacts, log)
         else:
             self._restore_server(reader, artifacts, log)

@@ -8,6 +8,9 @@ run log (values of secret-looking settings redacted), nothing written. ``apply``
 changed file atomically (temporary file + rename) and keeps the replaced one as ``<file>.bak``.
 Both refuse any member (or manifest ``absent`` entry) that is not under the configured paths once
 the links on disk, those restored so far included, are resolved.
+
+``config.directory=PATH`` extracts the files into a new or empty folder PATH instead (side by
+side: the live files are not touched), under their paths relative to ``base_dir``.
 """
 
 import difflib
@@ -19,11 +22,12 @@ import tempfile
 from django.conf import settings
 
 from backups_app.archive.hashing import sha256_file, sha256_stream
-from backups_app.archive.safetar import check_member, is_inside, safe_extract, swap_journal
+from backups_app.archive.safetar import check_member, extract_beside, is_inside, safe_extract, swap_journal
 from backups_app.archive.spool import scratch_folder
 from backups_app.archive.storage import CHUNK_SIZE
+from backups_app.components._side import not_empty, require_empty, side_folder
 from backups_app.components.base import Component
-from backups_app.errors import ComponentError, UnsafeArchive
+from backups_app.errors import ComponentError, InvalidOption, UnsafeArchive
 from backups_app.faults import fault_point
 from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.redaction import hide_private_keys, redact
@@ -68,10 +72,44 @@ class ConfigComponent(Component):
     backup_order = 60
     # prune: files inside the configured folders that the backup does not have are moved to .bak
     # (rollbacks use it so that files a failed restore created do not stay behind).
-    restore_options = {"mode": (choice("preview", "apply"), "preview"), "prune": (parse_bool, False)}
+    restore_options = {"mode": (choice("preview", "apply"), "preview"), "prune": (parse_bool, False),
+                       "directory": (str, "")}
+    target_options = {"directory": "write the files into this new or empty folder (absolute path)"}
 
     def changes_data(self, options):
-        return options["mode"] == "apply"
+        return options["mode"] == "apply" or bool(options["directory"])
+
+    # Side by side
+
+    def live_places(self):
+        return self.config["paths"]
+
+    def check_restore_options(self, options):
+        if options["directory"] and (options["mode"] == "apply" or options["prune"]):
+            raise InvalidOption(f"{self.name}.directory writes the backup's files into that folder; "
+                                f"{self.name}.mode=apply and {self.name}.prune are for the live files. Give one or "
+                                "the other.")
+        side_folder(self, "directory", options["directory"])
+
+    def targets_live(self, options):
+        return not options["directory"]
+
+    def describe_target(self, options):
+        if not options["directory"]:
+            return None
+        return (f"the files into folder {side_folder(self, 'directory', options['directory'])} (paths relative to "
+                f"{self.base_dir}); the live files are not touched")
+
+    def preflight(self, reader, artifacts, options):
+        problem = options["directory"] and not_empty(side_folder(self, "directory", options["directory"]))
+        return {"problems": [problem] if problem else []}
+
+    def _restore_into(self, reader, name, options, log):
+        target = side_folder(self, "directory", options["directory"])
+        require_empty(self, target)
+        with reader.open_decompressed(name) as stream:
+            files, size = extract_beside(stream, target, log=log)
+        log(f"{self.name}: wrote {files} files, {size} bytes from {name} into {target}")
 
     def rollback_options(self):
         return self.parse_restore_options({"mode": "apply", "prune": True})
@@ -127,6 +165,8 @@ class ConfigComponent(Component):
 
     def restore(self, reader, artifacts, options, log):
         (name,) = artifacts
+        if options["directory"]:
+            return self._restore_into(reader, name, options, log)
         apply = options["mode"] == "apply"
         base = self.base_dir
         root = os.path.realpath(base)

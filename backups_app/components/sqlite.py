@@ -8,7 +8,10 @@ kill at any point leaves the old or the new database whole. A failure or a kill 
 leaves the live file untouched (a killed restore's temporary files are removed by the next one).
 Several files are switched one after the other: the safety backup covers a failure in between.
 Stop the app's writers first (pre_restore hooks): a connection kept open across the rename still
-sees the old file."""
+sees the old file.
+
+``sqlite.directory=PATH`` restores each file as ``PATH/<its name>`` instead (side by side: the
+live files are not touched), the same way; a file already there is refused."""
 
 import glob
 import os
@@ -29,6 +32,7 @@ from backups_app.archive.sqlitefile import (
     replace_database,
 )
 from backups_app.archive.storage import CHUNK_SIZE
+from backups_app.components._side import refuse_live, side_folder
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import comma_list
@@ -53,6 +57,9 @@ class SQLiteComponent(Component):
     environment = {"paths": "SQLITE_PATHS"}
     configured_by = ("SQLITE_PATHS",)
     backup_order = 30
+    restore_options = {"directory": (str, "")}
+    target_options = {"directory": "restore the files into this folder (absolute path; files of those names "
+                                   "must not exist there)"}
 
     def _artifact(self, path):
         return f"{self.name}_{Path(path).stem}.db"
@@ -109,8 +116,44 @@ class SQLiteComponent(Component):
             log(f"{self.name}: rehearsal restored {artifact} into a temporary file")
         return counts
 
+    # Side by side
+
+    def live_places(self):
+        return self.config["paths"]
+
+    def check_restore_options(self, options):
+        folder = side_folder(self, "directory", options["directory"])
+        for target in self._side_targets(folder).values():
+            refuse_live(self, f"{self.name}.directory={options['directory']}", target)
+
+    def _side_targets(self, folder):
+        """{artifact: file} for a restore into ``folder``: each file under its own name."""
+        return {a: os.path.join(folder, os.path.basename(p)) for a, p in self._by_artifact().items()} if folder else {}
+
+    def targets_live(self, options):
+        return not options["directory"]
+
+    def describe_target(self, options):
+        if not options["directory"]:
+            return None
+        files = self._side_targets(side_folder(self, "directory", options["directory"]))
+        return f"the files as {', '.join(files.values())}; the live files are not touched"
+
+    def _existing(self, artifacts, options):
+        files = self._side_targets(side_folder(self, "directory", options["directory"]))
+        return [files[a] for a in artifacts if a in files and os.path.lexists(files[a])]
+
+    def preflight(self, reader, artifacts, options):
+        there = self._existing(artifacts, options)
+        return {"problems": [f"{', '.join(there)} already exist; restore into another folder (nothing there is "
+                             "replaced)"] if there else []}
+
     def restore(self, reader, artifacts, options, log):
-        targets = self._by_artifact()
+        if options["directory"]:
+            there = self._existing(artifacts, options)
+            if there:
+                raise Unchanged(f"{self.name}: {', '.join(there)} already exist; nothing was changed.")
+        targets = self._side_targets(side_folder(self, "directory", options["directory"])) or self._by_artifact()
         unknown = [a for a in artifacts if a not in targets]
         if unknown:
             raise Unchanged(f"{self.name}: no configured SQLite file for {', '.join(unknown)} "
@@ -123,7 +166,7 @@ class SQLiteComponent(Component):
                     self._stage(reader, artifact, staged[artifact])
             except Exception as exc:
                 raise Unchanged(f"{self.name}: {exc} (the live files were not touched)") from None
-            for artifact in self.absent(reader):
+            for artifact in [] if options["directory"] else self.absent(reader):
                 if artifact in targets and os.path.exists(targets[artifact]):
                     log(f"{self.name}: {targets[artifact]} did not exist in this backup; removing it")
                     os.unlink(targets[artifact])

@@ -116,7 +116,8 @@ def test_restore_killed_before_the_switch_leaves_the_live_file_as_it_was(sources
     component = get_component("sqlite")
     reader = backups.open_reader(backup)
     worker = multiprocessing.get_context("fork").Process(
-        target=component.restore, args=(reader, reader.artifacts_of("sqlite"), {}, lambda line: None))
+        target=component.restore,
+        args=(reader, reader.artifacts_of("sqlite"), component.parse_restore_options({}), lambda line: None))
     worker.start()
     deadline = time.monotonic() + 30
     while not [p for p in tmp_path.glob(".big.db.restoring-*") if p.stat().st_size > 1_000_000]:
