@@ -20,6 +20,9 @@ safety backup covers that), and the plan says so. A merge restore writes into th
 
 Optionally (``rdb``) the server's own snapshot is also stored as ``<name>.rdb`` via
 ``redis-cli --rdb`` for a byte-exact by-hand restore; that needs SYNC, which managed services forbid.
+
+``redis.db=N`` and ``redis.keys=PATTERN`` restore into another database index, or some keys only
+(components/_redis_side.py).
 """
 
 import os
@@ -38,6 +41,7 @@ from redis.connection import parse_url
 from redis.exceptions import NoPermissionError
 
 from backups_app.archive.storage import CHUNK_SIZE
+from backups_app.components._redis_side import SideBySide, db_index
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import choice, comma_list, parse_bool
@@ -150,7 +154,7 @@ def refusal(client, argv, user=None):
     return None
 
 
-class RedisComponent(Component):
+class RedisComponent(SideBySide, Component):
     options = {
         "url": (str, Component.REQUIRED),
         "password": (str, ""),
@@ -159,7 +163,9 @@ class RedisComponent(Component):
         "batch": (int, BATCH),
     }
     secret_options = ("password",)
-    restore_options = {"mode": (choice("exact", "merge"), "exact")}
+    restore_options = {"mode": (choice("exact", "merge"), "exact"), "db": (db_index, None),
+                       "source_db": (db_index, None), "keys": (str, "")}
+    target_options = SideBySide.target_options
     environment = {"url": "REDIS_URL", "dbs": "REDIS_DBS", "rdb": "REDIS_RDB"}
     configured_by = ("REDIS_URL",)
     backup_order = 40
@@ -390,6 +396,8 @@ class RedisComponent(Component):
 
     def restore(self, reader, artifacts, options, log):
         dump = self._dump_artifact(artifacts)
+        if self.is_partial(options):
+            return self.restore_part(reader, dump, options, log)
         with self._connected() as client:
             self._empty(self._held(client)[1], log)  # a killed restore's spares
             spares = reason = None
@@ -426,7 +434,8 @@ class RedisComponent(Component):
                     f"so RESTORE would fail: restore into {facts.get('server_name', 'redis')} "
                     f"{at_least or facts.get('server_version', '?')} or later")
             commands = ["SELECT", "RESTORE"]
-            if options["mode"] == "exact":
+            problems += self.side_problems(client, reader, options)
+            if options["mode"] == "exact" and not self.is_partial(options):
                 dbs = self._restored_dbs(reader, client)
                 spares, reason = self._spares(client, dbs)
                 commands.append("FLUSHDB")
@@ -475,10 +484,11 @@ class RedisComponent(Component):
             raise ComponentError(f"{self.name}: this backup has no logical dump ({self.dump_stem}.*) to restore.")
         return dumps[0]
 
-    def _load(self, reader, dump, url=None, into=None):
-        """Replay the dump's RESTOREs in batches, each db into ``into[db]`` (default: itself); returns
-        ({"db<n>": keys restored}, {"db<n>": keys skipped because they expired since the backup})."""
-        counts, skipped, db, batch = {}, {}, None, []
+    def _load(self, reader, dump, url=None, into=None, only=None, match=None):
+        """Replay the dump's RESTOREs in batches, each db into ``into[db]`` (default: itself); only the
+        dbs in ``only`` and the keys ``match`` accepts, when given. Returns ({"db<n>": keys restored},
+        {"db<n>": keys skipped because they expired since the backup})."""
+        counts, skipped, db, batch, skipping = {}, {}, None, [], False
         with ExitStack() as stack:
             conn = None
             try:
@@ -487,8 +497,13 @@ class RedisComponent(Component):
                         if command[0] == b"SELECT":
                             self._flush(conn, batch)
                             db = int(command[1])
+                            skipping = only is not None and db not in only
+                            if skipping:
+                                continue
                             conn = stack.enter_context(self._bare((into or {}).get(db, db), url))
                             counts[f"db{db}"] = skipped[f"db{db}"] = 0
+                        elif command[0] == RESTORE and (skipping or (match and not match(command[1]))):
+                            continue
                         elif command[0] == RESTORE and conn is not None:
                             expiry = int(command[2])
                             if expiry and expiry <= time.time() * 1000:
