@@ -1,7 +1,8 @@
 """System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m.
 
 Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring);
-E1xx archive storage and encryption; W for what works but is probably not meant."""
+E1xx archive storage and encryption; E04x retrieval probes; W for what works but is probably not
+meant."""
 
 import os
 import shutil
@@ -196,3 +197,20 @@ def check_monitoring(app_configs, **kwargs):
         return [Error(str(exc), hint="Comma-separated addresses or networks, e.g. 127.0.0.1,10.0.0.0/8.",
                       id="backups.E012")]
     return []
+
+
+@register()
+def check_probes(app_configs, **kwargs):
+    """BACKUP_PROBES, BACKUP_PROBE_MIN_RECALL and BACKUP_PROBE_COMMAND as probes.py reads them."""
+    from backups_app import probes
+
+    readers = ((probes.probe_count, "BACKUP_PROBES=5 (0 turns the probes off)", "backups.E040"),
+               (probes.min_recall, "BACKUP_PROBE_MIN_RECALL=1.0 for exact search", "backups.E041"),
+               (probes.probe_command, 'BACKUP_PROBE_COMMAND=\'["python", "/srv/app/rag_probe.py"]\'', "backups.E042"))
+    errors = []
+    for read, example, check_id in readers:
+        try:
+            read()
+        except ConfigurationError as exc:
+            errors.append(Error(str(exc), hint=f"Example: {example}.", id=check_id))
+    return errors

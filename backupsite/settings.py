@@ -154,6 +154,12 @@ BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
 BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
 BACKUP_KEEP_YEARLY = env_int("BACKUP_KEEP_YEARLY", 0)
 BACKUP_KEEP_WITHIN = env_str("BACKUP_KEEP_WITHIN", "")
+# Retrieval probes (backups_app/probes.py), read at use and checked by backups.E040-E042: stored
+# points per vector collection whose exact top-10 neighbours the backup records, the lowest
+# recall@10 a rehearsal or restore may give, and an app-level probe command run after a restore.
+BACKUP_PROBES = env_str("BACKUP_PROBES", "5")
+BACKUP_PROBE_MIN_RECALL = env_str("BACKUP_PROBE_MIN_RECALL", "1.0")
+BACKUP_PROBE_COMMAND = env_str("BACKUP_PROBE_COMMAND", "")
 BACKUP_KEEP_WITHIN_HOURLY = env_str("BACKUP_KEEP_WITHIN_HOURLY", "")
 BACKUP_KEEP_WITHIN_DAILY = env_str("BACKUP_KEEP_WITHIN_DAILY", "")
 BACKUP_KEEP_WITHIN_WEEKLY = env_str("BACKUP_KEEP_WITHIN_WEEKLY", "")

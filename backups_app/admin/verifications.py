@@ -5,6 +5,7 @@ from django.utils.html import format_html, format_html_join
 
 from backups_app.admin.base import RunAdmin
 from backups_app.models import Verification
+from backups_app.services.verification import recall_text
 
 
 @admin.register(Verification)
@@ -27,11 +28,23 @@ class VerificationAdmin(RunAdmin):
         state = "ok" if result["ok"] else "FAILED"
         return f"{state} in {result['seconds']} s" if "seconds" in result else state
 
+    @staticmethod
+    def _counts(result):
+        counts = result.get("counts")
+        return ", ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else ""
+
+    @staticmethod
+    def _detail(result):
+        if "exit_status" in result:  # BACKUP_PROBE_COMMAND after a restore
+            return f"{result['command']} exited with {result['exit_status']}: {result['output'][-500:]}"
+        return result.get("error") or result.get("note") or ""
+
     @admin.display(description="results")
     def results_table(self, obj):
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, self._state(r), r.get("note") or r.get("error") or "") for name, r in obj.results.items()),
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, self._state(r), self._counts(r), recall_text(r), self._detail(r))
+             for name, r in obj.results.items()),
         )
-        return format_html("<table><tr><th>component / artifact</th><th>result</th><th>detail</th></tr>{}</table>",
-                           rows)
+        return format_html("<table><tr><th>component / artifact</th><th>result (RTO)</th><th>counts</th>"
+                           "<th>probes</th><th>detail</th></tr>{}</table>", rows)

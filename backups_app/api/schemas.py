@@ -121,6 +121,23 @@ class RestoreIn(Input):
     components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
     dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
     options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
+class VerificationOut(Schema):
+    backup_id: str
+    kind: str = Field(description="quick (checksums) or deep (a restore rehearsal, or the check after a restore: "
+                                  "trigger restore).")
+    status: str
+    ok: bool
+    trigger: str
+    started_at: Optional[str]
+    finished_at: Optional[str]
+    error: str
+    results: dict[str, Any] = Field(
+        description="Quick: per artifact {ok, error}. Deep: per component {ok, counts, expected, seconds (the "
+                    "restore time: the RTO), probes {collection: {recall, probes, ok, failed}}, recall {collection: "
+                    "recall@10}}; after a restore also restore_id, and probe_command {command, exit_status, output, "
+                    "ok} when BACKUP_PROBE_COMMAND is set.")
+
+
 
 
 class PlanOut(Schema):

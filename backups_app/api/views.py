@@ -18,6 +18,7 @@ from backups_app.api.schemas import (
     RestoreAccepted,
     RestoreDetail,
     RestoreIn,
+    VerificationOut,
     VerifyOut,
 )
 from backups_app.archive.ids import ARTIFACT_NAME_RE, BACKUP_ID_RE, RESTORE_ID_RE
@@ -115,6 +116,24 @@ def unpin_backup(request, backup_id: str = BackupId):
           summary="Check every artifact against its SHA-256")
 def verify_backup(request, backup_id: str = BackupId):
     return verification.quick_check(backup_id, Trigger.API, user=request.auth, request=request)
+
+
+@api.post("/backup/{backup_id}/rehearse", auth=staff_with(VIEW),
+          response={200: VerificationOut, 202: VerificationOut, **BY_ID, 409: ErrorOut},
+          summary="Deep verification: restore each component into a scratch target, compare counts, run the probes")
+def rehearse_backup(request, backup_id: str = BackupId,
+                    wait: bool = Query(False, description="Run it in this request.")):
+    """Queued for the worker (202) unless `?wait=true` (200, the finished verification: per component
+    counts, seconds and each collection's probe recall@10)."""
+    result = verification.verify(backup_id, deep=True, trigger=Trigger.API, user=request.auth, request=request,
+                                 run_async=not wait)
+    return Status(200 if wait else 202, verification.as_dict(result))
+
+
+@api.get("/backup/{backup_id}/verifications", auth=staff_with(VIEW), response={200: list[VerificationOut], **BY_ID},
+         summary="The backup's verifications, newest first (rehearsals and checks after restores with probe recall)")
+def list_verifications(request, backup_id: str = BackupId, limit: int = Query(20, ge=1, le=200)):
+    return [verification.as_dict(v) for v in verification.of_backup(backup_id)[:limit]]
 
 
 @api.post("/restore", auth=staff_with(RESTORE),

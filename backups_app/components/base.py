@@ -23,6 +23,9 @@ The facts ``backup()`` returns go into ``metadata.json`` under ``components.<nam
   labels, config paths), or ``[WHOLE_STORE]`` when the whole folder or store was missing.
   Restoring that backup removes them again, so a rollback leaves no store the restore created.
   Write it with ``missing()``, read it with ``absent()``.
+- ``probes`` (vector stores): recorded neighbours that prove retrieval after a rehearsal or a
+  restore (``backups_app/probes.py``; such a store has ``searcher(target)``, and ``rehearse()``
+  leaves what the probes found in ``rehearsal_probes``).
 - anything the store's restore needs (``method``, ``collections``, ``paths``, ...).
 The service adds ``engine`` and ``artifacts``.
 """
@@ -66,6 +69,8 @@ class Component:
     backup_order = 100
     #: Upload folders: left out of a backup whose API request says ``include_uploads: false``.
     holds_uploads = False
+    #: Vector stores: the probes' results of the last ``rehearse()`` (``probes.check_probes``).
+    rehearsal_probes = None
 
     REQUIRED = object()
 

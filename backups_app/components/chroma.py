@@ -23,11 +23,13 @@ import argparse
 import importlib.util
 import os
 import secrets
+import shutil
 import sqlite3
 import sys
 import tarfile
 from contextlib import closing, contextmanager
 
+from backups_app import probes
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.safetar import extracted, restore_folder
@@ -116,6 +118,53 @@ def load_export(client, stream, target=None, batch_size=1000):
     return header["collection"], loaded
 
 
+def _space(collection):
+    """A collection's distance: its configuration's HNSW or SPANN space, else metadata hnsw:space, else l2."""
+    config = collection.configuration_json or {}
+    for index in ("hnsw", "spann"):
+        if (config.get(index) or {}).get("space"):
+            return config[index]["space"]
+    return (collection.metadata or {}).get("hnsw:space", "l2")
+
+
+class ChromaSearcher:
+    """The searches the probes need (backups_app/probes.py): Chroma's own search is approximate,
+    so the exact one is brute force in Python over the collection paged through, a batch at a time.
+    ``rename`` maps backed-up collection names to the ones searched (a rehearsal's scratch)."""
+
+    def __init__(self, client, batch_size, rename=None):
+        self.client = client
+        self.batch_size = batch_size
+        self.rename = rename or {}
+
+    def _get(self, collection):
+        return self.client.get_collection(self.rename.get(collection, collection), embedding_function=None)
+
+    def collections(self):
+        return sorted(c.name for c in self.client.list_collections())
+
+    def vectors_of(self, collection):
+        return [""]
+
+    def _pages(self, collection, include):
+        for offset in range(0, collection.count(), self.batch_size):
+            yield collection.get(limit=self.batch_size, offset=offset, include=include)
+
+    def choose(self, collection, k):
+        return probes.choose((i for page in self._pages(self._get(collection), []) for i in page["ids"]), k)
+
+    def vectors(self, collection, ids, name):
+        page = self._get(collection).get(ids=list(ids), include=["embeddings"])
+        return dict(zip(page["ids"], page["embeddings"]))
+
+    def nearest(self, collection, name, queries, limit):
+        collection = self._get(collection)
+        search = probes.BruteForce(queries, _space(collection), limit)
+        for page in self._pages(collection, ["embeddings"]):
+            search.add(page["ids"], page["embeddings"])
+        return search.results()
+
+
 class ChromaComponent(Component):
     options = {
         "path": (str, ""),
@@ -141,6 +190,46 @@ class ChromaComponent(Component):
 
     def backup(self, writer, log):
         return self._backup_folder(writer, log) if self.config["path"] else self._backup_server(writer, log)
+
+    @contextmanager
+    def searcher(self, target=None):
+        """A ChromaSearcher over the source, or over ``target``: {"path": folder} (a folder restored
+        elsewhere) or {"collections": {backed-up name: name searched}} (server mode)."""
+        target = target or {}
+        if not (target.get("path") or self.config["path"]):
+            with self._client() as client:
+                yield ChromaSearcher(client, self.config["batch_size"], target.get("collections"))
+            return
+        if importlib.util.find_spec("chromadb") is None:
+            raise ComponentError(f"{self.name}: the probes read a Chroma folder through chromadb, which is not "
+                                 "installed here (pip install chromadb).")
+        import chromadb
+        from chromadb.api.client import SharedSystemClient
+        from chromadb.config import Settings
+
+        folder = target.get("path") or self.config["path"]
+        try:
+            client = chromadb.PersistentClient(path=folder, settings=Settings(anonymized_telemetry=False))
+            yield ChromaSearcher(client, self.config["batch_size"], target.get("collections"))
+        except ComponentError:
+            raise
+        except Exception as exc:  # chromadb raises many kinds
+            raise ComponentError(f"{self.name}: the probes could not search the Chroma folder {folder}: "
+                                 f"{exc}") from None
+        finally:
+            SharedSystemClient.clear_system_cache()
+
+    def _probe_copy(self, root, copy, log):
+        """The probes of a folder backup, searched in a copy of it (the database copy just taken
+        and the segment folders), so opening it with chromadb can change nothing live."""
+        if not probes.probe_count():
+            return {}
+        with scratch_folder("chroma-probes-") as folder:
+            shutil.copyfile(copy, os.path.join(folder, SQLITE_NAME))
+            for entry in sorted(os.listdir(root)):
+                if not entry.startswith(SQLITE_NAME) and os.path.isdir(os.path.join(root, entry)):
+                    shutil.copytree(os.path.join(root, entry), os.path.join(folder, entry))
+            return probes.recording(self, self.searcher({"path": folder}), log)
 
     def inspect(self):
         if self.config["path"]:
@@ -234,9 +323,10 @@ class ChromaComponent(Component):
                     if not entry.startswith(SQLITE_NAME):  # the live database and its -wal/-shm/-journal
                         tar.add(os.path.join(root, entry), arcname=entry)
             counts, schema = db_counts(copy), migrations(copy)
+            found = self._probe_copy(root, copy, log)
         log(f"{self.name}: {sum(counts.values())} items in {len(counts)} collections from {root} into {name} "
             f"(schema migrations {', '.join(f'{folder} {version}' for folder, version in schema.items()) or 'none'})")
-        return {"counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}", "migrations": schema}
+        return {**found, "counts": counts, "server_version": f"sqlite {sqlite3.sqlite_version}", "migrations": schema}
 
     def _restore_folder(self, reader, artifacts, log):
         restore_folder(reader, self.name, artifacts, os.path.abspath(self.config["path"]), log,
@@ -250,6 +340,7 @@ class ChromaComponent(Component):
                 extracted(stream, f"rehearsal-{self.name}-") as scratch:
             check_folder(scratch)
             counts = db_counts(os.path.join(scratch, SQLITE_NAME))
+            self.rehearsal_probes = probes.check_probes(self, reader.facts_of(self.name), {"path": scratch}, log)
         log(f"{self.name}: rehearsal of {name}: {sum(counts.values())} items in {len(counts)} collections")
         return counts
 
@@ -297,7 +388,8 @@ class ChromaComponent(Component):
                                                              self._items(collection))
                 collections[name] = collection.name
                 log(f"{self.name}: {collection.name}: {counts[collection.name]} items into {name}")
-        return {"counts": counts, "server_version": version, "collections": collections}
+            found = probes.recording(self, ChromaSearcher(client, self.config["batch_size"]), log)
+        return {**found, "counts": counts, "server_version": version, "collections": collections}
 
     def _load(self, client, reader, artifact, target):
         with reader.open_decompressed(artifact) as stream:
@@ -319,7 +411,7 @@ class ChromaComponent(Component):
                 log(f"{self.name}: restored {name} from {artifact}: {loaded} items")
 
     def _rehearse_server(self, reader, artifacts, log):
-        counts = {}
+        counts, self.rehearsal_probes = {}, {}
         with self._client() as client:
             def exists(name):
                 return name in {c.name for c in client.list_collections()}
@@ -327,6 +419,9 @@ class ChromaComponent(Component):
             for artifact in artifacts:
                 with scratch(f"rehearsal-{secrets.token_hex(6)}", exists, client.delete_collection) as target:
                     name, counts[name] = self._load(client, reader, artifact, target)
+                    searcher = ChromaSearcher(client, self.config["batch_size"], {name: target})
+                    self.rehearsal_probes.update(probes.check_probes(self, reader.facts_of(self.name), log=log,
+                                                                     only=[name], searcher=searcher))
                 log(f"{self.name}: rehearsal of {artifact}: {counts[name]} items")
         return counts
 

@@ -29,10 +29,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
 
+from backups_app import probes
+from backups_app.components._postgres_probes import PostgresSearcher, vector_columns
 from backups_app.components._postgres_side import SideBySide
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, Unchanged
@@ -128,6 +131,8 @@ class PostgresComponent(SideBySide, Component):
         "bin_dir": (str, ""),
         # Where the restore connects to create, rename and drop databases (never the live one).
         "maintenance_db": (str, "postgres"),
+        # Vector columns the backup records probes of (table.column, ...; backups_app/probes.py).
+        "vector_columns": (vector_columns, []),
     }
     secret_options = ("password",)
     restore_options = {
@@ -142,7 +147,7 @@ class PostgresComponent(SideBySide, Component):
     target_options = SideBySide.target_options
     environment = {"host": "POSTGRES_HOST", "port": "POSTGRES_PORT", "user": "POSTGRES_USER",
                    "password": "POSTGRES_PASSWORD", "dbname": "POSTGRES_DB", "bin_dir": "PG_BIN_DIR",
-                   "maintenance_db": "POSTGRES_MAINTENANCE_DB"}
+                   "maintenance_db": "POSTGRES_MAINTENANCE_DB", "vector_columns": "POSTGRES_VECTOR_COLUMNS"}
     configured_by = ("POSTGRES_DB",)
     backup_order = 10
 
@@ -260,11 +265,21 @@ class PostgresComponent(SideBySide, Component):
                 rows = sum(v for k, v in counts.items() if k != LARGE_OBJECTS)
                 objects = f" and {counts[LARGE_OBJECTS]} large objects" if LARGE_OBJECTS in counts else ""
                 log(f"{self.name}: dumped {rows} rows in {len(counts) - bool(objects)} tables{objects}")
-        return {"counts": counts, "server_version": server_version, "tool_version": tool_version}
+                # In the dump's snapshot: the probes see exactly the rows the dump holds.
+                found = probes.recording(self, PostgresSearcher(conn, self.config["vector_columns"], self.name),
+                                         log) if self.config["vector_columns"] else {}
+        return {**found, "counts": counts, "server_version": server_version, "tool_version": tool_version}
 
     def inspect(self):
         with self.connect() as conn, conn.cursor() as cur:
             return self._counts(cur)
+
+    @contextmanager
+    def searcher(self, target=None):
+        """The probes' searches (backups_app/probes.py) in the live database or ``target``
+        {"dbname": another database on this server}."""
+        with self.connect(dbname=(target or {}).get("dbname")) as conn:
+            yield PostgresSearcher(conn, self.config["vector_columns"], self.name)
 
     # --- The archive --------------------------------------------------------------------------
 
@@ -821,6 +836,7 @@ class PostgresComponent(SideBySide, Component):
             if not self._swap_blockers(state):  # what the default restore copies, it copies too
                 with self._admin(live_ok=True) as conn:
                     self._copy_properties(conn, scratch, state, log)
+            self.rehearsal_probes = probes.check_probes(self, reader.facts_of(self.name), {"dbname": scratch}, log)
             with self.connect(dbname=scratch) as conn, conn.cursor() as cur:
                 return self._counts(cur)
         finally:

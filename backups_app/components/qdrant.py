@@ -40,6 +40,7 @@ import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
+from backups_app import probes
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.storage import CHUNK_SIZE
@@ -399,6 +400,52 @@ class ExportMethod:
             self.load(stream, collection)
 
 
+class QdrantSearcher:
+    """The exact searches the probes need (backups_app/probes.py), through qdrant-client;
+    ``rename`` maps backed-up collection names to the ones searched (a rehearsal's scratch)."""
+
+    def __init__(self, client, collections=(), rename=None):
+        self.client = client
+        self.names = list(collections)
+        self.rename = rename or {}
+
+    def _c(self, collection):
+        return self.rename.get(collection, collection)
+
+    def collections(self):
+        return self.names
+
+    def vectors_of(self, collection):
+        vectors = self.client.get_collection(self._c(collection)).config.params.vectors
+        if isinstance(vectors, models.VectorParams):
+            return [] if vectors.multivector_config else [""]
+        return sorted(name for name, params in (vectors or {}).items() if not params.multivector_config)
+
+    def _ids(self, collection):
+        offset = None
+        while True:
+            points, offset = self.client.scroll(self._c(collection), limit=1000, offset=offset, with_payload=False,
+                                                with_vectors=False)
+            yield from (point.id for point in points)
+            if offset is None:
+                return
+
+    def choose(self, collection, k):
+        return probes.choose(self._ids(collection), k)
+
+    def vectors(self, collection, ids, name):
+        points = self.client.retrieve(self._c(collection), ids, with_payload=False,
+                                      with_vectors=[name] if name else True)
+        return {p.id: (p.vector or {}).get(name) if name else p.vector for p in points}
+
+    def nearest(self, collection, name, queries, limit):
+        # Local mode always searches exactly (and warns about search_params).
+        exact = None if self.client.init_options.get("path") else models.SearchParams(exact=True)
+        return [[(p.id, p.score) for p in self.client.query_points(
+            self._c(collection), query=query, using=name or None, limit=limit, with_payload=False,
+            search_params=exact).points] for query in queries]
+
+
 class QdrantComponent(Component):
     options = {
         "url": (str, ""),
@@ -460,6 +507,25 @@ class QdrantComponent(Component):
         finally:
             store.close()
 
+    @contextmanager
+    def searcher(self, target=None, collections=(), client=None):
+        """A QdrantSearcher over the source (``client``: one already open, local mode allows one) or
+        over ``target`` {"collections": {backed-up name: name searched}}."""
+        c = self.config
+        own = client is None
+        try:
+            client = client or (QdrantClient(path=c["path"]) if c["path"] else QdrantClient(
+                url=c["url"], api_key=c["api_key"] or None, timeout=c["timeout"], check_compatibility=False))
+        except RuntimeError as exc:
+            raise ComponentError(f"{self.name}: cannot open the Qdrant folder {c['path']}: {exc}") from None
+        try:
+            yield QdrantSearcher(client, collections, (target or {}).get("collections"))
+        except (ApiException, httpx.HTTPError, ValueError, KeyError) as exc:  # local mode: ValueError "not found"
+            raise ComponentError(f"{self.name}: a probe search failed: {exc}") from None
+        finally:
+            if own:
+                client.close()
+
     def _no_folder(self):
         """Local mode whose folder does not exist (opening it would create it)."""
         return self.config["path"] and not os.path.isdir(self.config["path"])
@@ -491,7 +557,9 @@ class QdrantComponent(Component):
                 log(f"{self.name}: {collection}: {counts[collection]} points into {name} ({self.method})")
             # Every alias of the selection: with the whole server selected, every alias there is.
             aliases = [a for a in store.aliases() if a["collection_name"] in selected]
-        return {"counts": counts, "server_version": version, "method": self.method, "collections": artifacts,
+            found = probes.recording(self, self.searcher(collections=selected, client=getattr(store, "client", None)),
+                                     log)
+        return {**found, "counts": counts, "server_version": version, "method": self.method, "collections": artifacts,
                 "configs": configs, "aliases": aliases, "embedding_model": self.config["embedding_model"] or None,
                 "absent": absent, "tool_version": f"qdrant-client {importlib.metadata.version('qdrant-client')}"}
 
@@ -618,13 +686,17 @@ class QdrantComponent(Component):
 
     def rehearse(self, reader, artifacts, log):
         method, targets = self._targets(reader, artifacts)
-        counts = {}
+        counts, self.rehearsal_probes = {}, {}
         with self._open(method) as store:
             for artifact, collection in targets:
                 target = f"{collection}-rehearsal-{secrets.token_hex(4)}"
                 with scratch(target, lambda name: name in store.collections(), store.drop):
                     store.restore_collection(reader, artifact, target, log)
                     counts[collection] = store.count(target)
+                    with self.searcher({"collections": {collection: target}},
+                                       client=getattr(store, "client", None)) as searcher:
+                        self.rehearsal_probes.update(probes.check_probes(
+                            self, reader.facts_of(self.name), log=log, only=[collection], searcher=searcher))
                 log(f"{self.name}: rehearsal of {artifact}: {counts[collection]} points")
         return counts
 

@@ -252,6 +252,8 @@ def _apply(restore, recorder):
     if not _restore_components(restore, recorder, names, options, safety, plan["copy"]):
         return
     fault_point("restore.applied")
+    if not _probes_pass(restore, recorder, options, changing, safety):
+        return
     if safety is not None and settings.BACKUP_KEEP_SAFETY:
         recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
     elif safety is not None:
@@ -263,6 +265,31 @@ def _apply(restore, recorder):
         except BackupError as exc:  # the restore itself succeeded; retention removes it later
             recorder.log(f"warning: safety backup {safety.backup_id} could not be deleted: {exc}")
     recorder.finish(RunStatus.COMPLETED)
+
+
+def _probes_pass(restore, recorder, options, changing, safety):
+    """The backup's probes and BACKUP_PROBE_COMMAND against what the restore wrote, live or
+    side-by-side (``verification.check_restore``); a failure rolls back the live stores like any
+    other. True when they passed."""
+    from backups_app.services import verification  # it imports this module
+
+    written, targets = [], {}
+    for name in restore.components:
+        component = components.get_component(name)
+        if component.changes_data(options[name]):
+            written.append(name)
+            target = component.probe_target(options[name]) if hasattr(component, "probe_target") else None
+            if target is not None:
+                targets[name] = target
+    problems = verification.check_restore(restore, recorder, written, targets)
+    if not problems:
+        return True
+    error = "the restored data does not answer the backup's probes: " + "; ".join(problems)
+    if safety is not None and changing:
+        _roll_back(restore, recorder, safety, changing, error)
+    else:
+        recorder.finish(RunStatus.FAILED, f"{error}. The live data was not touched.")
+    return False
 
 
 def _restore_components(restore, recorder, names, options, safety, copy):

@@ -1,3 +1,5 @@
+import json
+
 from django.core.management.base import CommandError
 
 from backups_app.management.commands._base import ServiceCommand
@@ -13,14 +15,24 @@ class Command(ServiceCommand):
         parser.add_argument("backup_id", help="backup_YYYYMMDD_HHMMSS or 'latest'")
         parser.add_argument("--deep", action="store_true",
                             help="Restore rehearsal: temporary database/folder/file, never the live data.")
+        parser.add_argument("--json", action="store_true",
+                            help="Print the verification as JSON (counts, seconds and each collection's probe "
+                                 "recall per component); the exit status still says whether it passed.")
 
     def handle(self, *args, **opts):
         result = verification.verify(opts["backup_id"], deep=opts["deep"])
+        if opts["json"]:
+            self.stdout.write(json.dumps(verification.as_dict(result), indent=2, ensure_ascii=False))
+            if result.status != RunStatus.COMPLETED:
+                raise CommandError(f"{result.source_backup_id} failed verification: {result.error}")
+            return
         for name, outcome in result.results.items():
             status = "SKIPPED" if outcome.get("skipped") else ("OK" if outcome["ok"] else "FAILED")
             timing = f" restored in {outcome['seconds']} s" if "seconds" in outcome else ""
             detail = outcome.get("note") or outcome.get("error") or ""
-            self.stdout.write(f"{status:7} {name}{timing}" + (f": {detail}" if detail else ""))
+            recall = verification.recall_text(outcome)
+            self.stdout.write(f"{status:7} {name}{timing}" + (f" ({recall})" if recall else "")
+                              + (f": {detail}" if detail else ""))
         if result.status != RunStatus.COMPLETED:
             raise CommandError(f"{result.source_backup_id} failed verification: {result.error}")
         passed = "rehearsal passed" if opts["deep"] else "all artifacts verified"

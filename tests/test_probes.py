@@ -1,0 +1,390 @@
+"""Retrieval-level proof (backups_app/probes.py) against the real stores: Qdrant's local mode,
+Chroma's folder mode and PostgreSQL (a float-array column; pgvector when the server has it).
+Each backup's probes are checked against neighbours computed here independently (numpy over the
+data the test wrote), then recall@10 after a rehearsal and a restore, and damaged restores: a
+set whose artifact holds other vectors than its probes saw (forged from a later backup of altered
+data, counts unchanged) fails the rehearsal and is rolled back after a restore, naming the
+collection and the probe."""
+
+import hashlib
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from qdrant_client import QdrantClient, models
+
+from backups_app import checks, components, probes
+from backups_app.models import RunStatus, Trigger, Verification
+from backups_app.services import backups, restores, verification
+from tests.api.conftest import staff_user, token_client
+from tests.conftest import forge_artifact
+from tests.stacks import ENGINES, pg_connect, pg_options, uploads_source
+
+pytestmark = pytest.mark.django_db
+
+
+def sha(item_id):
+    return hashlib.sha256(str(item_id).encode()).hexdigest()
+
+
+def exact_top10(vectors, query_ids, metric):
+    """{query id: [the 10 nearest ids]} by brute force over ``vectors`` {id: vector}."""
+    ids = list(vectors)
+    matrix = np.array([vectors[i] for i in ids], dtype=float)
+    found = {}
+    for q in query_ids:
+        query = np.asarray(vectors[q], dtype=float)
+        if metric == "cosine":
+            distance = 1 - matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
+        else:
+            distance = ((matrix - query) ** 2).sum(axis=1)
+        found[q] = [ids[n] for n in np.lexsort((np.array(ids, dtype=str), distance))[:10]]
+    return found
+
+
+def assert_recorded(entry, vectors, metric, vector="", k=5):
+    """The probes of one collection (and vector name): the k ids with the smallest SHA-256, each
+    with its exact top 10, itself first."""
+    chosen = sorted(vectors, key=sha)[:k]
+    recorded = [p for p in entry["probes"] if p["vector"] == vector]
+    assert [str(p["id"]) for p in recorded] == chosen
+    expected = exact_top10(vectors, chosen, metric)
+    for probe in recorded:
+        assert [str(n) for n, _ in probe["neighbours"]] == expected[str(probe["id"])]
+        assert np.allclose(probes.decode(probe["query"]), vectors[str(probe["id"])], rtol=1e-6)
+
+
+def recall_of(result):
+    return {collection: r["recall"] for collection, r in result["probes"].items()}
+
+
+def swap_artifact(storage, damaged, source, name):
+    """Give set ``damaged`` the artifact ``name`` of set ``source`` (recorded as its own)."""
+    forge_artifact(storage, damaged, name, (storage / source.backup_id / name).read_bytes())
+
+
+# --- Qdrant (local mode) ---------------------------------------------------------------------------
+
+def qdrant_fill(path):
+    from tests.components import test_qdrant as qdrant_data
+
+    data = qdrant_data.fill(path, 300)
+    return {name: {i: p["vector"][name] for i, p in data.items()} for name in ("text", "image")}
+
+
+def alter_text_vectors(path):
+    """Every point's text vector replaced by another point's (the same counts, other neighbours)."""
+    client = QdrantClient(path=path)
+    points, _ = client.scroll("docs", limit=1000, with_vectors=True)
+    texts = [p.vector["text"] for p in points]
+    client.upsert("docs", [models.PointStruct(id=p.id, vector={**p.vector, "text": texts[(n + 1) % len(texts)]},
+                                              payload=p.payload) for n, p in enumerate(points)], wait=True)
+    client.close()
+
+
+def test_qdrant_probes_rehearsal_restore_and_a_damaged_set(qdrant_path, sources, backup_storage_dir, admin_client):
+    from tests.components import test_qdrant as qdrant_data
+
+    vectors = qdrant_fill(qdrant_path)
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    good = backups.create_backup(["qdrant"])
+    assert good.status == RunStatus.COMPLETED, good.error
+    entry = good.manifest["components"]["qdrant"]["probes"]["docs"]
+    assert len(entry["probes"]) == 10  # 5 points x the two dense vectors (the sparse one is not probed)
+    assert_recorded(entry, vectors["text"], "cosine", "text")
+    assert_recorded(entry, vectors["image"], "euclid", "image")
+
+    # Rehearsal: recall 1.0, in the JSON of verifybackup --deep --json, the API and the admin page.
+    out = io.StringIO()
+    call_command("verifybackup", good.backup_id, "--deep", "--json", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert shown["ok"] and shown["kind"] == "deep"
+    assert shown["results"]["qdrant"]["recall"] == {"docs": 1.0}
+    assert shown["results"]["qdrant"]["counts"] == {"docs": 300} and shown["results"]["qdrant"]["seconds"] > 0
+    api = token_client(staff_user("probe-api", superuser=True))
+    listed = api.get(f"/api/system/backup/{good.backup_id}/verifications").json()
+    assert listed[0]["results"]["qdrant"]["recall"] == {"docs": 1.0}
+    rehearsed = api.post(f"/api/system/backup/{good.backup_id}/rehearse?wait=true")
+    assert rehearsed.status_code == 200 and rehearsed.json()["results"]["qdrant"]["recall"] == {"docs": 1.0}
+    page = admin_client.get(f"/admin/backups_app/verification/{Verification.objects.first().pk}/change/")
+    assert "probe recall@10 docs 1.00" in page.content.decode() and "docs 300" in page.content.decode()
+
+    # The live text vectors altered: the live store fails the probes, naming collection and probe.
+    alter_text_vectors(qdrant_path)
+    component = components.get_component("qdrant")
+    live = probes.check_probes(component, good.manifest["components"]["qdrant"])
+    assert not live["docs"]["ok"] and live["docs"]["recall"] < 1
+    assert all("vector text" in failure for failure in live["docs"]["failed"]) and len(live["docs"]["failed"]) == 5
+    altered = backups.create_backup(["qdrant"])
+
+    # A restore of the good set puts the vectors back: recall 1.0, recorded as the restore's check.
+    restore = restores.start_restore(good.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    assert check.status == RunStatus.COMPLETED and recall_of(check.results["qdrant"]) == {"docs": 1.0}
+    assert check.results["qdrant"]["restore_id"] == restore.restore_id
+    before = qdrant_data.read_all(qdrant_path)
+    assert {i: p["vector"]["image"] for i, p in before.items()} == vectors["image"]
+
+    # The good set's artifact swapped for the altered one (counts equal): the rehearsal fails...
+    swap_artifact(backup_storage_dir, good, altered, "qdrant_docs.jsonl.zst")
+    rehearsal = verification.verify(good.backup_id, deep=True)
+    assert rehearsal.status == RunStatus.FAILED
+    assert "collection docs: probe 6 (point " in rehearsal.error and ", vector text) recall@10" in rehearsal.error
+    assert "below BACKUP_PROBE_MIN_RECALL 1" in rehearsal.error and "vector image" not in rehearsal.error
+    assert rehearsal.results["qdrant"]["counts"] == {"docs": 300}
+    # ... and a restore of it is rolled back: the store is as it was before.
+    damaged = restores.start_restore(good.backup_id, confirm=True)
+    assert damaged.status == RunStatus.ROLLED_BACK, damaged.error
+    assert "does not answer the backup's probes" in damaged.error and "collection docs: probe 6 (point" in damaged.error
+    assert qdrant_data.read_all(qdrant_path) == before
+    assert Verification.objects.filter(trigger=Trigger.RESTORE).first().status == RunStatus.FAILED
+
+
+def test_qdrant_probes_with_a_lower_threshold_and_none(qdrant_path, sources, settings):
+    qdrant_fill(qdrant_path)
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    settings.BACKUP_PROBES = "2"
+    good = backups.create_backup(["qdrant"])
+    assert len(good.manifest["components"]["qdrant"]["probes"]["docs"]["probes"]) == 4
+    alter_text_vectors(qdrant_path)
+    component = components.get_component("qdrant")
+    strict = probes.check_probes(component, good.manifest["components"]["qdrant"])["docs"]
+    settings.BACKUP_PROBE_MIN_RECALL = "0.0"  # read at use
+    lenient = probes.check_probes(component, good.manifest["components"]["qdrant"])["docs"]
+    assert not strict["ok"] and lenient["ok"] and lenient["recall"] == strict["recall"] < 1
+    settings.BACKUP_PROBES = 0
+    plain = backups.create_backup(["qdrant"])
+    assert "probes" not in plain.manifest["components"]["qdrant"]
+    assert restores.start_restore(plain.backup_id, confirm=True).status == RunStatus.COMPLETED
+    assert not Verification.objects.filter(trigger=Trigger.RESTORE).exists()  # nothing recorded to check
+
+
+# --- Chroma (folder mode) ------------------------------------------------------------------------------
+
+def test_chroma_probes_rehearsal_restore_and_a_damaged_set(tmp_path, sources, backup_storage_dir):
+    from tests.components import test_chroma as chroma_data
+
+    path = tmp_path / "chroma"
+    chroma_data.fill(chroma_data.persistent(path))
+    stored = chroma_data.dump(chroma_data.persistent(path))
+    chroma_data.release()
+    vectors = {name: dict(zip(c["ids"], c["embeddings"].tolist())) for name, c in stored.items()}
+    sources(chroma=(ENGINES["chroma"], {"path": str(path)}))
+    good = backups.create_backup(["chroma"])
+    assert good.status == RunStatus.COMPLETED, good.error
+    recorded = good.manifest["components"]["chroma"]["probes"]
+    assert_recorded(recorded["docs"], vectors["docs"], "cosine")
+    assert_recorded(recorded["notes"], vectors["notes"], "l2", k=2)  # only two items
+
+    rehearsal = verification.verify(good.backup_id, deep=True)
+    assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
+    assert recall_of(rehearsal.results["chroma"]) == {"docs": 1.0, "notes": 1.0}
+
+    # Every docs vector negated in the live folder: the live store fails the probes.
+    docs = chroma_data.persistent(path).get_collection("docs", embedding_function=None)
+    ids = stored["docs"]["ids"]
+    for start in range(0, len(ids), 500):
+        docs.update(ids=ids[start:start + 500], embeddings=-stored["docs"]["embeddings"][start:start + 500])
+    chroma_data.release()
+    live = probes.check_probes(components.get_component("chroma"), good.manifest["components"]["chroma"])
+    assert not live["docs"]["ok"] and live["notes"]["ok"] and live["docs"]["recall"] < 1
+    altered = backups.create_backup(["chroma"])
+
+    restore = restores.start_restore(good.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    assert recall_of(check.results["chroma"]) == {"docs": 1.0, "notes": 1.0}
+    chroma_data.assert_same(chroma_data.dump(chroma_data.persistent(path)), stored)
+    chroma_data.release()
+
+    swap_artifact(backup_storage_dir, good, altered, "chroma.tar.zst")
+    failed = verification.verify(good.backup_id, deep=True)
+    assert failed.status == RunStatus.FAILED and "collection docs: probe 1 (point doc-" in failed.error
+    assert "collection notes" not in failed.error and failed.results["chroma"]["counts"] == {"docs": 1500, "notes": 2}
+    damaged = restores.start_restore(good.backup_id, confirm=True)
+    assert damaged.status == RunStatus.ROLLED_BACK, damaged.error
+    assert "collection docs: probe 1 (point doc-" in damaged.error
+    chroma_data.assert_same(chroma_data.dump(chroma_data.persistent(path)), stored)
+    chroma_data.release()
+
+
+# --- PostgreSQL (float-array column; pgvector when the server has it) ----------------------------------------
+
+def pg_vectors(dbname, rows=400, dim=8, seed=3):
+    rng = np.random.default_rng(seed)
+    data = {i: rng.standard_normal(dim).tolist() for i in range(1, rows + 1)}
+    with pg_connect(dbname) as conn:
+        conn.execute("CREATE TABLE chunks (id int PRIMARY KEY, body text, embedding float8[])")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO chunks VALUES (%s, %s, %s)", [(i, f"chunk {i}", v) for i, v in data.items()])
+    return {str(i): v for i, v in data.items()}
+
+
+def pg_rows(dbname):
+    with pg_connect(dbname) as conn:
+        return conn.execute("SELECT * FROM chunks ORDER BY id").fetchall()
+
+
+def test_postgres_float_array_probes_side_target_restore_and_damage(pg_database, make_pg_database, sources,
+                                                                     backup_storage_dir):
+    vectors = pg_vectors(pg_database)
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "vector_columns": "chunks.embedding"}))
+    good = backups.create_backup(["postgres"])
+    assert good.status == RunStatus.COMPLETED, good.error
+    facts = good.manifest["components"]["postgres"]
+    entry = facts["probes"]["chunks.embedding"]
+    chosen = sorted(vectors, key=lambda i: hashlib.md5(i.encode()).hexdigest())[:5]  # md5 of the key, in SQL
+    assert [str(p["id"]) for p in entry["probes"]] == chosen
+    expected = exact_top10(vectors, chosen, "l2")
+    assert all([str(n) for n, _ in p["neighbours"]] == expected[str(p["id"])] for p in entry["probes"])
+
+    rehearsal = verification.verify(good.backup_id, deep=True)
+    assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
+    assert recall_of(rehearsal.results["postgres"]) == {"chunks.embedding": 1.0}
+
+    # A copy of the database as a side-by-side target, then the live one damaged.
+    copy = make_pg_database()
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE "{copy}"')
+        conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{pg_database}"')
+    original = pg_rows(pg_database)
+    with pg_connect(pg_database) as conn:
+        conn.execute("UPDATE chunks SET embedding = ARRAY(SELECT -x FROM unnest(embedding) x)")
+    component = components.get_component("postgres")
+    live = probes.check_probes(component, facts)["chunks.embedding"]
+    assert not live["ok"] and "collection chunks.embedding: probe 1 (point " in live["failed"][0]
+    side = probes.check_probes(component, facts, {"dbname": copy})["chunks.embedding"]
+    assert side["ok"] and side["recall"] == 1.0
+    altered = backups.create_backup(["postgres"])
+
+    restore = restores.start_restore(good.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert pg_rows(pg_database) == original
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    assert recall_of(check.results["postgres"]) == {"chunks.embedding": 1.0}
+    assert check.results["postgres"]["counts"] == {"chunks": 400}
+
+    swap_artifact(backup_storage_dir, good, altered, "postgres.dump")
+    failed = verification.verify(good.backup_id, deep=True)
+    assert failed.status == RunStatus.FAILED and "collection chunks.embedding: probe 1 (point " in failed.error
+    assert "counts differ" not in failed.error
+    damaged = restores.start_restore(good.backup_id, confirm=True)
+    assert damaged.status == RunStatus.ROLLED_BACK, damaged.error
+    assert "collection chunks.embedding: probe" in damaged.error and pg_rows(pg_database) == original
+
+
+def test_postgres_vector_columns_that_cannot_be_probed(pg_database, sources):
+    with pg_connect(pg_database) as conn:
+        conn.execute("CREATE TABLE nokey (embedding float8[]); CREATE TABLE words (id int PRIMARY KEY, v text)")
+    for column, why in (("nokey.embedding", "has none of one column"), ("words.v", "is of type text"),
+                        ("missing.embedding", "there is no such column")):
+        sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "vector_columns": column}))
+        backup = backups.create_backup(["postgres"])
+        assert backup.status == RunStatus.COMPLETED, backup.error  # the dump is sound; the probes are a warning
+        facts = backup.manifest["components"]["postgres"]
+        assert "probes" not in facts and why in facts["probes_error"]
+        assert "warning: postgres: probes not recorded: postgres: " in backup.log
+    from backups_app.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not table.column or schema.table.column"):
+        components.engines()["postgres"]("postgres", {**pg_options(pg_database), "vector_columns": "a.b.c.d"})
+
+
+def test_pgvector_column_when_the_server_has_it(pg_database, sources):
+    with pg_connect(pg_database) as conn:
+        if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+            pytest.skip("the PostgreSQL server has no pgvector extension")
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(4))")
+        conn.execute("INSERT INTO items SELECT g, ARRAY[sin(g), cos(g), sin(2 * g), cos(3 * g)]::vector "
+                     "FROM generate_series(1, 300) g")
+        conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "vector_columns": "items.embedding"}))
+    backup = backups.create_backup(["postgres"])
+    probes_found = backup.manifest["components"]["postgres"]["probes"]["items.embedding"]["probes"]
+    assert len(probes_found) == 5 and all(p["neighbours"][0][0] == p["id"] for p in probes_found)
+    rehearsal = verification.verify(backup.backup_id, deep=True)
+    assert rehearsal.status == RunStatus.COMPLETED and recall_of(rehearsal.results["postgres"]) == {
+        "items.embedding": 1.0}
+
+
+# --- BACKUP_PROBE_COMMAND, settings ---------------------------------------------------------------------------
+
+SCRIPT = """
+import os, sys
+print("restored", os.environ["BACKUP_RESTORE_ID"], os.environ["BACKUP_ID"], os.environ["UPLOADS_DIR"])
+print("targets", os.environ["BACKUP_TARGETS"])
+print("secret s3cr3t-db-value")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("form", ["json", "string"])
+def test_probe_command_runs_after_a_restore_and_its_failure_rolls_back(tmp_path, sources, settings, monkeypatch,
+                                                                       form):
+    folder = tmp_path / "uploads"
+    sources(uploads=uploads_source(folder, {"doc.txt": "original"}))
+    monkeypatch.setitem(settings.DATABASES["default"], "PASSWORD", "s3cr3t-db-value")  # a secret mask() hides
+    script = tmp_path / "probe.py"
+    script.write_text(SCRIPT)
+    backup = backups.create_backup(["uploads"])
+
+    def command(status):
+        argv = [sys.executable, str(script), str(status)]
+        return json.dumps(argv) if form == "json" else f"{sys.executable} '{script}' {status}"
+
+    settings.BACKUP_PROBE_COMMAND = command(0)
+    (folder / "doc.txt").write_text("changed")
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    result = check.results["probe_command"]
+    assert result["ok"] and result["exit_status"] == 0 and check.status == RunStatus.COMPLETED
+    assert f"restored {restore.restore_id} {backup.backup_id} {folder}" in result["output"]
+    assert '"uploads": {"path": ' in result["output"]
+    assert "secret ***" in result["output"] and "s3cr3t-db-value" not in check.log + restore.log
+
+    settings.BACKUP_PROBE_COMMAND = command(3)
+    (folder / "doc.txt").write_text("changed")
+    failed = restores.start_restore(backup.backup_id, confirm=True)
+    assert failed.status == RunStatus.ROLLED_BACK, failed.error
+    assert "BACKUP_PROBE_COMMAND exited with 3" in failed.error and (folder / "doc.txt").read_text() == "changed"
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    assert check.status == RunStatus.FAILED and check.results["probe_command"]["exit_status"] == 3
+
+
+def test_probe_command_that_cannot_start(tmp_path, sources, settings):
+    sources(uploads=uploads_source(tmp_path / "uploads", {"doc.txt": "x"}))
+    backup = backups.create_backup(["uploads"])
+    settings.BACKUP_PROBE_COMMAND = json.dumps([str(tmp_path / "no-such-program")])
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.ROLLED_BACK
+    assert "BACKUP_PROBE_COMMAND did not finish: cannot run " in restore.error
+    assert "No such file or directory" in restore.error and "Error" not in restore.error
+
+
+@pytest.mark.parametrize("name, value, check_id, text", [
+    ("BACKUP_PROBES", "many", "backups.E040", "BACKUP_PROBES='many': give a whole number from 0"),
+    ("BACKUP_PROBES", "-1", "backups.E040", "from 0 (no probes) to 1000"),
+    ("BACKUP_PROBE_MIN_RECALL", "1.5", "backups.E041", "give a number from 0 to 1"),
+    ("BACKUP_PROBE_COMMAND", '["python", 3]', "backups.E042", "must be a list of non-empty strings"),
+    ("BACKUP_PROBE_COMMAND", "python 'unclosed", "backups.E042", "cannot be read (No closing quotation)"),
+])
+def test_bad_probe_settings_fail_the_system_check(settings, name, value, check_id, text):
+    assert checks.check_probes(None) == []
+    setattr(settings, name, value)
+    (error,) = checks.check_probes(None)
+    assert error.id == check_id and text in error.msg and error.hint.startswith("Example: ")
+
+
+def test_recall_counts_a_tie_at_the_cut_as_found():
+    recorded = [["a", 0.0], ["b", 0.5], ["c", 0.5]]
+    assert probes.recall(recorded, [("a", 0.0), ("c", 0.5), ("b", 0.5)]) == 1.0
+    assert probes.recall(recorded, [("a", 0.0), ("b", 0.5), ("d", 0.5)]) == 1.0  # d ties c at the cut
+    assert probes.recall(recorded, [("a", 0.0), ("b", 0.5), ("d", 0.6)]) == pytest.approx(2 / 3)
+    assert probes.recall(recorded, [("a", 0.0), ("d", 0.2), ("e", 0.5)]) == pytest.approx(2 / 3)
+    assert probes.choose(iter(["x", "y", "z", "w"]), 2) == sorted(["x", "y", "z", "w"], key=sha)[:2]
