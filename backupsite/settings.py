@@ -144,6 +144,12 @@ BACKUP_SPOOL_DIR = Path(env_str("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
 # JSON: {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...};
 # parsed and checked at use (services/hooks.py), so a typo fails the run and the system check.
 BACKUP_HOOKS = env_str("BACKUP_HOOKS", "{}")
+# Retrieval probes (backups_app/probes.py), read at use and checked by backups.E040-E042: stored
+# points per vector collection whose exact top-10 neighbours the backup records, the lowest
+# recall@10 a rehearsal or restore may give, and an app-level probe command run after a restore.
+BACKUP_PROBES = env_str("BACKUP_PROBES", "5")
+BACKUP_PROBE_MIN_RECALL = env_str("BACKUP_PROBE_MIN_RECALL", "1.0")
+BACKUP_PROBE_COMMAND = env_str("BACKUP_PROBE_COMMAND", "")
 
 # --- Operations: retention, schedules, health, metrics, notifications (docs/operations.md) ---
 # Retention with restic's meaning; counts: 0 = rule off, -1 = unlimited; durations like 7d, 1y6m, 36h.
@@ -154,12 +160,6 @@ BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 0)
 BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", 0)
 BACKUP_KEEP_YEARLY = env_int("BACKUP_KEEP_YEARLY", 0)
 BACKUP_KEEP_WITHIN = env_str("BACKUP_KEEP_WITHIN", "")
-# Retrieval probes (backups_app/probes.py), read at use and checked by backups.E040-E042: stored
-# points per vector collection whose exact top-10 neighbours the backup records, the lowest
-# recall@10 a rehearsal or restore may give, and an app-level probe command run after a restore.
-BACKUP_PROBES = env_str("BACKUP_PROBES", "5")
-BACKUP_PROBE_MIN_RECALL = env_str("BACKUP_PROBE_MIN_RECALL", "1.0")
-BACKUP_PROBE_COMMAND = env_str("BACKUP_PROBE_COMMAND", "")
 BACKUP_KEEP_WITHIN_HOURLY = env_str("BACKUP_KEEP_WITHIN_HOURLY", "")
 BACKUP_KEEP_WITHIN_DAILY = env_str("BACKUP_KEEP_WITHIN_DAILY", "")
 BACKUP_KEEP_WITHIN_WEEKLY = env_str("BACKUP_KEEP_WITHIN_WEEKLY", "")
