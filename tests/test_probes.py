@@ -20,6 +20,7 @@ from backups_app import checks, components, probes
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import backups, restores, verification
 from tests.api.conftest import staff_user, token_client
+from tests.components.test_chroma import chroma_server  # noqa: F401, F811 (a fixture)
 from tests.conftest import forge_artifact
 from tests.stacks import ENGINES, pg_connect, pg_options, uploads_source
 
@@ -210,6 +211,51 @@ def test_chroma_probes_rehearsal_restore_and_a_damaged_set(tmp_path, sources, ba
     assert "collection docs: probe 1 (point doc-" in damaged.error
     chroma_data.assert_same(chroma_data.dump(chroma_data.persistent(path)), stored)
     chroma_data.release()
+
+
+def test_chroma_server_probes(chroma_server, sources):  # noqa: F811 (the fixture imported above)
+    from tests.components import test_chroma as chroma_data
+
+    client = chroma_data.chromadb.HttpClient(host="127.0.0.1", port=chroma_server,
+                                             settings=chroma_data.chroma_settings())
+    chroma_data.fill(client, seed=1)
+    stored = chroma_data.dump(client)
+    sources(chroma=(ENGINES["chroma"], {"host": "127.0.0.1", "port": chroma_server, "batch_size": 400}))
+    backup = backups.create_backup(["chroma"])
+    recorded = backup.manifest["components"]["chroma"]["probes"]
+    assert_recorded(recorded["docs"], dict(zip(stored["docs"]["ids"], stored["docs"]["embeddings"].tolist())),
+                    "cosine")
+    rehearsal = verification.verify(backup.backup_id, deep=True)  # into scratch collections on the server
+    assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
+    assert recall_of(rehearsal.results["chroma"]) == {"docs": 1.0, "notes": 1.0}
+    assert sorted(c.name for c in client.list_collections()) == ["docs", "notes"]
+    client.get_collection("docs").update(ids=stored["docs"]["ids"][:750],
+                                         embeddings=-stored["docs"]["embeddings"][:750])
+    assert not probes.check_probes(components.get_component("chroma"), backup.manifest["components"]["chroma"])[
+        "docs"]["ok"]
+    restore = restores.start_restore(backup.backup_id, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert recall_of(Verification.objects.filter(trigger=Trigger.RESTORE).first().results["chroma"]) == {
+        "docs": 1.0, "notes": 1.0}
+
+
+def test_brute_force_in_batches_is_the_exact_search():
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((1000, 6))
+    queries = data[:4]
+    for metric in ("l2", "cosine", "ip"):
+        search = probes.BruteForce(queries, metric, limit=10)
+        for start in range(0, 1000, 128):  # pages as a store gives them
+            search.add(list(range(start, min(start + 128, 1000))), data[start:start + 128])
+        if metric == "l2":
+            distance = ((data[None, :, :] - queries[:, None, :]) ** 2).sum(axis=2)
+        elif metric == "ip":
+            distance = 1 - queries @ data.T
+        else:
+            distance = 1 - (queries @ data.T) / np.outer(np.linalg.norm(queries, axis=1), np.linalg.norm(data, axis=1))
+        for row, found in zip(distance, search.results()):
+            assert [i for i, _ in found] == list(np.argsort(row, kind="stable")[:10])
+            assert [d for _, d in found] == pytest.approx(sorted(row)[:10])
 
 
 # --- PostgreSQL (float-array column; pgvector when the server has it) ----------------------------------------
