@@ -265,7 +265,7 @@ def recording(component, searcher_context, log):
         with context as searcher:
             return {"probes": record(searcher, log, component.name)}
     except Exception as exc:  # a store client's own errors too: the backup itself is sound
-        text = mask(str(exc) or type(exc).__name__)
+        text = mask(str(exc) or "the store gave no reason")
         log(f"warning: {component.name}: probes not recorded: {text}")
         return {"probes_error": text}
 

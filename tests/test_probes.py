@@ -434,3 +434,26 @@ def test_recall_counts_a_tie_at_the_cut_as_found():
     assert probes.recall(recorded, [("a", 0.0), ("b", 0.5), ("d", 0.6)]) == pytest.approx(2 / 3)
     assert probes.recall(recorded, [("a", 0.0), ("d", 0.2), ("e", 0.5)]) == pytest.approx(2 / 3)
     assert probes.choose(iter(["x", "y", "z", "w"]), 2) == sorted(["x", "y", "z", "w"], key=sha)[:2]
+
+
+def test_a_store_that_cannot_answer_the_probes_warns_and_the_backup_completes(sources):
+    """The Qdrant stand-in (tests/components/fake_qdrant.py) models the snapshot path only: it holds
+    no vectors and refuses searches, as a server refusing them would. The backup still completes,
+    with the reason in its log and manifest, and the rehearsal says the set has no probes."""
+    from tests.components.fake_qdrant import FakeQdrant
+
+    server = FakeQdrant()
+    try:
+        server.add("docs", points=50, size=4096, seed=1)
+        sources(qdrant=(ENGINES["qdrant"], {"url": server.url}))
+        backup = backups.create_backup(["qdrant"])
+        assert backup.status == RunStatus.COMPLETED, backup.error
+        facts = backup.manifest["components"]["qdrant"]
+        assert "probes" not in facts and "404" in facts["probes_error"]
+        assert "warning: qdrant: probes not recorded: qdrant: a probe search failed: " in backup.log
+        rehearsal = verification.verify(backup.backup_id, deep=True)
+        assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
+        assert rehearsal.results["qdrant"]["note"].startswith("no probes: the backup could not record them (")
+        assert "probes" not in rehearsal.results["qdrant"]
+    finally:
+        server.close()
