@@ -90,7 +90,7 @@ class SideBySide:
     def targets_live(self, options):
         return not options["database"]
 
-    def probe_target(self, options):
+    def probe_target(self, options, facts):
         return {"dbname": options["database"]} if options["database"] else None
 
     def describe_target(self, options):

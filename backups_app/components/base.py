@@ -128,10 +128,11 @@ class Component:
         plan and the run log: "database docs_scratch", or None for all of it into the live store."""
         return None
 
-    def probe_target(self, options):
+    def probe_target(self, options, facts):
         """Where the probes (backups_app/probes.py) search after a restore with these parsed
-        options: the ``searcher(target)`` argument for a side-by-side target, or None for the live
-        store."""
+        options of a backup whose manifest facts for this source are ``facts``: the
+        ``searcher(target)`` argument for a side-by-side or partial restore, or None for the whole
+        live store."""
         return None
 
     def live_places(self):

@@ -258,7 +258,7 @@ class ChromaComponent(Component):
         return (f"the folder into {side_folder(self, 'directory', options['directory'])}; the live folder "
                 f"{self.config['path']} is not touched")
 
-    def probe_target(self, options):
+    def probe_target(self, options, facts):
         return {"path": side_folder(self, "directory", options["directory"])} if options["directory"] else None
 
     def _restore_into(self, reader, artifacts, options, log):

@@ -23,6 +23,11 @@ embedding-model label (QDRANT_EMBEDDING_MODEL, or ``embedding_model`` in a colle
 The restore plan shows them beside the live ones.
 
 ``auto`` picks snapshot for a server and export for a local path.
+
+Side by side (docs/side-by-side.md): ``qdrant.suffix=_restored`` restores each selected collection
+as ``<name>_restored``, a name no collection or alias has yet (the live collections and their
+aliases are not touched; promote switches the aliases); ``qdrant.collections=a,b`` selects
+collections, for a live or a side-by-side restore.
 Run ``python -m backups_app.components.qdrant --help`` to import an export by hand.
 """
 
@@ -45,7 +50,7 @@ from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import WHOLE_STORE, Component, scratch
-from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError, Unchanged
+from backups_app.errors import ChecksumMismatch, ComponentError, ConfigurationError, InvalidOption, Unchanged
 from backups_app.parsing import comma_list, parse_bool
 
 EXPORT_FORMAT = "qdrant-collection"
@@ -459,7 +464,11 @@ class QdrantComponent(Component):
         "embedding_model": (str, ""),
     }
     secret_options = ("api_key",)
-    restore_options = {"allow_version_mismatch": (parse_bool, False)}
+    restore_options = {"allow_version_mismatch": (parse_bool, False), "suffix": (str, ""),
+                       "collections": (comma_list, [])}
+    target_options = {"suffix": "restore each collection as <name><suffix>, e.g. _restored (the live ones are not "
+                                "touched)",
+                      "collections": "only these collections (comma-separated)"}
     environment = {"url": "QDRANT_URL", "api_key": "QDRANT_API_KEY", "path": "QDRANT_PATH",
                    "collections": "QDRANT_COLLECTIONS", "method": "QDRANT_METHOD",
                    "keep_snapshots": "QDRANT_KEEP_SNAPSHOTS", "timeout": "QDRANT_TIMEOUT",
@@ -600,7 +609,10 @@ class QdrantComponent(Component):
     def preflight(self, reader, artifacts, options):
         facts = reader.facts_of(self.name)
         method, targets = self._targets(reader, artifacts)
-        problems, notes, shown = [], [], {}
+        targets, refusals = self._chosen(targets, options)
+        if options["suffix"]:
+            return self._side_preflight(reader, method, targets, refusals, options)
+        problems, notes, shown = refusals, [], {}
         recorded, label = facts.get("configs", {}), facts.get("embedding_model")
         live_label = self.config["embedding_model"] or None
         restored = [collection for _, collection in targets]
@@ -645,6 +657,11 @@ class QdrantComponent(Component):
     def restore(self, reader, artifacts, options, log):
         facts = reader.facts_of(self.name)
         method, targets = self._targets(reader, artifacts)
+        targets, refusals = self._chosen(targets, options)
+        if refusals:
+            raise Unchanged(f"{self.name}: {'; '.join(refusals)}; nothing was changed.")
+        if options["suffix"]:
+            return self._restore_side(reader, method, targets, options, log)
         recorded = facts.get("configs", {})
         with self._open(method) as store:
             if method == "snapshot" and targets:
@@ -653,7 +670,7 @@ class QdrantComponent(Component):
                 if refusal:
                     raise Unchanged(f"{self.name}: {refusal}")
             existed = set(store.collections())
-            absent = self.absent(reader)
+            absent = [] if options["collections"] else self.absent(reader)
             for collection in sorted(existed) if WHOLE_STORE in absent else absent:
                 if collection in existed:
                     log(f"{self.name}: collection {collection} did not exist in this backup; dropping it")
@@ -683,6 +700,104 @@ class QdrantComponent(Component):
                     except Exception as exc:  # the original error matters more
                         log(f"{self.name}: could not drop the partial collection {collection}: {exc}")
                 raise
+
+    # Side by side
+
+    def check_restore_options(self, options):
+        suffix = options["suffix"]
+        if suffix and (UPLOAD_REFUSES.search(suffix) or suffix != suffix.strip()):
+            raise InvalidOption(f"{self.name}.suffix={suffix!r}: a collection name suffix may not hold spaces at its "
+                                "ends or < > : \" / \\ | ? * (Qdrant refuses them in names); use e.g. _restored.")
+
+    def targets_live(self, options):
+        return not options["suffix"]
+
+    def describe_target(self, options):
+        which = f"collections {', '.join(options['collections'])}" if options["collections"] else "every collection"
+        if options["suffix"]:
+            return (f"{which} as <name>{options['suffix']}; the live collections and their aliases are not touched "
+                    "(promote switches the aliases)")
+        return f"only {which}, replaced in place" if options["collections"] else None
+
+    def probe_target(self, options, facts):
+        """{"collections": {backed-up name: name restored as}} for the collections restored (only
+        those: qdrant.collections), or None for all of them in place."""
+        if not (options["suffix"] or options["collections"]):
+            return None
+        chosen = options["collections"] or list(facts.get("collections", {}).values())
+        return {"collections": {c: c + options["suffix"] for c in chosen}}
+
+    @staticmethod
+    def _chosen(targets, options):
+        """(the [(artifact, collection)] qdrant.collections selects, [why a selection is refused])."""
+        wanted = options["collections"]
+        if not wanted:
+            return targets, []
+        have = [collection for _, collection in targets]
+        missing = [c for c in wanted if c not in have]
+        refusals = [f"collection(s) {', '.join(missing)} are not in this backup (it holds {', '.join(have) or 'none'})"]
+        return [(a, c) for a, c in targets if c in wanted], refusals if missing else []
+
+    def _side_problems(self, store, targets, suffix):
+        """Why the collections cannot be restored under ``suffix`` as the server is now."""
+        live, aliases = set(store.collections()), {a["alias_name"] for a in store.aliases()}
+        problems = []
+        for _, collection in targets:
+            into = collection + suffix
+            if into in live:
+                problems.append(f"collection {into} exists; drop it or choose another {self.name}.suffix (nothing "
+                                "there is replaced)")
+            elif into in aliases:
+                problems.append(f"{into} is an alias; choose another {self.name}.suffix")
+            elif into in self.config["collections"]:
+                problems.append(f"{into} is a collection this source backs up (QDRANT_COLLECTIONS); choose another "
+                                f"{self.name}.suffix")
+        return problems
+
+    def _side_preflight(self, reader, method, targets, problems, options):
+        facts, suffix = reader.facts_of(self.name), options["suffix"]
+        with self._open(method) as store:
+            if method == "snapshot" and targets:
+                refusal = self._version_refusal(store, facts.get("server_version"),
+                                                options["allow_version_mismatch"], lambda text: None)
+                problems += [refusal] if refusal else []
+                problems += [r for r in (_upload_refusal(c + suffix) for _, c in targets) if r]
+            problems += self._side_problems(store, targets, suffix)
+        notes = [f"restores {c} as {c + suffix}" for _, c in targets]
+        notes.append("the live collections and their aliases are not changed; manage.py promote switches the aliases "
+                     "to the restored collections")
+        return {"problems": problems, "notes": notes, "restored_as": {c: c + suffix for _, c in targets}}
+
+    def _restore_side(self, reader, method, targets, options, log):
+        facts, suffix = reader.facts_of(self.name), options["suffix"]
+        with self._open(method) as store:
+            problems = self._side_problems(store, targets, suffix)
+            if method == "snapshot" and targets:
+                refusal = self._version_refusal(store, facts.get("server_version"),
+                                                options["allow_version_mismatch"], log)
+                problems += [refusal] if refusal else []
+            if problems:
+                raise Unchanged(f"{self.name}: {'; '.join(problems)}; nothing was changed.")
+            made = []
+            try:
+                for artifact, collection in targets:
+                    made.append(collection + suffix)
+                    store.restore_collection(reader, artifact, collection + suffix, log)
+                    log(f"{self.name}: restored {collection} as {collection + suffix} from {artifact}: "
+                        f"{store.count(collection + suffix)} points; {collection} was not touched")
+            except Exception as exc:
+                self._drop_made(store, made, log)
+                raise Unchanged(f"{self.name}: restoring {made[-1]} failed ({exc}); the collections it made were "
+                                "dropped and the live ones were not touched") from None
+
+    def _drop_made(self, store, collections, log):
+        """Drop the collections a failed restore made (a failure is logged: the first error matters)."""
+        for collection in collections:
+            try:
+                if collection in store.collections():
+                    store.drop(collection)
+            except Exception as exc:
+                log(f"{self.name}: could not drop the partial collection {collection}: {exc}")
 
     def rehearse(self, reader, artifacts, log):
         method, targets = self._targets(reader, artifacts)

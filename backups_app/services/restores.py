@@ -278,7 +278,7 @@ def _probes_pass(restore, recorder, options, changing, safety):
         component = components.get_component(name)
         if component.changes_data(options[name]):
             written.append(name)
-            target = component.probe_target(options[name]) if hasattr(component, "probe_target") else None
+            target = component.probe_target(options[name], restore.backup.manifest["components"].get(name, {}))
             if target is not None:
                 targets[name] = target
     problems = verification.check_restore(restore, recorder, written, targets)
