@@ -278,7 +278,10 @@ def target_environment(targets):
     JSON {source: {option: value}} of them all (without secrets)."""
     env, shown = {}, {}
     for component, target in targets:
-        config = {**component.config, **(target or {})}
+        target = dict(target or {})
+        if "collections" in target:  # {backed-up name: restored name}: the restored ones
+            target["collections"] = list(target["collections"].values())
+        config = {**component.config, **target}
         for key, variable in component.environment.items():
             value = config.get(key)
             if value not in (None, "", []):

@@ -457,3 +457,15 @@ def test_a_store_that_cannot_answer_the_probes_warns_and_the_backup_completes(so
         assert "probes" not in rehearsal.results["qdrant"]
     finally:
         server.close()
+
+
+def test_the_probe_command_sees_side_by_side_targets(pg_database, qdrant_path, sources):
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "password": "pw-s3cr3t"}),
+            qdrant=(ENGINES["qdrant"], {"path": qdrant_path, "collections": "docs,notes"}))
+    env = probes.target_environment([(components.get_component("postgres"), {"dbname": "docs_scratch"}),
+                                     (components.get_component("qdrant"), {"collections": {"docs": "docs_restored"}})])
+    assert env["POSTGRES_DB"] == "docs_scratch" and env["POSTGRES_PASSWORD"] == "pw-s3cr3t"  # to connect with
+    assert env["QDRANT_PATH"] == qdrant_path and env["QDRANT_COLLECTIONS"] == "docs_restored"
+    shown = json.loads(env["BACKUP_TARGETS"])
+    assert shown["postgres"]["dbname"] == "docs_scratch" and "password" not in shown["postgres"]
+    assert shown["qdrant"]["collections"] == ["docs_restored"]
