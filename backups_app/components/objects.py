@@ -10,6 +10,8 @@ content type, metadata and sha256 (it can only be written once the bodies have b
 
 Restore puts every object back (multipart above the threshold, streamed from the tar). Mirror
 mode (default) then deletes objects that are not in the backup; merge mode keeps them.
+``objects.prefix=PREFIX`` puts each object back as ``PREFIX<key>`` instead, side by side: no live
+object is touched or deleted, and nothing may exist under PREFIX yet (docs/side-by-side.md).
 
 Requests overlap (a few GETs ahead of the tar writer, small PUTs in parallel) so that per-object
 latency does not add up; memory stays bounded (open bodies are streamed, at most a few MB buffered).
@@ -36,7 +38,7 @@ from backups_app.archive.hashing import HashingReader
 from backups_app.archive.spool import new_scratch_folder, spool_dir
 from backups_app.archive.storage import CHUNK_SIZE
 from backups_app.components.base import Component
-from backups_app.errors import ComponentError, UnsafeArchive
+from backups_app.errors import ComponentError, InvalidOption, Unchanged, UnsafeArchive
 from backups_app.parsing import choice, comma_list
 
 INDEX_NAME = "index.jsonl"
@@ -97,8 +99,11 @@ class Bucket:
     def __str__(self):
         return f"bucket {self.bucket}" + (f" (prefix {self.prefix})" if self.prefix else "")
 
-    def keys(self):
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+    def keys(self, prefix=None):
+        """(key, size) of the objects under the source's prefix (or ``prefix``)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix if prefix is None else prefix)
+        for page in pages:
             for item in page.get("Contents", []):
                 yield item["Key"], item["Size"]
 
@@ -164,13 +169,14 @@ class Folder:
     def __str__(self):
         return f"folder {self.root}"
 
-    def keys(self):
+    def keys(self, prefix=None):
         for base, dirs, files in os.walk(self.root):
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(base, name)
-                if os.path.isfile(path) and not os.path.islink(path):
-                    yield os.path.relpath(path, self.root).replace(os.sep, "/"), os.path.getsize(path)
+                key = os.path.relpath(path, self.root).replace(os.sep, "/")
+                if os.path.isfile(path) and not os.path.islink(path) and key.startswith(prefix or ""):
+                    yield key, os.path.getsize(path)
 
     def fetch(self, key):
         path = self._path(key)
@@ -239,7 +245,9 @@ class ObjectsComponent(Component):
         "multipart_chunksize": (int, 16 * 1024 * 1024),
     }
     secret_options = ("secret_access_key",)
-    restore_options = {"mode": (choice("mirror", "merge"), "mirror")}
+    restore_options = {"mode": (choice("mirror", "merge"), "mirror"), "prefix": (str, "")}
+    target_options = {"prefix": "restore every object under this key prefix, e.g. restored/ (nothing may be "
+                                "there yet; the live objects are not touched)"}
     environment = {"endpoint_url": "OBJECTS_S3_ENDPOINT_URL", "buckets": "OBJECTS_S3_BUCKETS",
                    "prefix": "OBJECTS_S3_PREFIX", "access_key_id": "OBJECTS_S3_ACCESS_KEY_ID",
                    "secret_access_key": "OBJECTS_S3_SECRET_ACCESS_KEY", "region": "OBJECTS_S3_REGION",
@@ -353,7 +361,61 @@ class ObjectsComponent(Component):
                                  f"(configured: {', '.join(str(s) for s in by_artifact.values())}).")
         return [(by_artifact[a], a) for a in artifacts]
 
+    # Side by side
+
+    def live_places(self):
+        return [self.config["path"]] if self.config["path"] else []
+
+    def check_restore_options(self, options):
+        prefix, live = options["prefix"], self.config["prefix"]
+        if prefix and not is_safe_path(prefix.rstrip("/")):
+            raise InvalidOption(f"{self.name}.prefix={prefix!r}: a key prefix without '..', '.', '//', a leading '/' "
+                                "or backslashes, e.g. restored/.")
+        if prefix and live and prefix.startswith(live):
+            raise InvalidOption(f"{self.name}.prefix={prefix} lies inside {live}, the prefix this source backs up "
+                                "(OBJECTS_S3_PREFIX): the live objects in disguise. Choose a prefix outside it.")
+
+    def targets_live(self, options):
+        return not options["prefix"]
+
+    def describe_target(self, options):
+        if not options["prefix"]:
+            return None
+        return (f"every object as {options['prefix']}<key> in the same bucket or folder; no live object is touched "
+                "or deleted (the next backups include them until you delete them)")
+
+    def _taken(self, store, prefix):
+        """Why ``prefix`` cannot take a side-by-side restore in ``store`` (something is there), or None."""
+        with self._errors(store):
+            found = next(iter(store.keys(prefix)), None)
+        return found and f"{store} already holds objects under {prefix} ({found[0]}, ...); choose another prefix"
+
+    def preflight(self, reader, artifacts, options):
+        if not options["prefix"]:
+            return {}
+        problems = [p for p in (self._taken(store, options["prefix"]) for store, _a in self._pairs(reader, artifacts))
+                    if p]
+        return {"problems": problems}
+
+    def _restore_under(self, reader, artifacts, prefix, log):
+        pairs = self._pairs(reader, artifacts)
+        problems = [p for p in (self._taken(store, prefix) for store, _a in pairs) if p]
+        if problems:
+            raise Unchanged(f"{self.name}: {'; '.join(problems)}; nothing was changed.")
+        for store, artifact in pairs:
+            with self._errors(store):
+                try:
+                    restored = self._load(reader, artifact, store, prefix)
+                except Exception as exc:
+                    store.delete([key for key, _size in store.keys(prefix)])
+                    raise Unchanged(f"{self.name}: restoring under {prefix} failed ({exc}); what it had put there "
+                                    "was deleted and no live object was touched") from None
+            log(f"{self.name}: put back {restored['objects']} objects, {restored['bytes']} bytes into {store} under "
+                f"{prefix}; no live object was touched")
+
     def restore(self, reader, artifacts, options, log):
+        if options["prefix"]:
+            return self._restore_under(reader, artifacts, options["prefix"], log)
         absent = self.absent(reader)
         for store in self.stores():
             with self._errors(store):
@@ -369,7 +431,8 @@ class ObjectsComponent(Component):
                     store.delete(extra)
                     log(f"{self.name}: mirror mode: deleted {len(extra)} objects of {store} not in the backup")
 
-    def _load(self, reader, artifact, store):
+    def _load(self, reader, artifact, store, prefix=""):
+        """Put every object of ``artifact`` into ``store`` (as ``prefix + key``)."""
         store.ensure()
         keys, size = set(), 0
         with reader.open(artifact) as stream, tarfile.open(fileobj=stream, mode="r|") as tar, \
@@ -388,14 +451,14 @@ class ObjectsComponent(Component):
                 if member.size <= SMALL_OBJECT:
                     # Small objects go up PREFETCH at a time (at most PREFETCH x 1 MB buffered).
                     data = io.BytesIO(body.read())
-                    pending.append(pool.submit(store.put, key, data, member.size, headers, metadata))
+                    pending.append(pool.submit(store.put, prefix + key, data, member.size, headers, metadata))
                     if len(pending) > PREFETCH:
                         pending.popleft().result()
                 else:
                     while pending:
                         pending.popleft().result()
-                    store.put(key, ReadOnly(body), member.size, headers, metadata)
-                keys.add(key)
+                    store.put(prefix + key, ReadOnly(body), member.size, headers, metadata)
+                keys.add(prefix + key)
                 size += member.size
             while pending:
                 pending.popleft().result()
