@@ -469,3 +469,25 @@ def test_the_probe_command_sees_side_by_side_targets(pg_database, qdrant_path, s
     shown = json.loads(env["BACKUP_TARGETS"])
     assert shown["postgres"]["dbname"] == "docs_scratch" and "password" not in shown["postgres"]
     assert shown["qdrant"]["collections"] == ["docs_restored"]
+
+
+def test_side_by_side_restores_are_probed_where_they_wrote(qdrant_path, sources, backup_storage_dir):
+    from tests.components import test_qdrant as qdrant_data
+
+    qdrant_fill(qdrant_path)
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    good = backups.create_backup(["qdrant"])
+    restore = restores.start_restore(good.backup_id, options={"qdrant": {"suffix": "_restored"}}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
+    assert recall_of(check.results["qdrant"]) == {"docs": 1.0} and "counts" not in check.results["qdrant"]
+    assert "qdrant: docs: probe recall@10 1.00 over 10 probe(s)" in restore.log
+
+    # A damaged set restored side by side fails its probes; the live collection is not touched.
+    alter_text_vectors(qdrant_path)
+    swap_artifact(backup_storage_dir, good, backups.create_backup(["qdrant"]), "qdrant_docs.jsonl.zst")
+    live = qdrant_data.read_all(qdrant_path)
+    damaged = restores.start_restore(good.backup_id, options={"qdrant": {"suffix": "_again"}}, confirm=True)
+    assert damaged.status == RunStatus.FAILED, damaged.error
+    assert "collection docs: probe 6 (point " in damaged.error and "The live data was not touched" in damaged.error
+    assert qdrant_data.read_all(qdrant_path) == live
