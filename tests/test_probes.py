@@ -491,3 +491,23 @@ def test_side_by_side_restores_are_probed_where_they_wrote(qdrant_path, sources,
     assert damaged.status == RunStatus.FAILED, damaged.error
     assert "collection docs: probe 6 (point " in damaged.error and "The live data was not touched" in damaged.error
     assert qdrant_data.read_all(qdrant_path) == live
+
+
+def test_the_searches_stream_memory_does_not_grow_with_the_collection():
+    import tracemalloc
+
+    def peak(batches):
+        rng = np.random.default_rng(1)
+        queries = rng.standard_normal((5, 64))
+        tracemalloc.start()
+        search = probes.BruteForce(queries, "cosine")
+        for b in range(batches):
+            search.add([f"id-{b}-{i}" for i in range(500)], rng.standard_normal((500, 64)))
+        chosen = probes.choose((f"id-{n}" for n in range(batches * 500)), 5)
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(chosen) == 5 and all(len(r) == 10 for r in search.results())
+        return top
+
+    small, large = peak(4), peak(40)  # 2,000 and 20,000 items
+    assert large < small * 1.5, (small, large)
