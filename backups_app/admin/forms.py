@@ -2,6 +2,7 @@ from django import forms
 from django_q.models import Schedule
 
 from backups_app import components
+from backups_app.errors import InvalidOption, UnknownComponent
 from backups_app.services import restores
 from backups_app.tasks import scheduled_backup, scheduled_rehearsal, sweep
 
@@ -33,10 +34,40 @@ class RestoreForm(forms.Form):
         names = list(backup.manifest.get("components", {}))
         self.fields["components"].choices = [(n, n) for n in names]
         self.fields["components"].initial = names
+        # "Restore into …": one field per target option of each configured component in the backup.
+        self.target_fields = {}
+        for name in names:
+            try:
+                component = components.get_component(name)
+            except UnknownComponent:
+                continue  # the plan says so
+            for key, help_text in component.target_options.items():
+                field = f"into__{name}__{key}"
+                self.fields[field] = forms.CharField(required=False, label=f"{name}.{key}", help_text=help_text)
+                self.target_fields.setdefault(name, []).append(field)
+
+    def into_groups(self):
+        """[(component, [bound fields])] for the template's "Restore into …" section."""
+        return [(name, [self[field] for field in fields]) for name, fields in self.target_fields.items()]
+
+    def option_lines(self):
+        """The options as COMPONENT.KEY=VALUE lines: the text box's and the "Restore into …"
+        fields' (a key given in both is refused)."""
+        lines = [line.strip() for line in self.cleaned_data["options"].splitlines() if line.strip()]
+        given = {line.partition("=")[0].strip() for line in lines}
+        for fields in self.target_fields.values():
+            for field in fields:
+                value = self.cleaned_data.get(field, "").strip()
+                key = self.fields[field].label
+                if value and key in given:
+                    raise InvalidOption(f"Restore option {key} is given twice (in the options box and in "
+                                        "“Restore into …”); give it once.")
+                if value:
+                    lines.append(f"{key}={value}")
+        return lines
 
     def restore_options(self):
-        return restores.parse_option_assignments(
-            line for line in self.cleaned_data["options"].splitlines() if line.strip())
+        return restores.parse_option_assignments(self.option_lines())
 
 
 class ScheduleForm(forms.ModelForm):

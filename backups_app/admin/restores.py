@@ -26,6 +26,11 @@ def count_rows(plan):
     return rows
 
 
+def live_components(plan):
+    """The components the plan writes into the live store (the others go side by side)."""
+    return [name for name in plan["components"] if plan.get("targets", {}).get(name, {}).get("live", True)]
+
+
 class RestoreFlow:
     """Mixed into the Backup admin: ``restore_urls()`` go into its ``get_urls()``."""
 
@@ -61,7 +66,9 @@ class RestoreFlow:
                 form.add_error(None, str(exc))
         return TemplateResponse(request, "admin/backups_app/backup/restore.html",
                                 self.page_context(request, f"Restore {backup.backup_id}", backup=backup, form=form,
-                                                  plan=plan, count_rows=plan and count_rows(plan)))
+                                                  plan=plan, count_rows=plan and count_rows(plan),
+                                                  options_text=plan and "\n".join(form.option_lines()),
+                                                  live_names=plan and live_components(plan)))
 
     def restore_confirm_view(self, request, backup_id):
         backup = self._restorable(request, backup_id)
