@@ -77,13 +77,15 @@ def pg_stack(sources, tmp_path, pg_database):
 
 @pytest.fixture
 def make_pg_database():
-    """Create fresh databases on the real server (dropped afterwards); returns their names."""
+    """Create fresh databases on the real server (dropped afterwards); returns their names. With
+    ``create=False`` only a free name (dropped afterwards too, whoever creates it)."""
     created = []
 
-    def make():
+    def make(create=True):
         name = f"bk_test_{uuid.uuid4().hex[:12]}"
-        with pg_connect("postgres") as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            with pg_connect("postgres") as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
         return name
 

@@ -1,7 +1,9 @@
 """PostgreSQL: ``pg_dump --format=custom`` streamed into ``<name>.dump``.
 
 The dump and the row counts come from one exported snapshot, so the counts in the manifest are
-exactly the rows in the dump. The password travels in PGPASSWORD, never in argv.
+exactly the rows in the dump. The password travels in PGPASSWORD, never in argv. The roles the
+database needs, which pg_dump leaves out, go into ``<name>.roles.sql`` (components/_postgres_roles.py);
+the restore and the rehearsal run it first, creating only the roles this server lacks.
 
 Restore (``postgres.mode``):
 
@@ -23,6 +25,7 @@ The rehearsal (deep verification) runs the swap's load, with the same flags, int
 database and drops it: it fails where the restore's load would.
 """
 
+import io
 import os
 import re
 import subprocess
@@ -35,9 +38,10 @@ import psycopg
 from psycopg import sql
 
 from backups_app import probes
+from backups_app.components import _postgres_roles
 from backups_app.components._postgres_probes import PostgresSearcher, vector_columns
 from backups_app.components._postgres_side import SideBySide
-from backups_app.components.base import Component
+from backups_app.components.base import WHOLE_STORE, Component
 from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import choice, comma_list, parse_bool
 from backups_app.procs import Program, feed, in_thread, run
@@ -131,6 +135,8 @@ class PostgresComponent(SideBySide, Component):
         "bin_dir": (str, ""),
         # Where the restore connects to create, rename and drop databases (never the live one).
         "maintenance_db": (str, "postgres"),
+        # Store the roles' password hashes too (reading them needs a superuser).
+        "role_passwords": (parse_bool, False),
         # Vector columns the backup records probes of (table.column, ...; backups_app/probes.py).
         "vector_columns": (vector_columns, []),
     }
@@ -147,13 +153,18 @@ class PostgresComponent(SideBySide, Component):
     target_options = SideBySide.target_options
     environment = {"host": "POSTGRES_HOST", "port": "POSTGRES_PORT", "user": "POSTGRES_USER",
                    "password": "POSTGRES_PASSWORD", "dbname": "POSTGRES_DB", "bin_dir": "PG_BIN_DIR",
-                   "maintenance_db": "POSTGRES_MAINTENANCE_DB", "vector_columns": "POSTGRES_VECTOR_COLUMNS"}
+                   "maintenance_db": "POSTGRES_MAINTENANCE_DB", "role_passwords": "POSTGRES_BACKUP_ROLE_PASSWORDS",
+                   "vector_columns": "POSTGRES_VECTOR_COLUMNS"}
     configured_by = ("POSTGRES_DB",)
     backup_order = 10
 
     @property
     def artifact_name(self):
         return f"{self.name}.dump"
+
+    @property
+    def roles_artifact(self):
+        return f"{self.name}.roles.sql"
 
     def _tool(self, name):
         return os.path.join(self.config["bin_dir"], name) if self.config["bin_dir"] else name
@@ -240,7 +251,15 @@ class PostgresComponent(SideBySide, Component):
 
     # --- Backup -------------------------------------------------------------------------------
 
+    def _database_exists(self):
+        with self._admin() as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.config["dbname"]]).fetchone() \
+                is not None
+
     def backup(self, writer, log):
+        if writer.allow_missing and not self._database_exists():
+            self.missing(writer, log, f"database {self.config['dbname']}", "POSTGRES_DB")
+            return {"counts": {}, "absent": [WHOLE_STORE]}
         with self.connect() as conn:
             conn.read_only = True
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -268,11 +287,41 @@ class PostgresComponent(SideBySide, Component):
                 # In the dump's snapshot: the probes see exactly the rows the dump holds.
                 found = probes.recording(self, PostgresSearcher(conn, self.config["vector_columns"], self.name),
                                          log) if self.config["vector_columns"] else {}
-        return {**found, "counts": counts, "server_version": server_version, "tool_version": tool_version}
+                roles = self._back_up_roles(cur, writer, log)
+                cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+                owner = cur.fetchone()[0]
+        return {**found, "counts": counts, "server_version": server_version, "tool_version": tool_version,
+                "roles": roles, "database_owner": owner}
+
+    def _back_up_roles(self, cursor, writer, log):
+        """Store the roles the database needs as ``<name>.roles.sql`` (pg_dump leaves them out)."""
+        try:
+            roles = _postgres_roles.read_roles(cursor, with_passwords=self.config["role_passwords"])
+        except psycopg.errors.InsufficientPrivilege:
+            raise ComponentError(f"{self.name}: POSTGRES_BACKUP_ROLE_PASSWORDS needs a superuser to read the roles' "
+                                 f"password hashes, and {self.config['user']} is not one; unset it (roles are then "
+                                 "stored without passwords).") from None
+        script = _postgres_roles.roles_script(roles, cursor.connection)
+        writer.write_from(self.roles_artifact, io.BytesIO(script.encode()))
+        passwords = "with" if self.config["role_passwords"] else "without"
+        log(f"{self.name}: stored {len(roles)} role(s) the database needs, {passwords} passwords, in "
+            f"{self.roles_artifact}")
+        return [role["name"] for role in roles]
 
     def inspect(self):
-        with self.connect() as conn, conn.cursor() as cur:
-            return self._counts(cur)
+        try:
+            conn = self.connect()
+        except ComponentError:
+            if not self._database_exists():
+                return {}  # a new server: nothing there yet
+            raise
+        with conn, conn.cursor() as cur:
+            try:
+                return self._counts(cur)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                user = self.config["user"]
+                raise ComponentError(f"{self.name}: {str(exc).strip()}: role {user} cannot count the rows (GRANT "
+                                     f"pg_read_all_data TO {user}, PostgreSQL 14+)") from None
 
     @contextmanager
     def searcher(self, target=None):
@@ -369,12 +418,13 @@ class PostgresComponent(SideBySide, Component):
     def _state(self, conn):
         """What the restore needs to know about the server, the configured user and the live database."""
         row = conn.execute("""
-            SELECT current_user, r.rolsuper, r.rolcreatedb, pg_has_role('pg_signal_backend', 'MEMBER'),
+            SELECT current_user, r.rolsuper, r.rolcreatedb, r.rolcreaterole, pg_has_role('pg_signal_backend', 'MEMBER'),
                    current_setting('server_version_num')::int,
                    current_setting('max_locks_per_transaction')::int
                      * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int)
             FROM pg_roles r WHERE r.rolname = current_user""").fetchone()
-        state = dict(zip(("user", "superuser", "createdb", "signal", "server_version_num", "lock_table"), row))
+        state = dict(zip(("user", "superuser", "createdb", "createrole", "signal", "server_version_num", "lock_table"),
+                         row))
         state["on_live"] = conn.info.dbname == self.config["dbname"]
         state["live"] = self._live_database(conn, state["server_version_num"])
         return state
@@ -463,10 +513,23 @@ class PostgresComponent(SideBySide, Component):
 
     # --- Plan ---------------------------------------------------------------------------------
 
+    def _split(self, artifacts):
+        """(the dump, the roles script or None: sets written before roles were stored have none)."""
+        return self.artifact_name, self.roles_artifact if self.roles_artifact in artifacts else None
+
+    def _roles_to_create(self, reader, roles_name, existing, options):
+        """The backup's roles this server lacks (none to create with no_owner)."""
+        if roles_name is None or options["no_owner"]:
+            return []
+        return [role for role in reader.facts_of(self.name).get("roles", []) if role not in existing]
+
     def preflight(self, reader, artifacts, options):
+        if self.absent(reader):
+            return {"problems": [], "notes": [f"database {self.config['dbname']} did not exist when this backup was "
+                                              "taken: the restore drops it"]}
         if self.is_side_restore(options):
             return self.side_preflight(reader, options)
-        (name,) = artifacts
+        name, roles_name = self._split(artifacts)
         problems, notes = [], []
         archive = self._archive(reader, name)
         fmt = archive["format"]
@@ -505,6 +568,18 @@ class PostgresComponent(SideBySide, Component):
             problems.append(f"database {dbname} does not exist and role {user} may not create it: "
                             f"ALTER ROLE {user} CREATEDB, or create it first")
 
+        to_create = self._roles_to_create(reader, roles_name, roles, options)
+        details["roles_to_create"] = to_create
+        if to_create and (state["superuser"] or state["createrole"]):
+            notes.append(f"creates the role(s) the backup needs and this server lacks first, from {roles_name}: "
+                         f"{', '.join(to_create)} (existing roles are left unchanged)")
+            roles = roles | set(to_create)
+        elif to_create:
+            problems.append(f"the backup needs role(s) {', '.join(to_create)}, which do not exist on this server, and "
+                            f"role {user} may not create roles: ALTER ROLE {user} CREATEROLE (or run {roles_name} "
+                            "with psql as a superuser), or restore with postgres.no_owner=true (objects then belong "
+                            f"to {user}).")
+            roles = roles | set(to_create)  # one refusal for them is enough
         missing = sorted(o for o in toc["owners"] - roles if not any(r.endswith(" " + o) for r in roles))
         if missing and not options["no_owner"]:
             problems.append(f"objects in {name} belong to role(s) {', '.join(missing)}, which do not exist on this "
@@ -597,9 +672,12 @@ class PostgresComponent(SideBySide, Component):
         return error
 
     def restore(self, reader, artifacts, options, log):
+        if self.absent(reader):  # the safety backup of a server that did not have the database yet
+            self._drop(self.config["dbname"], log, what="the database that did not exist before,")
+            return
         if self.is_side_restore(options):
             return self.side_restore(reader, options, log)
-        (name,) = artifacts
+        name, roles_name = self._split(artifacts)
         conn = None
         try:
             conn = self._admin(live_ok=options["mode"] != SWAP)
@@ -617,10 +695,40 @@ class PostgresComponent(SideBySide, Component):
             if mode == SWAP and blockers:
                 raise Unchanged(f"{self.name}: the fresh-database swap cannot run here: {'; '.join(blockers)}. "
                                 "Restore in place with postgres.mode=clean instead.")
+            self._create_roles(conn, reader, roles_name, options, state, log)
             if mode == SWAP:
                 self._restore_swap(conn, reader, name, options, state, log)
                 return
         self._restore_clean(reader, name, options, state, log)
+
+    def _create_roles(self, conn, reader, roles_name, options, state, log):
+        """Run the backup's roles script in one transaction: the roles this server lacks are created,
+        existing ones are left as they are (a restore never changes or drops a role, and the roles it
+        created stay after a rollback). Each role's outcome is logged."""
+        if roles_name is None or options["no_owner"]:
+            return
+        with reader.open(roles_name) as stream:
+            script = b"".join(iter(stream.read, b"")).decode()
+        notices = []
+
+        def keep(notice):  # a notice is readable only while the handler runs
+            notices.append(notice.message_primary)
+
+        conn.add_notice_handler(keep)
+        try:
+            with conn.transaction():
+                conn.execute(script)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise Unchanged(f"{self.name}: cannot create the roles the backup needs ({str(exc).strip()}): ALTER ROLE "
+                            f"{state['user']} CREATEROLE, or restore with postgres.no_owner=true (objects then belong "
+                            f"to {state['user']}). Nothing was changed.") from None
+        except psycopg.Error as exc:
+            raise Unchanged(f"{self.name}: {roles_name} failed ({str(exc).strip()}); no role was created and nothing "
+                            "was changed.") from None
+        finally:
+            conn.remove_notice_handler(keep)
+        for notice in notices:
+            log(f"{self.name}: {notice}")
 
     def _restore_clean(self, reader, name, options, state, log):
         dbname = self.config["dbname"]
@@ -657,7 +765,7 @@ class PostgresComponent(SideBySide, Component):
         flags = self._load_flags(options)
         swapped = False
         try:
-            self._create_fresh(conn, fresh, state)
+            self._create_fresh(conn, fresh, state, self._owner_to_give(conn, reader, options, state))
             log(f"{self.name}: pg_restore {' '.join(flags)} from {name} into fresh database {fresh}; "
                 f"{dbname} is not touched until it is complete")
             self._pg_restore(reader, name, fresh, flags)
@@ -738,11 +846,14 @@ class PostgresComponent(SideBySide, Component):
         while self._sessions(conn, dbname) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def _create_fresh(self, conn, fresh, state):
+    def _create_fresh(self, conn, fresh, state, owner=None):
         """CREATE DATABASE ``fresh`` from template0 like the live database (owner, encoding, locale,
-        tablespace); a new server's database gets the server's defaults and belongs to our user."""
+        tablespace); a new server's database gets the server's defaults and belongs to ``owner``
+        (the backed-up database's owner) when we may give it, else to our user."""
         live = state["live"]
         parts = [sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh))]
+        if live is None and owner:
+            parts.append(sql.SQL("OWNER {}").format(sql.Identifier(owner)))
         if live:
             row = live["row"]
             if live["can_set_owner"]:
@@ -762,6 +873,17 @@ class PostgresComponent(SideBySide, Component):
             if live["tablespace"] != "pg_default":
                 parts.append(sql.SQL("TABLESPACE {}").format(sql.Identifier(live["tablespace"])))
         conn.execute(sql.SQL(" ").join(parts))
+
+    def _owner_to_give(self, conn, reader, options, state):
+        """The backed-up database's owner, for a database created anew, when it exists here and our
+        user may give databases to it (None otherwise: the database is then ours)."""
+        owner = reader.facts_of(self.name).get("database_owner")
+        if state["live"] is not None or options["no_owner"] or not owner:
+            return None
+        privilege = "SET" if state["server_version_num"] >= 160000 else "MEMBER"
+        row = conn.execute(f"SELECT pg_has_role(oid, '{privilege}') FROM pg_roles WHERE rolname = %s",
+                           [owner]).fetchone()
+        return owner if row and row[0] else None
 
     def _copy_properties(self, conn, fresh, state, log):
         """The live database's own properties, which a dump restored without --create does not
@@ -812,14 +934,20 @@ class PostgresComponent(SideBySide, Component):
     def rehearse(self, reader, artifacts, log):
         """The restore's load (the same fresh database, the same pg_restore flags, the same copied
         properties) into a temporary database on the same server; counted, then dropped."""
-        (name,) = artifacts
+        if self.absent(reader):
+            return {}
+        name, roles_name = self._split(artifacts)
         options = self.parse_restore_options({})
         scratch = f"rehearsal_{uuid.uuid4().hex[:16]}"
         with self._admin(live_ok=True) as conn:
             state = self._state(conn)
             self._check_tool_version("pg_restore", state["server_version_num"])
             try:
-                self._create_fresh(conn, scratch, state)
+                self._create_roles(conn, reader, roles_name, options, state, log)
+            except Unchanged as exc:
+                raise ComponentError(f"{exc} The restore would fail the same way.") from None
+            try:
+                self._create_fresh(conn, scratch, state, self._owner_to_give(conn, reader, options, state))
             except psycopg.errors.InsufficientPrivilege:
                 raise ComponentError(
                     f"{self.name}: the rehearsal needs to create a temporary database; grant it with "

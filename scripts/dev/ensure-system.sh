@@ -6,7 +6,7 @@ set -euo pipefail
 target="${1:-run}"
 packages=(python3-venv postgresql-client zstd redis-tools)
 if [ "$target" = test ]; then
-  packages+=(postgresql redis-server chromium age curl)
+  packages+=(postgresql redis-server chromium age curl jq)
 fi
 missing=()
 for p in "${packages[@]}"; do

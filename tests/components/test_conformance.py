@@ -191,15 +191,25 @@ PG_CATALOG = {
 
 
 def pg_target(env):
-    return pg_options(env.fixture("make_pg_database")())
+    return pg_options(env.fixture("make_pg_database")(create=False))
+
+
+def pg_exists(dbname):
+    with pg_connect("postgres") as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone() is not None
 
 
 def pg_run(options, script):
+    if not pg_exists(options["dbname"]):
+        with pg_connect("postgres") as conn:
+            conn.execute(f'CREATE DATABASE "{options["dbname"]}"')
     with pg_connect(options["dbname"]) as conn:
         conn.execute(script)
 
 
 def pg_snapshot(options):
+    if not pg_exists(options["dbname"]):
+        return None
     with pg_connect(options["dbname"]) as conn:
         found = {what: conn.execute(query).fetchall() for what, query in PG_CATALOG.items()}
         tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
@@ -492,8 +502,7 @@ def chroma_mutate(options):
 STORES = {
     "postgres": StoreCase(
         pg_target, lambda o: pg_run(o, PG_SCHEMA), pg_snapshot, pg_mutate, secret=pg_secret,
-        no_absent="a PostgreSQL source names a database on a server: a missing one is a connection error, "
-                  "not an empty store, and a safety backup cannot record it"),
+        absent=lambda o: [WHOLE_STORE]),
     "uploads": StoreCase(uploads_target, lambda o: fill_tree(o["path"]), lambda o: tree(o["path"]),
                          lambda o: mutate_tree(o["path"]), absent=lambda o: [WHOLE_STORE]),
     "sqlite": StoreCase(sqlite_target, sqlite_fill, sqlite_snapshot, sqlite_mutate, absent=lambda o: ["sqlite_app.db"]),

@@ -4,6 +4,7 @@ import pytest
 
 from backups_app import components
 from backups_app.components.postgres import LARGE_OBJECTS, split_setting_list
+from backups_app.errors import Unchanged
 from backups_app.models import RunStatus
 from backups_app.services import backups, restores, verification
 from tests.stacks import ENGINES, pg_connect, pg_options
@@ -72,33 +73,122 @@ def test_round_trip_restores_every_table_exactly(pg_source, backup_storage_dir):
     assert restore.safety_backup is None or not backups.Backup.objects.filter(pk=restore.safety_backup_id).exists()
 
 
-@pytest.mark.django_db
-def test_missing_owner_role_is_refused_in_the_plan_with_the_way_out(pg_source):
-    role = f"{pg_source}_owner"
+@pytest.fixture
+def app_roles(pg_source):
+    """Roles of the application's own on the shared server: (owner, reader, restorer), removed at
+    the end with whatever they own."""
+    names = [f"{pg_source}_{kind}" for kind in ("owner", "reader", "restorer")]
+    yield names
     with pg_connect(pg_source) as conn:
-        conn.execute(f'CREATE ROLE "{role}"')
-        conn.execute(f'CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO "{role}"')
+        for name in names:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+                conn.execute(f'REASSIGN OWNED BY "{name}" TO postgres; DROP OWNED BY "{name}"; DROP ROLE "{name}"')
+
+
+def role_facts(dbname, names):
+    with pg_connect(dbname) as conn:
+        return conn.execute("""
+            SELECT rolname, rolcanlogin, rolcreatedb, rolconnlimit,
+                   ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         WHERE m.member = r.oid ORDER BY 1)
+            FROM pg_roles r WHERE rolname = ANY(%s) ORDER BY 1""", [names]).fetchall()
+
+
+def owners_and_grants(dbname, reader):
+    with pg_connect(dbname) as conn:
+        return conn.execute("SELECT pg_get_userbyid(relowner), has_table_privilege(%s, 'owned', 'SELECT') "
+                            "FROM pg_class WHERE relname = 'owned'", [reader]).fetchone()
+
+
+@pytest.mark.django_db
+def test_missing_roles_come_back_from_the_backup_and_existing_ones_are_left_unchanged(pg_source, app_roles,
+                                                                                       backup_storage_dir):
+    owner, reader, _ = app_roles
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'CREATE ROLE "{reader}" NOLOGIN; CREATE ROLE "{owner}" LOGIN CREATEDB CONNECTION LIMIT 3 '
+                     f'IN ROLE "{reader}"')
+        conn.execute(f'CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO "{owner}"; '
+                     f'GRANT SELECT ON owned TO "{reader}"')
+    roles_before, grants_before = role_facts(pg_source, app_roles), owners_and_grants(pg_source, reader)
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert set(backup.manifest["components"]["postgres"]["roles"]) >= {owner, reader}
+    with pg_connect(pg_source) as conn:  # the owner is gone; the reader exists with other attributes
+        conn.execute(f'DROP TABLE owned; DROP ROLE "{owner}"; ALTER ROLE "{reader}" CONNECTION LIMIT 9')
+
+    plan = restores.plan_restore(backup.backup_id, ["postgres"])
+    assert plan["ok"], plan["refusals"]
+    assert plan["preflight"]["postgres"]["roles_to_create"] == [owner]
+    restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert f"role {owner} created" in restore.log and f"role {reader} exists; left unchanged" in restore.log
+    assert owners_and_grants(pg_source, reader) == grants_before == (owner, True)
+    reader_now = [r for r in roles_before if r[0] == reader][0][:3] + (9, [])
+    assert role_facts(pg_source, app_roles) == sorted([r for r in roles_before if r[0] == owner] + [reader_now])
+
+    # Stock psql runs the stored script too (the by-hand path in docs/disaster-recovery.md).
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'REASSIGN OWNED BY "{owner}" TO postgres; DROP OWNED BY "{owner}"; DROP ROLE "{owner}"')
+    script = backup_storage_dir / backup.backup_id / "postgres.roles.sql"
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", pg_source,
+                    "-f", str(script)], check=True, capture_output=True)
+    assert [r[0] for r in role_facts(pg_source, [owner])] == [owner]
+
+
+@pytest.mark.django_db
+def test_a_user_that_cannot_create_roles_is_refused_in_the_plan_with_both_ways_out(sources, pg_source, app_roles):
+    owner, _, restorer = app_roles
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'CREATE ROLE "{owner}"; CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO "{owner}"')
     backup = backups.create_backup(["postgres"])
     assert backup.status == RunStatus.COMPLETED, backup.error
     with pg_connect(pg_source) as conn:
-        conn.execute("DROP TABLE owned")
-        conn.execute(f'DROP ROLE "{role}"')
-        conn.execute("DELETE FROM rag.chunks")
+        conn.execute(f'DROP TABLE owned; DROP ROLE "{owner}"; DELETE FROM rag.chunks; '
+                     f'CREATE ROLE "{restorer}" LOGIN CREATEDB NOCREATEROLE IN ROLE pg_read_all_data')
     changed = snapshot(pg_source)
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_source), "user": restorer}))
 
+    plan = restores.plan_restore(backup.backup_id, ["postgres"])
+    (refusal,) = [r for r in plan["refusals"] if "may not create roles" in r]
+    assert owner in refusal and f"ALTER ROLE {restorer} CREATEROLE" in refusal and "postgres.no_owner=true" in refusal
     restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+    assert restore.status == RunStatus.FAILED and "Restore refused before any change" in restore.error
+    assert restore.safety_backup is None and snapshot(pg_source) == changed
+    check = verification.verify(backup.backup_id, deep=True)  # the rehearsal stops where the restore does
+    assert check.status == RunStatus.FAILED and f"ALTER ROLE {restorer} CREATEROLE" in check.error
+    assert "The restore would fail the same way" in check.error
 
-    assert restore.status == RunStatus.FAILED
-    assert "Restore refused before any change" in restore.error and role in restore.error
-    assert "postgres.no_owner=true" in restore.error
+    # Past the plan, the restore itself stops at the roles and changes nothing.
+    component = components.get_component("postgres")
+    reader = backups.open_reader(backup)
+    with pytest.raises(Unchanged, match=f"ALTER ROLE {restorer} CREATEROLE"):
+        component.restore(reader, reader.artifacts_of("postgres"), component.parse_restore_options({}), print)
     assert snapshot(pg_source) == changed
-    assert restore.safety_backup is None
 
-    # The documented way out: --set postgres.no_owner=true.
-    retry = restores.start_restore(backup.backup_id, ["postgres"], {"postgres": {"no_owner": "true"}}, confirm=True)
-    assert retry.status == RunStatus.COMPLETED, retry.error
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'ALTER ROLE "{restorer}" CREATEROLE')
+    plan = restores.plan_restore(backup.backup_id, ["postgres"])
+    assert not [r for r in plan["refusals"] if "roles" in r]
+    assert any(f"creates the role(s) the backup needs and this server lacks first, from postgres.roles.sql: {owner}"
+               in note for note in plan["preflight"]["postgres"]["notes"])
+
+
+@pytest.mark.django_db
+def test_no_owner_restores_without_the_roles(pg_source, app_roles):
+    owner = app_roles[0]
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'CREATE ROLE "{owner}"; CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO "{owner}"')
+    backup = backups.create_backup(["postgres"])
+    with pg_connect(pg_source) as conn:
+        conn.execute(f'DROP TABLE owned; DROP ROLE "{owner}"; DELETE FROM rag.chunks')
+    restore = restores.start_restore(backup.backup_id, ["postgres"], {"postgres": {"no_owner": "true"}}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert role_facts(pg_source, [owner]) == []
     with pg_connect(pg_source) as conn:
         assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 1500
+        assert conn.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'owned'").fetchone() == (
+            "postgres",)
 
 
 @pytest.mark.django_db
