@@ -13,7 +13,7 @@ from backups_app.admin.forms import RestoreForm
 from backups_app.errors import BackupError
 from backups_app.models import Restore, Trigger
 from backups_app.permissions import RESTORE_BACKUP
-from backups_app.services import backups, restores
+from backups_app.services import backups, promote, restores
 
 
 def count_rows(plan):
@@ -24,6 +24,18 @@ def count_rows(plan):
         for key in sorted(set(live) | set(stored)):
             rows.append((name, key.removeprefix(f"{name}."), live.get(key, "—"), stored.get(key, "—")))
     return rows
+
+
+PROMOTION_ACTIONS = [("promote", "Promote"), ("undo", "Undo promotion"), ("drop_old", "Drop the replaced data")]
+
+
+def promotion_actions(restore):
+    """[(action, label)] the restore's page offers: promote a completed side-by-side restore, then
+    undo it or drop what it replaced."""
+    state = promote.promotion(restore).get("state")
+    if state == promote.PROMOTED:
+        return [a for a in PROMOTION_ACTIONS if a[0] != "promote"]
+    return [PROMOTION_ACTIONS[0]] if promote.can_promote(restore) is None else []
 
 
 def live_components(plan):
@@ -108,6 +120,37 @@ class RestoreAdmin(RunAdmin):
     readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options", "trigger",
                        "created_by", "created_at", "started_at", "finished_at", "progress", "safety_backup",
                        "error", "plan_view", "log_text")
+
+    # Promote (services/promote.py): buttons on a completed side-by-side restore, POST only.
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        actions = promotion_actions(obj) if obj is not None and request.user.has_perm(RESTORE_BACKUP) else []
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}),
+                                                                  "promotion_actions": actions})
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<path:object_id>/promote/", view(require_POST(self.promote_view)),
+                     name="backups_app_restore_promote"), *super().get_urls()]
+
+    def promote_view(self, request, object_id):
+        require(request, RESTORE_BACKUP)
+        restore = self.get_object(request, object_id)
+        if restore is None:
+            messages.error(request, "No such restore.")
+            return redirect("admin:backups_app_restore_changelist")
+        action = request.POST.get("action")
+        if action not in dict(PROMOTION_ACTIONS):
+            messages.error(request, "Unknown promotion action; nothing was changed.")
+        else:
+            try:
+                lines = promote.promote(restore.restore_id, drop_old=action == "drop_old",
+                                        undo=action == "undo", user=request.user, request=request)
+                messages.success(request, "; ".join(lines) or "Done.")
+            except BackupError as exc:
+                messages.error(request, str(exc))
+        return redirect("admin:backups_app_restore_change", restore.pk)
 
     @admin.display(description="plan")
     def plan_view(self, obj):

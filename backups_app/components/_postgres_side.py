@@ -247,5 +247,18 @@ class SideBySide:
                                 "nothing was renamed.") from None
         log(f"{self.name}: database {replacement} is now {current}; the previous {current} is {old}")
 
-    def drop_database(self, dbname, log):
-        self._drop(dbname, log)
+    def promote(self, options, facts, tag, log):
+        if options["tables"]:
+            raise Unchanged(f"{self.name}: this restore holds only table(s) {', '.join(options['tables'])}; promoting "
+                            "its database would replace the live one with them. Copy the rows over instead "
+                            "(docs/side-by-side.md).")
+        live, restored = self.config["dbname"], options["database"]
+        old = self._fit(live, f"_replaced_{tag.removeprefix('restore_')}")
+        self.swap_databases(live, restored, old, log)
+        return {"database": live, "old": old, "from": restored}
+
+    def undo_promotion(self, record, log):
+        self.swap_databases(record["database"], record["old"], record["from"], log)
+
+    def drop_replaced(self, record, log):
+        self._drop(record["old"], log, what="the database the promotion replaced")

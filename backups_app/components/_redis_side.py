@@ -7,9 +7,13 @@ docs/side-by-side.md).
 - ``redis.keys=PATTERN``: only the keys matching the glob (Redis's syntax: ``*``, ``?``, ``[abc]``,
   ``[^a]``, ``\\`` escapes), into N or into the live dbs; there they replace the keys of the same
   name and every other key stays (as in merge mode).
+- promotion (services/promote.py): ``SWAPDB`` of the restored index and the db it came from (one
+  atomic command), undone by the same; the replaced data waits in the other index until dropped.
 """
 
 import re
+
+import redis
 
 from backups_app.errors import InvalidOption, Unchanged
 
@@ -84,9 +88,9 @@ class SideBySide:
             return f"only {keys} into the live dbs (they replace keys of the same name; other keys stay)"
         return None
 
-    def _source_db(self, reader, options):
+    def _source_db(self, facts, options):
         """(the backed-up db that goes into redis.db, or None; the problem, or None)."""
-        in_backup = sorted(int(db[2:]) for db in reader.facts_of(self.name).get("counts", {}))
+        in_backup = sorted(int(db[2:]) for db in facts.get("counts", {}))
         wanted = options["source_db"]
         if wanted is None and len(in_backup) == 1:
             return in_backup[0], None
@@ -103,7 +107,7 @@ class SideBySide:
         target = options["db"]
         if target is None:
             return []
-        source, problem = self._source_db(reader, options)
+        source, problem = self._source_db(reader.facts_of(self.name), options)
         if problem:
             return [problem]
         if target == source:
@@ -128,7 +132,7 @@ class SideBySide:
             log(f"{self.name}: restored {sum(counts.values())} keys matching {options['keys']} into the live dbs; "
                 f"other keys were left as they are ({sum(skipped.values())} had expired since the backup)")
             return counts
-        source, _ = self._source_db(reader, options)
+        source, _ = self._source_db(reader.facts_of(self.name), options)
         try:
             counts, skipped = self._load(reader, dump, into={source: target}, only={source}, match=match)
         except Exception as exc:
@@ -138,3 +142,31 @@ class SideBySide:
         log(f"{self.name}: restored {counts.get(f'db{source}', 0)} keys of db {source} into database index {target}; "
             f"the live dbs were not touched ({skipped.get(f'db{source}', 0)} had expired since the backup)")
         return counts
+
+    def promote(self, options, facts, tag, log):
+        if options["keys"]:
+            raise Unchanged(f"{self.name}: this restore holds only the keys matching {options['keys']}; promoting it "
+                            "would replace the whole db with them. Copy them over instead (a merge restore).")
+        source, problem = self._source_db(facts, options)
+        if problem:
+            raise Unchanged(f"{self.name}: {problem}")
+        self._swapdb(source, options["db"])
+        log(f"{self.name}: db {options['db']} (the restored data) is now db {source} (SWAPDB); the replaced data is in "
+            f"db {options['db']}")
+        return {"db": source, "with": options["db"]}
+
+    def undo_promotion(self, record, log):
+        self._swapdb(record["db"], record["with"])
+        log(f"{self.name}: db {record['db']} is back to what it was (SWAPDB); the promoted data is in db "
+            f"{record['with']} again")
+
+    def drop_replaced(self, record, log):
+        self._empty([record["with"]])
+        log(f"{self.name}: emptied db {record['with']}, which held the data the promotion replaced")
+
+    def _swapdb(self, db, other):
+        with self._connected() as client:
+            try:
+                client.swapdb(db, other)
+            except redis.ResponseError as exc:
+                raise Unchanged(f"{self.name}: SWAPDB {db} {other} was refused ({exc}); nothing was swapped.") from None

@@ -32,7 +32,7 @@ The service adds ``engine`` and ``artifacts``.
 
 from contextlib import contextmanager
 
-from backups_app.errors import ComponentError, ConfigurationError, InvalidOption
+from backups_app.errors import ComponentError, ConfigurationError, InvalidOption, Unchanged
 
 #: In ``absent``: the whole store (folder, local database) did not exist.
 WHOLE_STORE = "*"
@@ -134,6 +134,23 @@ class Component:
         ``searcher(target)`` argument for a side-by-side or partial restore, or None for the whole
         live store."""
         return None
+
+    # Promotion (services/promote.py): a completed side-by-side restore swapped in for the live store.
+
+    def promote(self, options, facts, tag, log):
+        """Swap in what a side-by-side restore with these parsed options wrote (``facts``: the
+        backup's for this source; ``tag``: the restore id, for the names the replaced data gets)
+        and return the record ``undo_promotion`` and ``drop_replaced`` need. Raise Unchanged, naming
+        the reason, when it cannot (nothing swapped)."""
+        raise Unchanged(f"{self.name}: a side-by-side restore of this store cannot be promoted; copy what you "
+                        "need from it by hand (docs/side-by-side.md).")
+
+    def undo_promotion(self, record, log):
+        """Swap back what ``promote`` swapped in (Unchanged when it cannot)."""
+        raise Unchanged(f"{self.name}: nothing to undo.")
+
+    def drop_replaced(self, record, log):
+        """Remove the live data ``promote`` replaced (after it, ``undo_promotion`` cannot run)."""
 
     def live_places(self):
         """The folders and files this source holds live: a side-by-side folder target may not be

@@ -35,7 +35,7 @@ from backups_app.archive.exports import artifact_stem, batches, read_export, wri
 from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.archive.spool import scratch_folder, spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
-from backups_app.components._side import not_empty, require_empty, side_folder
+from backups_app.components._side import FolderPromotion, not_empty, require_empty, side_folder
 from backups_app.components.base import WHOLE_STORE, Component, scratch
 from backups_app.errors import ComponentError, ConfigurationError, InvalidOption, Unchanged
 
@@ -165,7 +165,7 @@ class ChromaSearcher:
         return search.results()
 
 
-class ChromaComponent(Component):
+class ChromaComponent(FolderPromotion, Component):
     options = {
         "path": (str, ""),
         "host": (str, ""),
@@ -260,6 +260,10 @@ class ChromaComponent(Component):
 
     def probe_target(self, options, facts):
         return {"path": side_folder(self, "directory", options["directory"])} if options["directory"] else None
+
+    def promote(self, options, facts, tag, log):
+        return self.promote_swaps([(self.config["path"], side_folder(self, "directory", options["directory"]))],
+                                  tag, log)
 
     def _restore_into(self, reader, artifacts, options, log):
         target = side_folder(self, "directory", options["directory"])

@@ -790,6 +790,57 @@ class QdrantComponent(Component):
                 raise Unchanged(f"{self.name}: restoring {made[-1]} failed ({exc}); the collections it made were "
                                 "dropped and the live ones were not touched") from None
 
+    def promote(self, options, facts, tag, log):
+        """Switch every alias that points at a restored collection's live twin to the restored one,
+        in one atomic alias change; the live collections are kept (drop_replaced removes them)."""
+        renamed = self.probe_target(options, facts)["collections"]
+        with self._open(self.method) as store:
+            present = set(store.collections())
+            gone = [into for into in renamed.values() if into not in present]
+            if gone:
+                raise Unchanged(f"{self.name}: collection(s) {', '.join(gone)} no longer exist; nothing was switched.")
+            switched = {a["alias_name"]: [a["collection_name"], renamed[a["collection_name"]]]
+                        for a in store.aliases() if a["collection_name"] in renamed}
+            if not switched:
+                raise Unchanged(f"{self.name}: no alias points at {', '.join(renamed)}, so there is nothing to switch "
+                                "atomically. Point the app at an alias (POST /collections/aliases, create_alias "
+                                "docs_live → docs) and promote again, or query the restored collections by name.")
+            store.set_aliases(self._alias_actions({alias: new for alias, (_old, new) in switched.items()}))
+        log(f"{self.name}: aliases switched in one change: "
+            + ", ".join(f"{alias} → {new} (was {old})" for alias, (old, new) in switched.items())
+            + "; the replaced collections are kept until --drop-old")
+        return {"aliases": switched, "collections": renamed}
+
+    def undo_promotion(self, record, log):
+        with self._open(self.method) as store:
+            present = set(store.collections())
+            gone = sorted({old for old, _new in record["aliases"].values() if old not in present})
+            if gone:
+                raise Unchanged(f"{self.name}: collection(s) {', '.join(gone)}, which the aliases pointed at before, "
+                                "were dropped; the promotion cannot be undone.")
+            store.set_aliases(self._alias_actions({alias: old for alias, (old, _new) in record["aliases"].items()}))
+        log(f"{self.name}: aliases switched back in one change: "
+            + ", ".join(f"{alias} → {old}" for alias, (old, _new) in record["aliases"].items()))
+
+    def drop_replaced(self, record, log):
+        with self._open(self.method) as store:
+            pointed = {a["collection_name"] for a in store.aliases()}
+            for old in sorted({old for old, _new in record["aliases"].values()}):
+                if old in pointed:
+                    log(f"{self.name}: kept {old}: an alias points at it again")
+                elif old in store.collections():
+                    store.drop(old)
+                    log(f"{self.name}: dropped {old}, the collection the promotion replaced")
+
+    @staticmethod
+    def _alias_actions(pointing):
+        """The actions of one atomic alias change pointing each alias of ``pointing`` at its collection."""
+        actions = []
+        for alias, collection in pointing.items():
+            actions += [{"delete_alias": {"alias_name": alias}},
+                        {"create_alias": {"collection_name": collection, "alias_name": alias}}]
+        return actions
+
     def _drop_made(self, store, collections, log):
         """Drop the collections a failed restore made (a failure is logged: the first error matters)."""
         for collection in collections:

@@ -30,9 +30,10 @@ from backups_app.archive.sqlitefile import (
     online_copy,
     remove_sidecars,
     replace_database,
+    settle,
 )
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components._side import refuse_live, side_folder
+from backups_app.components._side import FolderPromotion, refuse_live, side_folder
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, Unchanged
 from backups_app.parsing import comma_list
@@ -52,7 +53,7 @@ def _table_counts(conn):
     return {t: conn.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0] for t in tables}
 
 
-class SQLiteComponent(Component):
+class SQLiteComponent(FolderPromotion, Component):
     options = {"paths": (_paths, Component.REQUIRED)}
     environment = {"paths": "SQLITE_PATHS"}
     configured_by = ("SQLITE_PATHS",)
@@ -138,6 +139,17 @@ class SQLiteComponent(Component):
             return None
         files = self._side_targets(side_folder(self, "directory", options["directory"]))
         return f"the files as {', '.join(files.values())}; the live files are not touched"
+
+    def promote(self, options, facts, tag, log):
+        files = self._side_targets(side_folder(self, "directory", options["directory"]))
+        pairs = [(self._by_artifact()[a], f) for a, f in files.items() if os.path.lexists(f)]
+        if not pairs:
+            raise Unchanged(f"{self.name}: none of {', '.join(files.values())} exists; there is nothing to swap in.")
+        for live, _restored in pairs:  # the live file alone holds its data: its WAL must not follow the new one
+            if os.path.exists(live):
+                settle(live)
+                remove_sidecars(live)
+        return self.promote_swaps(pairs, tag, log)
 
     def _existing(self, artifacts, options):
         files = self._side_targets(side_folder(self, "directory", options["directory"]))

@@ -21,12 +21,19 @@ from backups_app.archive.safetar import (
     swap_in,
     swap_journal,
 )
-from backups_app.components._side import not_empty, relative_paths, require_empty, selected, side_folder
+from backups_app.components._side import (
+    FolderPromotion,
+    not_empty,
+    relative_paths,
+    require_empty,
+    selected,
+    side_folder,
+)
 from backups_app.components.base import WHOLE_STORE, Component
 from backups_app.errors import Unchanged
 
 
-class UploadsComponent(Component):
+class UploadsComponent(FolderPromotion, Component):
     options = {"path": (str, Component.REQUIRED)}
     environment = {"path": "UPLOADS_DIR"}
     configured_by = ("UPLOADS_DIR",)
@@ -104,6 +111,13 @@ class UploadsComponent(Component):
         if options["directory"]:
             problems += [p for p in [not_empty(side_folder(self, "directory", options["directory"]))] if p]
         return {"problems": problems}
+
+    def promote(self, options, facts, tag, log):
+        if options["paths"]:
+            raise Unchanged(f"{self.name}: this restore holds only {', '.join(options['paths'])}; promoting it would "
+                            "replace the whole live folder with them. Copy them over instead.")
+        return self.promote_swaps([(self.config["path"], side_folder(self, "directory", options["directory"]))],
+                                  tag, log)
 
     def _missing_paths(self, reader, artifacts, paths):
         (name,) = artifacts

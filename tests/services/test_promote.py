@@ -1,0 +1,213 @@
+"""Promote (services/promote.py, manage.py promote, the admin's buttons): a completed side-by-side
+restore swapped in for the live stores on real PostgreSQL, Qdrant local mode, a private Redis and
+folders; undone while the replaced data exists, dropped with --drop-old; refusals."""
+
+import io
+
+import psycopg
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from qdrant_client import QdrantClient, models
+
+from backups_app.models import AuditEvent, RunStatus
+from backups_app.services import backups, promote, restores
+from tests.components.test_qdrant import collections, fill, read_all
+from tests.components.test_redis import client as redis_client
+from tests.stacks import ENGINES, PG, pg_connect, pg_options, uploads_source
+
+
+def side_restore(backup, name, **options):
+    run = restores.start_restore(backup.backup_id, [name], {name: options}, confirm=True)
+    assert run.status == RunStatus.COMPLETED, run.error
+    return run
+
+
+def databases():
+    with pg_connect("postgres") as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def titles(dbname):
+    with pg_connect(dbname) as conn:
+        return [r[0] for r in conn.execute("SELECT title FROM docs ORDER BY id").fetchall()]
+
+
+@pytest.fixture
+def pg_side(sources, make_pg_database):
+    """Live database with docs 'a','b' backed up, then 'c' added; the backup restored into a scratch
+    database. Returns (live, scratch, restore)."""
+    live, scratch = make_pg_database(), make_pg_database()  # both dropped afterwards, if they exist
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE "{scratch}"')
+    with pg_connect(live) as conn:
+        conn.execute("CREATE TABLE docs (id serial PRIMARY KEY, title text); INSERT INTO docs (title) VALUES ('a'), "
+                     "('b')")
+    sources(postgres=(ENGINES["postgres"], pg_options(live)))
+    backup = backups.create_backup(["postgres"])
+    with pg_connect(live) as conn:
+        conn.execute("INSERT INTO docs (title) VALUES ('c')")
+    yield live, scratch, side_restore(backup, "postgres", database=scratch)
+    with pg_connect("postgres") as conn:  # what a promotion renamed the live database to
+        for name in databases():
+            if name.startswith(f"{live}_replaced_"):
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.mark.django_db
+def test_postgres_promote_undo_and_drop(pg_side):
+    live, scratch, run = pg_side
+    lines = promote.promote(run.restore_id)
+    assert titles(live) == ["a", "b"] and scratch not in databases()
+    run.refresh_from_db()
+    old = promote.promotion(run)["components"]["postgres"]["old"]
+    assert old.startswith(f"{live}_replaced_") and titles(old) == ["a", "b", "c"]
+    assert any(f"database {scratch} is now {live}" in line for line in lines)
+    assert f"promote: postgres: database {scratch} is now {live}" in run.log
+    event = AuditEvent.objects.get(action="restore.promote")
+    assert event.target == run.restore_id and event.details["components"] == ["postgres"]
+    with pytest.raises(promote.NotPromotable, match="is promoted already"):
+        promote.promote(run.restore_id)
+
+    promote.promote(run.restore_id, undo=True)
+    assert titles(live) == ["a", "b", "c"] and titles(scratch) == ["a", "b"] and old not in databases()
+    assert AuditEvent.objects.filter(action="restore.undo").exists()
+    with pytest.raises(promote.NotPromotable, match="it was undone already"):
+        promote.promote(run.restore_id, undo=True)
+
+    promote.promote(run.restore_id, drop_old=True)  # promote again, and drop what it replaced
+    assert titles(live) == ["a", "b"] and old not in databases() and scratch not in databases()
+    with pytest.raises(promote.NotPromotable, match="its replaced data was dropped"):
+        promote.promote(run.restore_id, undo=True)
+
+
+@pytest.mark.django_db
+def test_postgres_promote_refuses_while_sessions_are_connected(pg_side):
+    live, scratch, run = pg_side
+    with psycopg.connect(dbname=live, application_name="rag-api", **PG):
+        with pytest.raises(promote.NotPromotable, match=f"other session.* use database {live} .*rag-api"):
+            promote.promote(run.restore_id)
+    assert titles(live) == ["a", "b", "c"] and titles(scratch) == ["a", "b"]
+    assert promote.promotion(run) == {}
+
+
+@pytest.mark.django_db
+def test_qdrant_aliases_switch_in_one_change_and_back(sources, qdrant_path):
+    fill(qdrant_path, 12)
+    client = QdrantClient(path=qdrant_path)
+    client.update_collection_aliases([models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs", alias_name="docs_live"))])
+    client.close()
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    backup = backups.create_backup(["qdrant"])
+    client = QdrantClient(path=qdrant_path)
+    client.delete("docs", models.PointIdsList(points=[7]))
+    client.close()
+    run = side_restore(backup, "qdrant", suffix="_restored")
+
+    def alias():
+        c = QdrantClient(path=qdrant_path)
+        try:
+            return {a.alias_name: a.collection_name for a in c.get_aliases().aliases}
+        finally:
+            c.close()
+
+    promote.promote(run.restore_id)
+    assert alias() == {"docs_live": "docs_restored"} and collections(qdrant_path) == ["docs", "docs_restored"]
+    assert len(read_all(qdrant_path, "docs_live")) == 12
+    promote.promote(run.restore_id, undo=True)
+    assert alias() == {"docs_live": "docs"}
+    promote.promote(run.restore_id, drop_old=True)
+    assert alias() == {"docs_live": "docs_restored"} and collections(qdrant_path) == ["docs_restored"]
+
+
+@pytest.mark.django_db
+def test_qdrant_without_an_alias_is_refused(sources, qdrant_path):
+    fill(qdrant_path, 3)
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    run = side_restore(backups.create_backup(["qdrant"]), "qdrant", suffix="_r")
+    with pytest.raises(promote.NotPromotable, match="no alias points at docs"):
+        promote.promote(run.restore_id)
+
+
+@pytest.mark.django_db
+def test_redis_swapdb_and_back(sources, redis_url):
+    with redis_client(redis_url, 0) as c:
+        c.set("k", "backed up")
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    with redis_client(redis_url, 0) as c:
+        c.set("k", "live")
+    run = side_restore(backup, "redis", db="5")
+
+    def value(db):
+        with redis_client(redis_url, db) as c:
+            return c.get("k")
+
+    promote.promote(run.restore_id)
+    assert (value(0), value(5)) == (b"backed up", b"live")
+    promote.promote(run.restore_id, undo=True)
+    assert (value(0), value(5)) == (b"live", b"backed up")
+    promote.promote(run.restore_id, drop_old=True)
+    assert (value(0), value(5)) == (b"backed up", None)
+
+
+@pytest.fixture
+def uploads_side(sources, tmp_path):
+    live = tmp_path / "uploads"
+    sources(uploads=uploads_source(live, {"a.txt": "backed up"}))
+    backup = backups.create_backup(["uploads"])
+    (live / "a.txt").write_text("live")
+    target = tmp_path / "uploads-restored"
+    return live, target, side_restore(backup, "uploads", directory=str(target))
+
+
+@pytest.mark.django_db
+def test_folder_swapped_by_rename_through_the_command(uploads_side):
+    live, target, run = uploads_side
+    out = io.StringIO()
+    call_command("promote", run.restore_id, stdout=out)
+    old = live.parent / f"uploads.replaced-{run.restore_id}"
+    assert f"{target} is now {live}" in out.getvalue()
+    assert (live / "a.txt").read_text() == "backed up" and (old / "a.txt").read_text() == "live"
+    assert not target.exists()
+    call_command("promote", run.restore_id, "--undo", stdout=io.StringIO())
+    assert (live / "a.txt").read_text() == "live" and (target / "a.txt").read_text() == "backed up"
+    assert not old.exists()
+    with pytest.raises(CommandError, match="--drop-old and --undo contradict each other"):
+        call_command("promote", run.restore_id, "--undo", "--drop-old")
+    call_command("promote", run.restore_id, "--drop-old", stdout=io.StringIO())
+    assert (live / "a.txt").read_text() == "backed up" and not old.exists()
+
+
+@pytest.mark.django_db
+def test_what_cannot_be_promoted_is_refused(sources, tmp_path, uploads_side):
+    live, _target, run = uploads_side
+    backup = run.backup
+    live_run = restores.start_restore(backup.backup_id, ["uploads"], confirm=True)
+    with pytest.raises(CommandError, match="restored into the live stores; there is nothing to promote"):
+        call_command("promote", live_run.restore_id)
+    partial = side_restore(backup, "uploads", directory=str(tmp_path / "part"), paths="a.txt")
+    with pytest.raises(promote.NotPromotable, match="holds only a.txt"):
+        promote.promote(partial.restore_id)
+    with pytest.raises(CommandError, match="not a valid restore id|No restore|does not exist|not found"):
+        call_command("promote", "restore_19990101_000000")
+
+
+@pytest.mark.django_db
+def test_admin_buttons(uploads_side, client):
+    from django.contrib.auth.models import User
+
+    live, _target, run = uploads_side
+    client.force_login(User.objects.create_superuser("boss", "", "pw"))
+    page = client.get(reverse("admin:backups_app_restore_change", args=[run.pk])).content.decode()
+    assert 'value="promote"' in page and 'value="undo"' not in page
+    url = reverse("admin:backups_app_restore_promote", args=[run.pk])
+    assert client.get(url).status_code == 405
+    done = client.post(url, {"action": "promote"})
+    assert done.status_code == 302 and (live / "a.txt").read_text() == "backed up"
+    page = client.get(reverse("admin:backups_app_restore_change", args=[run.pk])).content.decode()
+    assert 'value="undo"' in page and 'value="drop_old"' in page and 'value="promote"' not in page
+    client.post(url, {"action": "undo"})
+    assert (live / "a.txt").read_text() == "live"
+    assert AuditEvent.objects.get(action="restore.undo").username == "boss"
