@@ -1,6 +1,7 @@
 """django-q2 entry points: thin wrappers over services."""
 
-from backups_app.services import backups, offsite, restores, schedules, sweeping, verification
+from backups_app.services import backups, offsite, restores, schedules, verification
+from backups_app.services.sweep import sweep_stale_runs
 
 
 def run_backup(pk):
@@ -20,7 +21,7 @@ def copy_offsite(pk):
 
 
 def sweep():
-    return sweeping.sweep()
+    return sweep_stale_runs()
 
 
 def scheduled_backup(label):

@@ -79,14 +79,8 @@ class ArtifactOut(Schema):
     sha256: str
 
 
-RAN_ON = {"host": Field(description="The machine that ran it (empty until a worker claims it)."),
-          "worker": Field(description="The worker that ran it: BACKUP_WORKER_NAME (default the host) and its pid.")}
-
-
 class BackupDetail(BackupSummary):
     trigger: str
-    host: str = RAN_ON["host"]
-    worker: str = RAN_ON["worker"]
     started_at: Optional[datetime]
     finished_at: Optional[datetime]
     size_bytes: int
@@ -155,6 +149,9 @@ class PlanOut(Schema):
     affected: dict[str, Any]
     confirm_required: bool
     problems: list[str]
+    targets: dict[str, Any] = Field(default_factory=dict, description="Per component: whether it is restored into "
+                                    "the live store, where else or which part (docs/side-by-side.md), and whether a "
+                                    "safety backup is taken.")
     ok: StrictBool = Field(description="Every selected artifact matches its checksum.")
 
 
@@ -170,8 +167,6 @@ class RestoreAccepted(Schema):
 
 class RestoreDetail(RestoreAccepted):
     backup_id: str
-    host: str = RAN_ON["host"]
-    worker: str = RAN_ON["worker"]
     components: list[str]
     trigger: str
     created_at: datetime
