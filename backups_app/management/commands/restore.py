@@ -41,9 +41,16 @@ class Command(ServiceCommand):
         self.stdout.write(restore.restore_id)
 
     def _confirm(self, plan):
-        self.stderr.write(f"{plan['warning']}: {', '.join(plan['components'])} from {plan['backup_id']}")
+        targets = plan.get("targets", {})
+        live = [n for n in plan["components"] if targets.get(n, {}).get("live", True)]
+        if live:
+            self.stderr.write(f"{plan['warning']}: {', '.join(live)} from {plan['backup_id']}")
         for name, counts in plan["counts"].items():
-            self.stderr.write(f"  {name}: live {json.dumps(counts['live'])} → backup {json.dumps(counts['backup'])}")
+            if name in live:
+                live_counts, backup_counts = json.dumps(counts["live"]), json.dumps(counts["backup"])
+                self.stderr.write(f"  {name}: live {live_counts} → backup {backup_counts}")
+            if targets.get(name, {}).get("target"):
+                self.stderr.write(f"  {name}: {targets[name]['target']}")
         if not sys.stdin.isatty():
             raise CommandError("Confirmation required: pass --yes (no terminal to ask on).")
         answer = input(f"Type the backup id ({plan['backup_id']}) to restore: ").strip()
