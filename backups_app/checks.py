@@ -1,8 +1,8 @@
 """System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m.
 
 Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring);
-E1xx archive storage and encryption; E04x retrieval probes; W for what works but is probably not
-meant."""
+E1xx archive storage and encryption; E03x/W03x workers (scale-out); E04x retrieval probes; W for what
+works but is probably not meant."""
 
 import os
 import shutil
@@ -197,6 +197,25 @@ def check_monitoring(app_configs, **kwargs):
         return [Error(str(exc), hint="Comma-separated addresses or networks, e.g. 127.0.0.1,10.0.0.0/8.",
                       id="backups.E012")]
     return []
+
+
+@register()
+def check_workers(app_configs, **kwargs):
+    """Several workers share one queue, named Q_CLUSTER["name"] (docs/scale-out.md)."""
+    problems = []
+    queue, alternative = settings.Q_CLUSTER.get("name"), os.environ.get("Q_CLUSTER_NAME", "")
+    if alternative and alternative != queue:
+        problems.append(Warning(
+            f"Q_CLUSTER_NAME={alternative!r} makes this process use the django-q2 queue {alternative!r}, but backups "
+            f"and restores are queued on {queue!r}: a worker started so never runs them.",
+            hint="Unset Q_CLUSTER_NAME (and qcluster --name); name the machine with BACKUP_WORKER_NAME instead.",
+            id="backups.W030"))
+    if settings.BACKUP_REQUEUE_SECONDS >= settings.BACKUP_PENDING_SECONDS:
+        problems.append(Warning(
+            f"BACKUP_REQUEUE_SECONDS ({settings.BACKUP_REQUEUE_SECONDS}) is not below BACKUP_PENDING_SECONDS "
+            f"({settings.BACKUP_PENDING_SECONDS}): a run whose task was lost is failed instead of queued again.",
+            hint="Use a few minutes for BACKUP_REQUEUE_SECONDS, well below BACKUP_PENDING_SECONDS.", id="backups.W031"))
+    return problems
 
 
 @register()

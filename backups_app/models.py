@@ -35,6 +35,12 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the run was last handed to the task queue (None: it runs in the process that asked);
+    # the sweep hands a queued run that no worker started to the queue again (services/sweeping.py).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # The machine and the worker (BACKUP_WORKER_NAME and pid) that claimed the run (services/workers.py).
+    host = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    worker = models.CharField(max_length=255, blank=True, default="")
     # Written when a worker claims the run; every later change of the run is conditional on it
     # (services/recorder.py), so a worker that lost the run to the sweep cannot overwrite it.
     lease = models.CharField(max_length=32, blank=True, default="", editable=False)
@@ -157,6 +163,21 @@ class Restore(Run):
     @property
     def lock_holder(self):
         return self.restore_id
+
+
+class IssuedRunId(models.Model):
+    """Every backup and restore id ever handed out. Never deleted: a deleted backup's id is not
+    handed out again, so audit records and scripts holding an id always mean the same run. The
+    unique name makes allocation safe under any concurrency (services/run_ids.py)."""
+
+    run_id = models.CharField(max_length=64, unique=True)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "issued run id"
+
+    def __str__(self):
+        return self.run_id
 
 
 class OperationLock(models.Model):

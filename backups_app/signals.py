@@ -1,5 +1,5 @@
 """Signal receivers: the registry follows BACKUP_SOURCES changes, a starting worker sweeps dead
-runs, and a finished run is counted for /metrics and notified. A receiver's failure is logged
+runs (and keeps sweeping), and a finished run is counted for /metrics and notified. A receiver's failure is logged
 and never changes a run's outcome."""
 
 import logging
@@ -9,9 +9,8 @@ from django.dispatch import receiver
 from django_q.signals import post_spawn
 
 from backups_app import components
-from backups_app.services import metrics, notify
+from backups_app.services import metrics, notify, sweeping
 from backups_app.services.recorder import run_finished
-from backups_app.services.sweep import sweep_stale_runs
 
 logger = logging.getLogger("backups_app")
 
@@ -24,8 +23,10 @@ def reset_registry(setting, **kwargs):
 
 @receiver(post_spawn)
 def sweep_on_worker_start(**kwargs):
-    """A worker that starts may be replacing one that died mid-run."""
-    sweep_stale_runs()
+    """A worker that starts may be replacing one that died mid-run; then it sweeps every
+    BACKUP_SWEEP_SECONDS, so dead runs are found whichever machines are left."""
+    sweeping.sweep()
+    sweeping.start_periodic()
 
 
 @receiver(run_finished)

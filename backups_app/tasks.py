@@ -1,7 +1,6 @@
 """django-q2 entry points: thin wrappers over services."""
 
-from backups_app.services import backups, offsite, restores, schedules, verification
-from backups_app.services.sweep import sweep_stale_runs
+from backups_app.services import backups, offsite, restores, schedules, sweeping, verification
 
 
 def run_backup(pk):
@@ -21,7 +20,7 @@ def copy_offsite(pk):
 
 
 def sweep():
-    return sweep_stale_runs()
+    return sweeping.sweep()
 
 
 def scheduled_backup(label):

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backups_app.logs.RequestIdMiddleware",  # first: every log line of a request carries its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -139,6 +140,15 @@ BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)
 # A run still pending after this long was never started by a worker (none running, or killed
 # before it began): the sweep fails it, and frees a restore's lock (it changed nothing).
 BACKUP_PENDING_SECONDS = env_int("BACKUP_PENDING_SECONDS", 900)
+# A queued run no worker started this long after it was queued is queued again (its task may have
+# been lost with a machine: the Redis broker hands a task out once); harmless if the first arrives.
+BACKUP_REQUEUE_SECONDS = env_int("BACKUP_REQUEUE_SECONDS", 120, low=1)
+# Every worker process sweeps stale runs this often (one sweep at a time across machines; 0: only
+# when a worker starts and on the django-q2 schedule).
+BACKUP_SWEEP_SECONDS = env_int("BACKUP_SWEEP_SECONDS", 60, low=0)
+# This machine's or worker's name on the runs it claims (admin, API, /metrics); default: the host
+# name. Not Q_CLUSTER["name"], which every worker must share (docs/scale-out.md).
+BACKUP_WORKER_NAME = env_str("BACKUP_WORKER_NAME", "")
 # Local scratch space for artifacts that must exist as a file (SQLite backup API, restore staging).
 BACKUP_SPOOL_DIR = Path(env_str("BACKUP_SPOOL_DIR", VAR_DIR / "spool"))
 # JSON: {"pre_restore": [{"command": ["systemctl", "stop", "worker"], "on_error": "fail"}], ...};
@@ -212,6 +222,9 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "orm": "default",
+    # django-q2 pops this key when Q_CLUSTER_NAME is set and fails without it; no alternative
+    # clusters are configured, and the system check backups.W030 explains Q_CLUSTER_NAME.
+    "ALT_CLUSTERS": {},
 }
 if env_str("Q_REDIS_URL"):
     Q_CLUSTER.pop("orm")
@@ -220,9 +233,21 @@ if env_str("Q_REDIS_URL"):
 # What could not be read from the environment (reported by the system check backups.E020).
 BACKUP_ENVIRONMENT_PROBLEMS = env.problems
 
+# Every line to stderr with its time, level, logger, process and request id, secrets masked
+# (backups_app/logs.py); unhandled exceptions of the web (django.request) and the worker (django-q,
+# runs) with their traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"backups_app": {"handlers": ["console"], "level": env_str("BACKUP_LOG_LEVEL", "INFO")}},
+    "filters": {"request_id": {"()": "backups_app.logs.RequestIdFilter"}},
+    "formatters": {"masked": {"()": "backups_app.logs.MaskingFormatter",
+                              "format": "%(asctime)s %(levelname)s %(name)s pid=%(process)d request=%(request_id)s "
+                                        "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "masked"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "backups_app": {"level": env_str("BACKUP_LOG_LEVEL", "INFO")},
+        "django": {"level": "INFO"},  # django.request: 5xx with traceback (not only with DEBUG)
+        "django-q": {"level": env_str("Q_LOG_LEVEL", "INFO")},
+    },
 }

@@ -44,23 +44,23 @@ class ArtifactInline(admin.TabularInline):
 @admin.register(Backup)
 class BackupAdmin(RestoreFlow, RunAdmin):
     list_display = ("backup_id", "status_badge", "verification", "kind", "created_at", "size", "component_list",
-                    "trigger", "created_by", "pinned", "offsite_status", "description")
-    list_filter = ("status", "kind", "trigger", "pinned", "offsite_status")
+                    "trigger", "created_by", "host", "pinned", "offsite_status", "description")
+    list_filter = ("status", "kind", "trigger", "pinned", "offsite_status", "host")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
     actions = ["verify_selected", "pin_backups", "unpin_backups", "rehearse_backups", "copy_offsite_again"]
     change_list_template = "admin/backups_app/backup/change_list.html"
     fieldsets = [
         (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                           "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
-                           "error", "links")}),
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
+                           "progress", "error", "links")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                       "trigger", "created_by", "created_at", "started_at", "finished_at", "progress", "error", "links",
-                       "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
+                       "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
+                       "error", "links", "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_last_check()

@@ -107,18 +107,19 @@ class RestoreFlow:
 @admin.register(Restore)
 class RestoreAdmin(RunAdmin):
     list_display = ("restore_id", "status_badge", "source_backup_id", "component_list", "trigger", "created_by",
-                    "created_at", "duration")
-    list_filter = ("status", "trigger")
+                    "created_at", "duration", "host")
+    list_filter = ("status", "trigger", "host")
     search_fields = ("restore_id", "source_backup_id")
     fieldsets = [
         (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options",
-                           "trigger", "created_by", "created_at", "started_at", "finished_at", "progress",
-                           "safety_backup", "error")}),
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
+                           "progress", "safety_backup", "error")}),
         ("Plan", {"fields": ("plan_view",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options", "trigger",
-                       "created_by", "created_at", "started_at", "finished_at", "progress", "safety_backup",
+                       "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
+                       "safety_backup",
                        "error", "plan_view", "log_text")
 
     # Promote (services/promote.py): buttons on a completed side-by-side restore, POST only.

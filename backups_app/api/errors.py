@@ -3,6 +3,7 @@ programs, ``detail`` the readable text from the service (which names the fix). B
 only (415 otherwise), at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413), and strictly typed (422)."""
 
 import json
+import logging
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
@@ -22,7 +23,10 @@ from backups_app.errors import (
     Unavailable,
     UnknownComponent,
 )
+from backups_app.logs import current_request_id
 from backups_app.redaction import mask
+
+logger = logging.getLogger("backups_app")
 
 MISCONFIGURED = (503, "misconfigured")
 # Most specific first; any other BackupError is the caller's to fix (400). A configuration error
@@ -122,6 +126,16 @@ def install(api):
     @api.exception_handler(Http404)
     def not_found(request, exc):
         return error_response(api, request, 404, "not_found", str(exc) or "Not found.")
+
+    @api.exception_handler(Exception)
+    def server_error(request, exc):
+        """Anything unexpected: logged with its traceback (masked) under the request id, which the
+        answer carries so the log line can be found."""
+        request_id = getattr(request, "request_id", None) or current_request_id()
+        logger.error("Internal server error: %s %s", request.method, request.path, exc_info=exc)
+        return error_response(api, request, 500, "server_error",
+                              f"The server failed to handle this request ({type(exc).__name__}). Its traceback is in "
+                              f"the server log under request id {request_id}.", request_id=request_id)
 
     @api.exception_handler(ValidationError)
     def invalid(request, exc):

@@ -79,8 +79,14 @@ class ArtifactOut(Schema):
     sha256: str
 
 
+RAN_ON = {"host": Field(description="The machine that ran it (empty until a worker claims it)."),
+          "worker": Field(description="The worker that ran it: BACKUP_WORKER_NAME (default the host) and its pid.")}
+
+
 class BackupDetail(BackupSummary):
     trigger: str
+    host: str = RAN_ON["host"]
+    worker: str = RAN_ON["worker"]
     started_at: Optional[datetime]
     finished_at: Optional[datetime]
     size_bytes: int
@@ -167,6 +173,8 @@ class RestoreAccepted(Schema):
 
 class RestoreDetail(RestoreAccepted):
     backup_id: str
+    host: str = RAN_ON["host"]
+    worker: str = RAN_ON["worker"]
     components: list[str]
     trigger: str
     created_at: datetime

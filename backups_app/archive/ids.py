@@ -12,13 +12,17 @@ RESTORE_ID_RE = re.compile(r"^restore_[0-9]{8}_[0-9]{6}(?:_[0-9]{1,4})?$")
 ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
-def new_run_id(prefix, taken):
-    """A fresh id for ``prefix`` ('backup' or 'restore'); ``taken(id)`` says if one exists."""
+MAX_SUFFIX = 9999  # the validators accept _1 .. _9999
+
+
+def run_id_candidates(prefix, start=0):
+    """The ids for ``prefix`` ('backup' or 'restore') this second, in order: the bare one, then
+    ``_N`` from ``start`` on. Which one is free is the caller's to decide (services/run_ids.py)."""
     base = f"{prefix}_{timezone.now():%Y%m%d_%H%M%S}"
-    candidate, n = base, 1
-    while taken(candidate):
-        candidate, n = f"{base}_{n}", n + 1
-    return candidate
+    if start == 0:
+        yield base
+    for n in range(max(start, 1), MAX_SUFFIX + 1):
+        yield f"{base}_{n}"
 
 
 def validate_backup_id(value):

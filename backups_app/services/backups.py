@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backups_app import components
 from backups_app.archive import compression
-from backups_app.archive.ids import new_run_id, validate_backup_id
+from backups_app.archive.ids import validate_backup_id
 from backups_app.archive.reader import BackupSetReader, load_manifest, stored_files
 from backups_app.archive.storage import backup_storage, delete_set, is_s3, presigned_url, set_path
 from backups_app.archive.tarstream import stream_file, stream_set_tar
@@ -17,7 +17,7 @@ from backups_app.archive.writer import BackupSetWriter
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.faults import fault_point
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
-from backups_app.services import audit, catalog, hooks, locks, offsite
+from backups_app.services import audit, catalog, hooks, locks, offsite, run_ids
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
 
@@ -44,7 +44,7 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
         locks.ensure_free(locks.RESTORE_LOCK, "Backup")
     with transaction.atomic():
         backup = Backup.objects.create(
-            backup_id=new_run_id("backup", lambda i: Backup.objects.filter(backup_id=i).exists()),
+            backup_id=run_ids.allocate("backup"),
             components=selected, description=description[:500], trigger=trigger, created_by=user, kind=kind,
         )
     if kind == Backup.Kind.REGULAR:
@@ -59,7 +59,14 @@ def create_backup(names=None, description="", trigger=Trigger.CLI, user=None, in
 
 
 def run_backup(pk):
-    return execute(Backup, pk, _take_backup)
+    return execute(Backup, pk, _take_backup, admit=_admit)
+
+
+def _admit(backup):
+    """No regular backup starts while a restore holds the lock (checked as it is claimed): it
+    would capture half-restored data. A restore's own safety backup runs under its lock."""
+    if backup.kind == Backup.Kind.REGULAR:
+        locks.ensure_free(locks.RESTORE_LOCK, "Backup")
 
 
 def _take_backup(backup, recorder):
@@ -69,7 +76,6 @@ def _take_backup(backup, recorder):
     writer.allow_missing = not regular
     try:
         if regular:
-            locks.ensure_free(locks.RESTORE_LOCK, "Backup")
             hooks.run_hooks("pre_backup", recorder)
         recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
         facts = {}
@@ -262,15 +268,18 @@ def _stored_reader(backup, copy):
 def delete_backup(backup_id, user=None, request=None, action="backup.delete", details=None):
     """Delete a finished, unpinned backup that no restore uses; audited as ``action``."""
     backup = get_backup(backup_id, completed=False)
-    if backup.pinned:
-        raise Busy(f"Backup {backup.backup_id} is pinned; unpin it first if it really should go.")
-    if backup.is_active:
-        raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
-    in_use = Restore.objects.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS])
-    if in_use.filter(safety_backup=backup).exists():
-        raise Busy(f"Backup {backup.backup_id} is the safety backup of a running restore; it is its way back.")
-    if in_use.filter(backup=backup).exists():
-        raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+    with locks.claiming():  # no restore of it can start between these checks and the marking
+        backup.refresh_from_db()
+        if backup.pinned:
+            raise Busy(f"Backup {backup.backup_id} is pinned; unpin it first if it really should go.")
+        if backup.is_active:
+            raise Busy(f"Backup {backup.backup_id} is {backup.status}; wait for it to finish before deleting it.")
+        in_use = Restore.objects.filter(status__in=[RunStatus.PENDING, RunStatus.IN_PROGRESS])
+        if in_use.filter(safety_backup=backup).exists():
+            raise Busy(f"Backup {backup.backup_id} is the safety backup of a running restore; it is its way back.")
+        if in_use.filter(backup=backup).exists():
+            raise Busy(f"Backup {backup.backup_id} is being restored; delete it after the restore finishes.")
+        _mark_deleting(backup)
     remove_backup(backup)
     audit.record(action, user=user, request=request, target=backup.backup_id, details=details)
 
@@ -280,12 +289,16 @@ def remove_backup(backup):
     (for a restore removing its own safety backup once it succeeded). Marked ``deleting`` first,
     so it is never offered again (latest, restore source, safety backup); a deletion cut short is
     finished by the sweep. A pinned backup is refused: only unpinning and deleting removes it."""
+    _mark_deleting(backup)
+    offsite.delete_offsite(backup)
+    delete_set(backup_storage(), backup.backup_id)
+    fault_point("delete.files_removed")
+    backup.delete()  # restores keep their history through source_backup_id
+
+
+def _mark_deleting(backup):
     marked = Backup.objects.filter(pk=backup.pk, pinned=False).exclude(status__in=[
         RunStatus.PENDING, RunStatus.IN_PROGRESS]).update(status=RunStatus.DELETING)
     if not marked:
         raise Busy(f"Backup {backup.backup_id} is pinned or running; it was not deleted.")
     backup.status = RunStatus.DELETING
-    offsite.delete_offsite(backup)
-    delete_set(backup_storage(), backup.backup_id)
-    fault_point("delete.files_removed")
-    backup.delete()  # restores keep their history through source_backup_id

@@ -33,7 +33,7 @@ from backups_app.archive.storage import (
 from backups_app.archive.writer import MANIFEST_NAME
 from backups_app.errors import BackupError
 from backups_app.models import Backup, BackupArtifact, OffsiteStatus, RunStatus, Trigger
-from backups_app.services import audit
+from backups_app.services import audit, run_ids
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 ALREADY_KNOWN = "already in the catalog"
@@ -169,6 +169,7 @@ def _import(backup_id, copies, problems):
     completed = parse_datetime(manifest.get("completed_at") or "")
     notes = [f"imported from the storage scan ({', '.join(sorted(copies))} copy)", *problems]
     with transaction.atomic():
+        run_ids.record_issued(backup_id)  # never handed out to a new backup
         backup = Backup.objects.create(
             backup_id=backup_id, kind=manifest.get("kind") or Backup.Kind.REGULAR, trigger=Trigger.IMPORT,
             status=RunStatus.COMPLETED, components=list(manifest["components"]),

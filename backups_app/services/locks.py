@@ -1,9 +1,25 @@
 """One restore at a time and no backup during a restore: a row in the app database, created in
 the same transaction as the restore that holds it and freed in the same transaction that ends it
 (services/recorder.py). A lock whose holder is not an active run is stale: the sweep frees it,
-and an operator can break it (``manage.py locks --break``, the admin), audited."""
+and an operator can break it (``manage.py locks --break``, the admin), audited.
 
-from django.db import IntegrityError, transaction
+Operations that exclude each other check and claim in one step, inside ``claiming()``: a regular
+backup starting (no restore lock → in progress), a restore starting (no backup in progress, its
+backup still there → its row and the lock), a backup being deleted (no restore using it →
+deleting). ``claiming()`` is one transaction that first takes the same database-wide lock, so two
+such steps on any workers never interleave: PostgreSQL's transaction advisory lock, and SQLite's
+write lock that every transaction takes when it begins (settings: transaction_mode IMMEDIATE).
+
+``exclusive(name)`` is a lock held while a job runs, tried without waiting: the stale-run sweep
+runs on every worker, and a sweep that finds another one running skips its turn."""
+
+import fcntl
+import os
+import zlib
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from backups_app.errors import Busy, NotFound
@@ -12,6 +28,47 @@ from backups_app.services import audit
 
 RESTORE_LOCK = "restore"
 ACTIVE = [RunStatus.PENDING, RunStatus.IN_PROGRESS]
+
+
+CLAIM_KEY = zlib.crc32(b"backups_app.claim")  # advisory lock keys: one number per purpose
+
+
+@contextmanager
+def claiming():
+    """One atomic check-and-claim at a time across every process and machine."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_KEY])
+        yield
+
+
+@contextmanager
+def exclusive(name, wait=False):
+    """Yields True while this process holds ``name``, or False at once when another one does
+    (``wait``: wait for it instead). PostgreSQL: a session advisory lock, which the server frees
+    if the process dies; SQLite, whose app database is on one machine: an flock on a file in the
+    spool folder."""
+    if connection.vendor == "postgresql":
+        # On a connection of its own, so whatever closes the run's connections keeps the lock.
+        own = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with own.cursor() as cursor:
+                cursor.execute(f"SELECT {'pg_advisory_lock' if wait else 'pg_try_advisory_lock'}(%s)",
+                               [zlib.crc32(f"backups_app.{name}".encode())])
+                held = wait or cursor.fetchone()[0]
+            yield held
+        finally:
+            own.close()  # frees the lock
+        return
+    os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
+    with open(os.path.join(settings.BACKUP_SPOOL_DIR, f".{name}.lock"), "w") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def acquire(name, holder):

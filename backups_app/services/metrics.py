@@ -4,7 +4,7 @@ processes, so in-process counters would only ever see the web process's share.
 Run totals come from RunCounter (incremented when a run finishes) so they only go up even when
 pruning deletes Backup rows."""
 
-from django.db.models import F
+from django.db.models import Count, F, Max
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -79,6 +79,28 @@ class BackupCollector:
                         restore_seconds.add_metric([name], result["seconds"])
         yield success
         yield restore_seconds
+        yield from worker_metrics()
+
+
+RUN_KINDS = (("backup", Backup), ("restore", Restore), ("verification", Verification))
+
+
+def worker_metrics():
+    """Which machine does what: runs in progress per host and worker, and when each host last
+    finished a run of each kind (runs record both when claimed: services/workers.py)."""
+    active = GaugeMetricFamily("backup_runs_in_progress", "Runs in progress by kind, host and worker.",
+                               labels=["kind", "host", "worker"])
+    finished = GaugeMetricFamily("backup_host_last_finished_timestamp_seconds",
+                                 "When each host last finished a run of each kind.", labels=["kind", "host"])
+    for kind, model in RUN_KINDS:
+        running = model.objects.filter(status=RunStatus.IN_PROGRESS).values("host", "worker").annotate(n=Count("id"))
+        for row in running.order_by("host", "worker"):
+            active.add_metric([kind, row["host"], row["worker"]], row["n"])
+        ended = model.objects.exclude(host="").exclude(finished_at=None).values("host").annotate(at=Max("finished_at"))
+        for row in ended.order_by("host"):
+            finished.add_metric([kind, row["host"]], row["at"].timestamp())
+    yield active
+    yield finished
 
 
 def render():

@@ -26,6 +26,7 @@ from backups_app.errors import BackupError
 from backups_app.faults import fault_point
 from backups_app.models import OperationLock, RunStatus
 from backups_app.redaction import mask
+from backups_app.services import locks, workers
 
 logger = logging.getLogger("backups_app")
 
@@ -82,13 +83,22 @@ class RunRecorder:
         """Save fields the body set on the run (plan, results, ...), fenced like every change."""
         self._save(**{name: getattr(self.run, name) for name in names})
 
-    def start(self):
-        """Claim the pending run with a new lease; False if it is not pending any more."""
+    def start(self, admit=None):
+        """Claim the pending run with a new lease, recording this host and worker; False if it is
+        not pending any more. ``admit(run)`` may refuse (raise BackupError): it runs in the same
+        atomic step as the claim (locks.claiming), so what it checks cannot change in between."""
         run, now = self.run, timezone.now()
         fields = {"status": RunStatus.IN_PROGRESS, "lease": uuid.uuid4().hex, "started_at": now,
-                  "heartbeat_at": now, "progress": {name: "pending" for name in run.components}}
-        if not type(run).objects.filter(pk=run.pk, status=RunStatus.PENDING).update(**fields):
+                  "heartbeat_at": now, "progress": {name: "pending" for name in run.components},
+                  **workers.identity()}
+        if run.status != RunStatus.PENDING:
             return False
+        with locks.claiming():
+            if admit is not None:
+                admit(run)
+            fault_point(f"{run._meta.model_name}.claiming")  # inside the claim: the tests pause here
+            if not type(run).objects.filter(pk=run.pk, status=RunStatus.PENDING).update(**fields):
+                return False
         for name, value in fields.items():
             setattr(run, name, value)
         return True
@@ -149,15 +159,25 @@ def heartbeat(run):
             thread.join()
 
 
-def execute(model, pk, body):
+def execute(model, pk, body, admit=None):
     """Run the recorded run ``pk`` once. ``body(run, recorder)`` does the work; when it returns
     the run is completed, when it raises the run is failed with the error's text, unless the body
     finished the run itself (rolled back, failed with a more precise message). A run that is not
-    pending (delivered again after its worker died, already swept) is returned untouched."""
+    pending (delivered again after its worker died, already swept) is returned untouched; one
+    that ``admit`` refuses (see RunRecorder.start) is failed with the reason. An error that is not
+    ours (a bug, a library's) is logged with its traceback too."""
     run = model.objects.get(pk=pk)
     recorder = RunRecorder(run)
     fault_point(f"{model._meta.model_name}.claim")
-    if not recorder.start():
+    try:
+        started = recorder.start(admit)
+    except BackupError as exc:
+        try:
+            recorder.finish(RunStatus.FAILED, error_text(exc))
+        except LeaseLost:  # a second delivery of its task refused it at the same moment
+            pass
+        return run
+    if not started:
         run.refresh_from_db()
         logger.warning("%s is %s, not pending: nothing to do (a task delivered again, or a run already swept)",
                        run, run.status)
@@ -169,6 +189,8 @@ def execute(model, pk, body):
         logger.error("%s", exc)
         return run
     except Exception as exc:
+        if not isinstance(exc, BackupError):
+            logger.exception("%s failed with an unexpected error", run)
         if run.is_active:
             recorder.finish(RunStatus.FAILED, error_text(exc))
     else:

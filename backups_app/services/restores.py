@@ -3,16 +3,16 @@ counts), explicit confirmation, a safety backup of the selected components, appl
 rollback from the safety backup if anything fails."""
 
 from django.conf import settings
-from django.db import transaction
 
 from backups_app import components
-from backups_app.archive.ids import new_run_id, validate_restore_id
+from backups_app.archive.ids import validate_restore_id
 from backups_app.archive.storage import backup_storage, describe
 from backups_app.errors import (
     BackupError,
     Busy,
     ConfirmationRequired,
     InvalidOption,
+    NotCompleted,
     NotFound,
     Unchanged,
     UnknownComponent,
@@ -20,7 +20,7 @@ from backups_app.errors import (
 from backups_app.faults import fault_point
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
-from backups_app.services import audit, hooks, locks
+from backups_app.services import audit, hooks, locks, run_ids
 from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
@@ -185,12 +185,17 @@ def start_restore(backup_id, names=None, options=None, confirm=False, trigger=Tr
     open_reader(backup).check_catalog()  # a malformed or replaced metadata.json: refused before anything
     if not confirm:
         raise ConfirmationRequired(WARNING, plan_restore(backup.backup_id, names, options, verify=False))
-    running = Backup.objects.filter(kind=Backup.Kind.REGULAR, status=RunStatus.IN_PROGRESS).first()
-    if running is not None:
-        # It would capture half-restored data and still be marked completed.
-        raise Busy(f"Restore refused: backup {running.backup_id} is running; wait for it to finish.")
-    restore_id = new_run_id("restore", lambda i: Restore.objects.filter(restore_id=i).exists())
-    with transaction.atomic():  # the lock belongs to the run: both exist, or neither
+    restore_id = run_ids.allocate("restore")
+    # Checked and claimed in one step (locks.claiming): no backup can start, and this backup cannot
+    # be deleted, in between. The lock belongs to the run: both exist, or neither.
+    with locks.claiming():
+        running = Backup.objects.filter(kind=Backup.Kind.REGULAR, status=RunStatus.IN_PROGRESS).first()
+        if running is not None:
+            # It would capture half-restored data and still be marked completed.
+            raise Busy(f"Restore refused: backup {running.backup_id} is running; wait for it to finish.")
+        if not Backup.objects.filter(pk=backup.pk, status=RunStatus.COMPLETED).exists():
+            raise NotCompleted(f"Restore refused: backup {backup.backup_id} is being deleted.")
+        fault_point("restore.admitted")
         restore = Restore.objects.create(restore_id=restore_id, backup=backup, source_backup_id=backup.backup_id,
                                          components=names, options=options or {}, trigger=trigger, created_by=user)
         locks.acquire(locks.RESTORE_LOCK, restore_id)
