@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from qdrant_client import QdrantClient, models
 
 from backups_app import checks, components, probes
@@ -127,6 +127,9 @@ def test_qdrant_probes_rehearsal_restore_and_a_damaged_set(qdrant_path, sources,
     check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
     assert check.status == RunStatus.COMPLETED and recall_of(check.results["qdrant"]) == {"docs": 1.0}
     assert check.results["qdrant"]["restore_id"] == restore.restore_id
+    assert verification.of_restore(restore) == check
+    page = admin_client.get(f"/admin/backups_app/restore/{restore.pk}/change/").content.decode()
+    assert "Retrieval probes" in page and "qdrant: probe recall@10 docs 1.00" in page
     before = qdrant_data.read_all(qdrant_path)
     assert {i: p["vector"]["image"] for i, p in before.items()} == vectors["image"]
 
@@ -137,6 +140,11 @@ def test_qdrant_probes_rehearsal_restore_and_a_damaged_set(qdrant_path, sources,
     assert "collection docs: probe 6 (point " in rehearsal.error and ", vector text) recall@10" in rehearsal.error
     assert "below BACKUP_PROBE_MIN_RECALL 1" in rehearsal.error and "vector image" not in rehearsal.error
     assert rehearsal.results["qdrant"]["counts"] == {"docs": 300}
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="failed verification: qdrant: collection docs: probe 6"):
+        call_command("verifybackup", good.backup_id, "--deep", "--json", stdout=out)
+    shown = json.loads(out.getvalue())["results"]["qdrant"]
+    assert not shown["ok"] and shown["recall"]["docs"] < 1 and len(shown["probes"]["docs"]["failed"]) == 5
     # ... and a restore of it is rolled back: the store is as it was before.
     damaged = restores.start_restore(good.backup_id, confirm=True)
     assert damaged.status == RunStatus.ROLLED_BACK, damaged.error

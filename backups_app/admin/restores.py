@@ -5,7 +5,8 @@ the restore's page. And the read-only restore history."""
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from backups_app.admin.base import RunAdmin, pretty_json, require
@@ -13,7 +14,7 @@ from backups_app.admin.forms import RestoreForm
 from backups_app.errors import BackupError
 from backups_app.models import Restore, Trigger
 from backups_app.permissions import RESTORE_BACKUP
-from backups_app.services import backups, promote, restores
+from backups_app.services import backups, promote, restores, verification
 
 
 def count_rows(plan):
@@ -113,14 +114,14 @@ class RestoreAdmin(RunAdmin):
     fieldsets = [
         (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
-                           "progress", "safety_backup", "error")}),
+                           "progress", "safety_backup", "error", "probe_check")}),
         ("Plan", {"fields": ("plan_view",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options", "trigger",
                        "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
                        "safety_backup",
-                       "error", "plan_view", "log_text")
+                       "error", "probe_check", "plan_view", "log_text")
 
     # Promote (services/promote.py): buttons on a completed side-by-side restore, POST only.
 
@@ -152,6 +153,17 @@ class RestoreAdmin(RunAdmin):
             except BackupError as exc:
                 messages.error(request, str(exc))
         return redirect("admin:backups_app_restore_change", restore.pk)
+
+    @admin.display(description="retrieval probes")
+    def probe_check(self, obj):
+        """The check after the restore (services/verification.check_restore): recall per collection."""
+        check = verification.of_restore(obj)
+        if check is None:
+            return "—"
+        parts = [f"{name}: {verification.recall_text(r) or ('ok' if r['ok'] else 'FAILED')}"
+                 for name, r in check.results.items()]
+        return format_html('<a href="{}">{}</a>: {}', reverse("admin:backups_app_verification_change", args=[check.pk]),
+                           check.get_status_display(), "; ".join(parts))
 
     @admin.display(description="plan")
     def plan_view(self, obj):

@@ -206,6 +206,18 @@ def recall_text(result):
     return f"probe recall@{probes.LIMIT} " + ", ".join(shown) if shown else ""
 
 
+def of_restore(restore):
+    """The check ``check_restore`` recorded after ``restore`` (None when it recorded none). Restores
+    run one at a time, so it is the one the restore's backup got while the restore ran."""
+    if restore.backup is None or restore.started_at is None:
+        return None
+    found = Verification.objects.filter(backup=restore.backup, trigger=Trigger.RESTORE,
+                                        created_at__gte=restore.started_at)
+    if restore.finished_at:
+        found = found.filter(created_at__lte=restore.finished_at)
+    return found.order_by("created_at", "id").first()
+
+
 def of_backup(backup_id):
     """The verifications of one backup, newest first."""
     return get_backup(backup_id).verifications.all()
