@@ -240,6 +240,8 @@ def check_probes(component, facts, target=None, log=None, only=None, searcher=No
     name: restored name}}), or through an open ``searcher``; ``only``: these collections. Returns
     ``check()``'s results, {} when the backup recorded no probes or the store takes none."""
     recorded = (facts or {}).get("probes") or {}
+    if only is None and target and "collections" in target:  # a restore of some collections only
+        only = list(target["collections"])
     if only is not None:
         recorded = {c: recorded[c] for c in only if c in recorded}
     if not recorded or (searcher is None and not hasattr(component, "searcher")):
