@@ -10,6 +10,7 @@ from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
 from backups_app.errors import BackupError, ChecksumMismatch, InvalidSet, NotFound
+from backups_app.faults import halfway
 
 
 class MalformedManifest(InvalidSet):
@@ -95,7 +96,9 @@ class VerifyingStream:
     def read(self, size=CHUNK_SIZE):
         if size is None or size < 0:
             size = CHUNK_SIZE
+        before = self._raw.size
         data = self._raw.read(size)
+        halfway(self.name, before, self._raw.size, self._expected["size"])
         if not data and not self._checked:
             self._check()
         return data

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from backups_app import components
 from backups_app.archive.ids import validate_restore_id
+from backups_app.archive.safetar import recover_swaps
 from backups_app.archive.storage import backup_storage, describe
 from backups_app.errors import (
     BackupError,
@@ -23,7 +24,7 @@ from backups_app.redaction import mask
 from backups_app.services import audit, hooks, locks, run_ids
 from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
-from backups_app.services.recorder import error_text, execute
+from backups_app.services.recorder import error_text, execute, heartbeat
 
 WARNING = "This will overwrite existing data"
 
@@ -259,6 +260,12 @@ def _apply(restore, recorder):
     fault_point("restore.applied")
     if not _probes_pass(restore, recorder, options, changing, safety):
         return
+    _complete(restore, recorder, safety)
+
+
+def _complete(restore, recorder, safety):
+    """End a restore whose every component was applied (and passed its probes): its safety backup
+    deleted (or kept)."""
     if safety is not None and settings.BACKUP_KEEP_SAFETY:
         recorder.log(f"safety backup {safety.backup_id} kept (BACKUP_KEEP_SAFETY)")
     elif safety is not None:
@@ -323,21 +330,18 @@ def _restore_components(restore, recorder, names, options, safety, copy):
 
 
 def _roll_back(restore, recorder, safety, touched, error):
+    """Put ``touched`` back from ``safety``; ends the run rolled_back only if every store is then
+    exactly as it was (its counts are the safety backup's), else failed with the by-hand command."""
+    error = error.rstrip(".")
     recorder.log(f"restore failed: {error}; rolling back {', '.join(touched)} from {safety.backup_id}")
-    failures = []
     try:
         reader = open_reader(safety)
     except Exception as exc:
-        failures, touched = [f"cannot read the safety backup: {error_text(exc)}"], []
-    for name in touched:
-        component = components.get_component(name)
-        try:
-            component.restore(reader, reader.artifacts_of(name), component.rollback_options(), recorder.log)
-            recorder.progress(name, "rolled_back")
-        except Exception as exc:
-            failures.append(f"{name}: {error_text(exc)}")
-    if not failures:  # rolled back only if every store is exactly as it was
-        failures = [f"after it, {d}" for name in touched for d in _unlike_before(reader, name)]
+        failures = [f"cannot read the safety backup: {error_text(exc)}"]
+    else:
+        failures = [failure for name in touched for failure in _roll_back_one(reader, name, recorder)]
+        if not failures:  # rolled back only if every store is exactly as it was
+            failures = [f"after it, {d}" for name in touched for d in _unlike_before(reader, name)]
     if failures:
         Backup.objects.filter(pk=safety.pk).update(pinned=True)  # retention must not take the way back
         recorder.finish(RunStatus.FAILED, f"{error}. Rollback from safety backup {safety.backup_id} also failed "
@@ -349,13 +353,96 @@ def _roll_back(restore, recorder, safety, touched, error):
                                                f"{safety.backup_id}.")
 
 
-def _unlike_before(reader, name):
-    """How store ``name`` differs now from the safety backup ``reader`` reads (its counts)."""
+def _roll_back_one(reader, name, recorder):
+    """Restore component ``name`` from the safety backup ``reader`` reads; [] or [what failed]."""
+    recorder.progress(name, "rolling_back")  # a rollback killed from here on is healed again by the sweep
+    fault_point(f"rollback.{name}")
+    try:
+        component = components.get_component(name)
+        component.restore(reader, reader.artifacts_of(name), component.rollback_options(), recorder.log)
+    except Exception as exc:
+        return [f"{name}: {error_text(exc)}"]
+    recorder.progress(name, "rolled_back")
+    return []
+
+
+def heal(restore, recorder, cause):
+    """Put right a restore whose worker died (``cause`` says how it was found), once the sweep took
+    the run over: it owns the run, and the restore lock stays held until the run ends.
+
+    - No component that writes had started (killed before or during the safety backup, or a
+      preview): nothing was changed, the run fails.
+    - Every component was applied and the live counts are the backup's (killed after the last
+      one, before the end was recorded): the restore is finished as it would have been.
+    - Otherwise every component it may have changed (any whose progress left ``pending``) is put
+      back from the safety backup: rolled_back, or failed with the by-hand command.
+
+    Each step is logged on the run. A heal killed midway leaves the run in progress with its marks
+    (``rolling_back``), so the next sweep heals it again from the start."""
+    safety = restore.safety_backup
+    recorder.log(f"{cause} The stale-run sweep took this restore over to heal it.")
+    for note in recover_swaps():
+        recorder.log(note)
+    with heartbeat(restore):
+        try:
+            options = _parse_options(restore.components, restore.options)
+            changing = [n for n in restore.components if _writes_live(n, options[n])]
+            touched = [n for n in changing if restore.progress.get(n, "pending") != "pending"]
+        except BackupError as exc:  # a source no longer configured: nothing to heal it with
+            recorder.finish(RunStatus.FAILED, f"{cause} It cannot be healed ({error_text(exc)}); data of "
+                                              f"{', '.join(restore.components)} may be partly restored: restore by "
+                                              f"hand (manage.py restore {restore.source_backup_id} --yes).")
+            return
+        try:
+            if not touched:
+                recorder.finish(RunStatus.FAILED, f"{cause} It stopped before changing any data. Nothing was "
+                                                  "changed. Start the restore again.")
+            elif _applied_whole(restore, recorder, changing):
+                recorder.log(f"every component was restored before the worker died ({', '.join(restore.components)})"
+                             " and the live counts are the backup's: finishing the restore")
+                if _probes_pass(restore, recorder, options, changing, safety):
+                    _complete(restore, recorder, safety)
+            elif safety is None or safety.status != RunStatus.COMPLETED:
+                gone = "is gone" if safety is None else f"{safety.backup_id} is {safety.status}"
+                recorder.finish(RunStatus.FAILED, f"{cause} Data of {', '.join(touched)} may be partly restored and "
+                                                  f"the safety backup {gone}: restore by hand (manage.py restore "
+                                                  f"{restore.source_backup_id} --yes).")
+            else:
+                _roll_back(restore, recorder, safety, touched, cause)
+        finally:
+            hooks.run_hooks("post_restore", recorder)
+
+
+def _applied_whole(restore, recorder, changing):
+    """Whether every component's restore returned and the stores it wrote hold the backup's counts."""
+    if any(restore.progress.get(name) != "done" for name in restore.components):
+        return False
+    planned = restore.plan.get("counts", {})
+    differences = [d for name in changing
+                   for d in _unlike_backup(name, planned.get(name, {}).get("backup"))]
+    if differences:
+        recorder.log(f"every component was restored, but {'; '.join(differences)}: rolling back")
+    return not differences
+
+
+def _unlike_backup(name, counts):
+    if counts is None:
+        return [f"{name} has no counts in the plan to compare with"]
+    return _unlike(name, counts, "in the backup")
+
+
+def _unlike(name, expected, label):
+    """How store ``name``'s live counts differ from ``expected`` (labelled ``label``)."""
     try:
         live = components.get_component(name).inspect()
     except BackupError as exc:
-        return [f"{name} cannot be compared with its state before: {exc}"]
-    return count_differences(name, reader.facts_of(name).get("counts", {}), live, "before", "now")
+        return [f"{name} cannot be compared with its state {label}: {exc}"]
+    return count_differences(name, expected, live, label, "now")
+
+
+def _unlike_before(reader, name):
+    """How store ``name`` differs now from the safety backup ``reader`` reads (its counts)."""
+    return _unlike(name, reader.facts_of(name).get("counts", {}), "before")
 
 
 def count_differences(name, expected, actual, expected_label, actual_label):

@@ -1,8 +1,10 @@
-"""The stale-run sweep (every worker start and on schedule): runs whose worker died are failed,
-runs no worker started within BACKUP_PENDING_SECONDS are failed, deletions cut short are
-finished, locks whose holder is not an active run are freed, and folder swaps a killed restore
-left half done are put right. The sweep takes each run over first (a new lease), so a worker that
-was only paused cannot overwrite its verdict."""
+"""The stale-run sweep (every worker start and on schedule): backups and verifications whose
+worker died are failed, restores whose worker died are healed (their stores put back from the
+safety backup, or the restore finished when it provably was: services.restores.heal), runs no
+worker started within BACKUP_PENDING_SECONDS are failed, deletions cut short are finished, locks
+whose holder is not an active run are freed, and folder swaps a killed restore left half done are
+put right. The sweep takes each run over first (a new lease), so a worker that was only paused
+cannot overwrite its verdict."""
 
 import logging
 from datetime import timedelta
@@ -18,23 +20,31 @@ from backups_app.models import Backup, Restore, RunStatus, Verification
 from backups_app.services import locks
 from backups_app.services.backups import remove_backup
 from backups_app.services.offsite import delete_offsite
-from backups_app.services.recorder import take_over
+from backups_app.services.recorder import LeaseLost, take_over
+from backups_app.services.restores import heal
 
 logger = logging.getLogger("backups_app")
 
 
+def _died(run):
+    return (f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
+            "UTC); it was probably killed, paused or its machine restarted.")
+
+
 def _died_message(run):
-    message = (f"The worker running this stopped responding (last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} "
-               "UTC); it was probably killed, paused or its machine restarted.")
-    if isinstance(run, Restore):
-        message = " ".join([message, *recover_swaps()])
-    if isinstance(run, Restore) and run.safety_backup_id:
-        # Components may be half-restored: keep the way back and say where it is.
-        Backup.objects.filter(pk=run.safety_backup_id).update(pinned=True)
-        return (f"{message} Data of {', '.join(run.components)} may be partly restored. Safety backup "
-                f"{run.safety_backup.backup_id} holds the data from before and is pinned: restore it, or "
-                "restore this backup again.")
-    return f"{message} Start the run again."
+    return f"{_died(run)} Start the run again."
+
+
+def _heal(run, stale):
+    """Take the dead restore ``run`` over and heal it (services.restores.heal)."""
+    recorder = take_over(run, heartbeat_at__lt=stale)
+    if recorder is None:
+        return 0
+    try:
+        heal(run, recorder, _died(run))
+    except LeaseLost as exc:  # another sweep took it over meanwhile: it heals it
+        logger.error("%s", exc)
+    return 1
 
 
 def _never_started_message(run):
@@ -75,7 +85,10 @@ def sweep_stale_runs():
     swept = 0
     for model in (Backup, Restore, Verification):
         for run in model.objects.filter(status=RunStatus.IN_PROGRESS, heartbeat_at__lt=stale):
-            swept += _fail(run, _died_message, heartbeat_at__lt=stale)
+            if model is Restore:
+                swept += _heal(run, stale)
+            else:
+                swept += _fail(run, _died_message, heartbeat_at__lt=stale)
         for run in model.objects.filter(status=RunStatus.PENDING, created_at__lt=queued):
             swept += _fail(run, _never_started_message)
     swept += _finish_deletions()

@@ -5,6 +5,7 @@ or in progress past its bound, every completed backup verifies with the stock sh
 pinned backup deleted, the uploads folder in exactly one state (before or after) with no leftovers.
 The app database is a SQLite file all the processes share."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -164,14 +165,14 @@ def test_a_backup_killed_is_failed_by_the_sweep_and_leaves_no_files(site, point,
     site.check()
 
 
-@pytest.mark.parametrize("point, after", [
-    ("restore.locked", False),  # the row and its lock exist, no worker started it
-    ("swap.extracted", False),  # the new folder is extracted beside the live one
-    ("swap.moved_aside", False),  # between the two renames: the live folder is missing
-    ("restore.applied", True),  # restored, the safety backup not deleted yet
-    ("restore.finish", True),  # done and the safety backup deleted, not marked yet
+@pytest.mark.parametrize("point, status, after", [
+    ("restore.locked", "failed", False),  # the row and its lock exist, no worker started it
+    ("swap.extracted", "rolled_back", False),  # the new folder is extracted beside the live one
+    ("swap.moved_aside", "rolled_back", False),  # between the two renames: the live folder is missing
+    ("restore.applied", "completed", True),  # restored, the safety backup not deleted yet
+    ("restore.finish", "completed", True),  # done and the safety backup deleted, not marked yet
 ])
-def test_a_restore_killed_frees_its_lock_and_leaves_the_store_in_one_state(site, point, after):
+def test_a_restore_killed_frees_its_lock_and_leaves_the_store_in_one_state(site, point, status, after):
     backup_id = site.ok("backup")
     site.write_uploads("v2")
     done = site.run("restore", backup_id, "--yes", kill_at=point)
@@ -181,14 +182,16 @@ def test_a_restore_killed_frees_its_lock_and_leaves_the_store_in_one_state(site,
     assert refused.returncode == 1 and "Backup refused: restore_" in refused.stderr
 
     assert site.sweep_after(max(STALE, PENDING)) == "1 stale run(s) marked failed"
-    ((restore_id, status, error, safety_id),) = site.query(
-        "SELECT restore_id, status, error, safety_backup_id FROM backups_app_restore")
-    assert status == "failed"
+    ((found, error, log, safety_id),) = site.query("SELECT status, error, log, safety_backup_id FROM "
+                                                   "backups_app_restore")
+    assert found == status, error
     assert site.uploads_state() == {"doc.txt": "v1" if after else "v2"}
     if point == "swap.moved_aside":
-        assert "was moved aside by a restore that was killed and is put back as it was before" in error
-    if point == "restore.applied":  # partly restored as far as anyone knows: the way back is kept
-        assert "may be partly restored" in error and site.backup("id", safety_id)[2] == 1
+        assert "was moved aside by a restore that was killed and is put back as it was before" in log
+    if status == "rolled_back":
+        assert "rolling back uploads from" in log and "The previous data was put back from safety backup" in error
+    if status == "completed":  # it was restored: only the end was missing, and the safety backup goes
+        assert "every component was restored before the worker died" in log and safety_id is None
     site.check()
 
     site.write_uploads("v3")
@@ -251,16 +254,17 @@ def test_a_backup_paused_past_the_stale_limit_cannot_complete_after_the_sweep(si
     site.check()
 
 
-def test_a_restore_paused_past_the_stale_limit_cannot_overwrite_the_sweep_or_the_next_restore(site):
+@pytest.mark.parametrize("point, status", [("restore.applied", "completed"), ("swap.extracted", "rolled_back")])
+def test_a_restore_paused_past_the_stale_limit_cannot_overwrite_the_sweep_or_the_next_restore(site, point, status):
     first = site.ok("backup")
     site.write_uploads("v2")
     second = site.ok("backup")
     site.write_uploads("v3")
-    proc = site.stopped_at("restore.applied", "restore", first, "--yes")
-    assert site.uploads_state() == {"doc.txt": "v1"}
-    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"
-    ((paused_id, safety_id),) = site.query("SELECT restore_id, safety_backup_id FROM backups_app_restore")
-    assert site.backup("id", safety_id)[2] == 1  # pinned by the sweep: the way back to v3
+    proc = site.stopped_at(point, "restore", first, "--yes")
+    assert site.sweep_after(STALE) == "1 stale run(s) marked failed"  # healed: finished, or rolled back
+    ((paused_id, found),) = site.query("SELECT restore_id, status FROM backups_app_restore")
+    assert found == status
+    assert site.uploads_state() == {"doc.txt": "v1" if status == "completed" else "v3"}
 
     site.ok("restore", second, "--yes")  # the lock was freed: the next restore runs
     assert site.uploads_state() == {"doc.txt": "v2"}
@@ -268,10 +272,7 @@ def test_a_restore_paused_past_the_stale_limit_cannot_overwrite_the_sweep_or_the
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert f"{paused_id} was taken over" in err
-
-    ((status, error),) = site.query("SELECT status, error FROM backups_app_restore WHERE restore_id = ?", paused_id)
-    assert status == "failed" and "may be partly restored" in error
-    assert site.backup("id", safety_id)[:1] == ("completed",)  # not deleted by the paused worker
+    assert site.query("SELECT status FROM backups_app_restore WHERE restore_id = ?", paused_id) == [(status,)]
     assert site.uploads_state() == {"doc.txt": "v2"}  # the second restore's result stands
     site.check()
 
@@ -299,3 +300,165 @@ def test_a_queued_backup_whose_worker_died_is_swept_and_its_task_coming_back_doe
     assert status == "failed" and error.startswith("The worker running this stopped responding")
     assert site.query("SELECT count(*) FROM django_q_ormq") == [(0,)]  # acknowledged: it will not come back
     site.check()
+
+
+# --- A restore killed at many points, then healed by the sweep -----------------------------------
+
+BIG = 2_500_000  # bytes of random data per store: its artifact is read in several chunks, so a kill
+# at the middle of reading it ("read.<artifact>.half") is a kill in the middle of loading it
+
+
+class StoresSite(Site):
+    """A Site that also holds PostgreSQL, Redis, SQLite and an S3 bucket (config restored in apply
+    mode): each store a few MB of random data and a marker that says which version it holds."""
+
+    def __init__(self, root, template_db, dbname, redis_url, s3_endpoint, bucket):
+        super().__init__(root, template_db)
+        from tests.conftest import s3_client
+
+        self.dbname, self.redis_url, self.bucket = dbname, redis_url, bucket
+        self.side_databases = set()
+        self.sqlite, self.s3 = root / "stack" / "app.sqlite3", s3_client(s3_endpoint)
+        rows = [(i, os.urandom(BIG // 1000)) for i in range(1, 1001)]
+        with stacks.pg_connect(dbname) as conn:
+            conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body bytea)")
+            conn.cursor().executemany("INSERT INTO docs VALUES (%s, %s)", rows)
+        with closing(sqlite3.connect(self.sqlite)) as conn, conn:
+            conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+            conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        with self.redis() as client:
+            client.mset({f"k{i}": body for i, body in rows})
+        (self.uploads / "big.bin").write_bytes(os.urandom(BIG))
+        self.s3.put_object(Bucket=bucket, Key="big.bin", Body=os.urandom(BIG))
+        self.mark("v0")
+        self.env.update(stacks.environment({
+            "postgres": (stacks.ENGINES["postgres"], stacks.pg_options(dbname)),
+            "redis": (stacks.ENGINES["redis"], {"url": redis_url}),
+            "sqlite": (stacks.ENGINES["sqlite"], {"paths": [str(self.sqlite)]}),
+            "objects": (stacks.ENGINES["objects"], {"endpoint_url": s3_endpoint, "buckets": bucket,
+                                                    "region": "us-east-1", "access_key_id": "testing-key",
+                                                    "secret_access_key": "testing-secret"})}))
+
+    def redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis_url)
+
+    def mark(self, version):
+        """Write ``version`` into every store."""
+        with stacks.pg_connect(self.dbname) as conn:
+            conn.execute("UPDATE docs SET body = %s WHERE id = 1", [version.encode()])
+        with closing(sqlite3.connect(self.sqlite)) as conn, conn:
+            conn.execute("UPDATE t SET body = ? WHERE id = 1", [version])
+        with self.redis() as client:
+            client.set("marker", version)
+        self.write_uploads(version)
+        self.s3.put_object(Bucket=self.bucket, Key="marker", Body=version.encode())
+        self.config.write_text(f"A={version}\n")
+
+    def states(self):
+        """{store: a digest of all it holds}; leftovers of a restore (spare Redis dbs, side
+        databases) are asserted away here."""
+        with stacks.pg_connect(self.dbname) as conn:
+            postgres = conn.execute("SELECT md5(string_agg(id || ':' || md5(body), ',' ORDER BY id)) FROM docs")
+            postgres = postgres.fetchone()[0]
+        with stacks.pg_connect("postgres") as conn:
+            # A load killed midway leaves its fresh database (the plan names it, to drop by hand).
+            side = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                                [f"{self.dbname}__"]).fetchall()
+        assert all(name.startswith(f"{self.dbname}__restoring_") for name, in side), side
+        self.side_databases.update(name for name, in side)
+        with closing(sqlite3.connect(f"file:{self.sqlite}?mode=ro", uri=True)) as conn:
+            sqlite = hash(tuple(conn.execute("SELECT id, body FROM t ORDER BY id")))
+        with self.redis() as client:
+            assert list(client.info("keyspace")) == ["db0"]  # no spare db left
+            keys = sorted(client.keys())
+            redis_state = hash(tuple(zip(keys, client.mget(keys))))
+        objects = [(o["Key"], self.s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read())
+                   for o in self.s3.list_objects_v2(Bucket=self.bucket)["Contents"]]
+        return {"postgres": postgres, "sqlite": sqlite, "redis": redis_state, "config": self.config.read_text(),
+                "uploads": hash(tuple(sorted((p.name, p.read_bytes()) for p in self.uploads.iterdir()))),
+                "objects": hash(tuple(sorted(objects)))}
+
+    def artifacts(self, backup_id):
+        """{component: its (largest) artifact} of backup ``backup_id``."""
+        ((manifest,),) = self.query("SELECT manifest FROM backups_app_backup WHERE backup_id = ?", backup_id)
+        found = {}
+        for name, meta in sorted(json.loads(manifest)["artifacts"].items(), key=lambda item: item[1]["size"]):
+            found[meta["component"]] = name
+        return found
+
+
+def one_state(states, before, backup):
+    """'before' or 'backup' when every store holds that one state; None otherwise."""
+    for label, expected in (("before", before), ("backup", backup)):
+        if states == expected:
+            return label
+    return None
+
+
+@pytest.fixture
+def stores_site(tmp_path, template_db, pg_database, redis_url, moto_endpoint):
+    from tests.conftest import new_bucket
+
+    return StoresSite(tmp_path, template_db, pg_database, redis_url, moto_endpoint, new_bucket(moto_endpoint))
+
+
+def test_a_restore_killed_anywhere_is_healed_into_one_state_and_a_new_restore_works(stores_site, capsys):
+    site = stores_site
+    backup_id = site.ok("backup")
+    backup = site.states()
+    art = site.artifacts(backup_id)
+    assert sorted(art) == ["config", "objects", "postgres", "redis", "sqlite", "uploads"]
+    mid_load = {name: f"read.{art[name]}.half#2" for name in ("postgres", "redis", "sqlite", "uploads", "objects")}
+    # (where the restore is killed, where the first sweep's heal is killed or None, the outcome)
+    cases = [
+        ("backup.before_manifest", None, "failed"),  # in the safety backup: nothing touched yet
+        *[(point, None, "rolled_back") for point in mid_load.values()],
+        ("config.file_written", None, "rolled_back"),
+        ("swap.moved_aside", None, "rolled_back"),  # uploads between its two renames
+        ("restore.applied", None, "completed"),  # every store restored, the end not recorded
+        ("restore.finish", None, "completed"),  # and the safety backup deleted
+        (mid_load["sqlite"], f"read.{art['postgres']}.half", "rolled_back"),  # heal killed mid-load
+        (mid_load["objects"], "rollback.sqlite", "rolled_back"),  # heal killed between stores
+        ("swap.moved_aside", "swap.moved_aside", "rolled_back"),  # heal killed mid-swap
+        ("config.file_written", "restore.finish", "rolled_back"),  # heal killed before its end
+    ]
+    kills, phases, one = 0, [], 0
+    for n, (point, heal_point, outcome) in enumerate(cases, 1):
+        site.mark(f"v{n}")
+        before = site.states()
+        done = site.run("restore", backup_id, "--set", "config.mode=apply", "--yes", kill_at=point)
+        assert done.returncode == -signal.SIGKILL, (point, done.stderr[-3000:])
+        (progress,), = site.query("SELECT progress FROM backups_app_restore ORDER BY id DESC LIMIT 1")
+        loading = [name for name, at in mid_load.items() if at == point]
+        assert all(json.loads(progress)[name] == "running" for name in loading), (point, progress)
+        kills += 1
+        phases.append(point.split("#")[0])
+        time.sleep(STALE + 0.5)
+        if heal_point:
+            healing = site.run("sweepruns", kill_at=heal_point)
+            assert healing.returncode == -signal.SIGKILL, (heal_point, healing.stderr[-3000:])
+            kills += 1
+            phases.append(f"heal:{heal_point}")
+        swept = 2 if point.startswith("backup.") else 1  # the safety backup's run too
+        assert site.sweep_after(STALE if heal_point else 0) == f"{swept} stale run(s) marked failed"
+        (status, error, log), = site.query("SELECT status, error, log FROM backups_app_restore ORDER BY id DESC "
+                                           "LIMIT 1")
+        state = one_state(site.states(), before, backup)
+        assert (status, state) == (outcome, "backup" if outcome == "completed" else "before"), (point, error, log)
+        one += 1 + bool(heal_point)
+        if heal_point:
+            assert log.count("The stale-run sweep took this restore over to heal it") == 2
+        site.check()
+    site.mark("again")
+    site.ok("restore", backup_id, "--set", "config.mode=apply", "--yes")  # a new restore works
+    assert site.states() == backup
+    site.check()
+    with capsys.disabled():
+        print(f"\nkills: {kills} at phases {', '.join(phases)}; one state: {one}/{kills}; "
+              f"outcomes: {', '.join(sorted({c[2] for c in cases}))}; a new restore after each: ok; "
+              f"fresh databases of killed loads left: {len(site.side_databases)}")
+    with stacks.pg_connect("postgres") as conn:
+        for name in site.side_databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

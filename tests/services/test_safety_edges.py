@@ -1,14 +1,15 @@
 """Edges of restore safety: locks always released, no restore during a backup, the way back
 (safety backup) protected, dead and never-started runs swept, empty selections refused."""
 
+import shutil
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from backups_app.errors import Busy, UnknownComponent
-from backups_app.models import Backup, OperationLock, Restore, RunStatus
-from backups_app.services import backups, restores
+from backups_app.models import Backup, OperationLock, Restore, RunStatus, Trigger
+from backups_app.services import backups, locks, restores
 from backups_app.services.recorder import run_finished
 from backups_app.services.sweep import sweep_stale_runs
 
@@ -43,14 +44,25 @@ def test_the_safety_backup_of_a_running_restore_cannot_be_deleted(uploads):
         backups.delete_backup(safety.backup_id)
 
 
-def test_a_restore_whose_worker_died_names_and_pins_its_safety_backup(uploads):
+def dead_restore(uploads, progress, restored="original"):
+    """A restore of the backup of ``uploads`` ("original") whose worker died with ``progress``,
+    after its safety backup of "changed", the folder holding ``restored``: the run as the dead
+    worker left it (stale heartbeat, lock held) and its safety backup."""
     backup = backups.create_backup()
-    safety = Backup.objects.create(backup_id="backup_20990101_000001", status=RunStatus.COMPLETED,
-                                   kind=Backup.Kind.SAFETY)
-    restore = Restore.objects.create(restore_id="restore_20990101_000000", backup=backup,
-                                     source_backup_id=backup.backup_id, components=["uploads"],
+    (uploads / "doc.txt").write_text("changed")
+    safety = backups.create_backup(["uploads"], trigger=Trigger.RESTORE, kind=Backup.Kind.SAFETY)
+    (uploads / "doc.txt").write_text(restored)
+    plan = restores.plan_restore(backup.backup_id, verify=False)
+    restore = Restore.objects.create(restore_id="restore_20990101_000000", backup=backup, plan=plan,
+                                     source_backup_id=backup.backup_id, components=["uploads"], progress=progress,
                                      status=RunStatus.IN_PROGRESS, safety_backup=safety,
                                      heartbeat_at=timezone.now() - timedelta(hours=1))
+    locks.acquire(locks.RESTORE_LOCK, restore.restore_id)
+    return restore, safety
+
+
+def swept(restore):
+    """``restore`` after a sweep, which must have ended it, notified it and freed the lock."""
     finished = []
     run_finished.connect(lambda sender, run, **kw: finished.append(run.pk), weak=False, dispatch_uid="t-dead")
     try:
@@ -58,10 +70,48 @@ def test_a_restore_whose_worker_died_names_and_pins_its_safety_backup(uploads):
     finally:
         run_finished.disconnect(dispatch_uid="t-dead")
     restore.refresh_from_db()
-    safety.refresh_from_db()
-    assert restore.status == RunStatus.FAILED and finished == [restore.pk]
-    assert "uploads may be partly restored. Safety backup backup_20990101_000001" in restore.error
-    assert safety.pinned
+    assert finished == [restore.pk] and not OperationLock.objects.exists()
+    return restore
+
+
+def test_a_restore_whose_worker_died_mid_store_is_rolled_back_by_the_sweep(uploads):
+    restore, safety = dead_restore(uploads, {"uploads": "running"}, restored="half")
+    restore = swept(restore)
+    assert restore.status == RunStatus.ROLLED_BACK, restore.error
+    assert (uploads / "doc.txt").read_text() == "changed"
+    assert restore.error.startswith("The worker running this stopped responding")
+    assert f"The previous data was put back from safety backup {safety.backup_id}" in restore.error
+    assert "The stale-run sweep took this restore over to heal it" in restore.log
+    assert f"rolling back uploads from {safety.backup_id}" in restore.log
+    assert restore.progress == {"uploads": "rolled_back"}
+    assert not Backup.objects.get(pk=safety.pk).pinned
+
+
+def test_a_heal_whose_rollback_fails_names_the_command_and_pins_the_safety_backup(uploads, backup_storage_dir):
+    restore, safety = dead_restore(uploads, {"uploads": "running"}, restored="half")
+    shutil.rmtree(backup_storage_dir / safety.backup_id)
+    restore = swept(restore)
+    assert restore.status == RunStatus.FAILED
+    assert "Rollback from safety backup" in restore.error and "cannot read the safety backup" in restore.error
+    assert f"restore it by hand (manage.py restore {safety.backup_id} --yes)" in restore.error
+    assert Backup.objects.get(pk=safety.pk).pinned
+
+
+def test_a_restore_whose_worker_died_after_the_last_store_is_finished_by_the_sweep(uploads):
+    restore, safety = dead_restore(uploads, {"uploads": "done"})
+    restore = swept(restore)
+    assert restore.status == RunStatus.COMPLETED and restore.error == ""
+    assert "every component was restored before the worker died" in restore.log
+    assert (uploads / "doc.txt").read_text() == "original"
+    assert not Backup.objects.filter(pk=safety.pk).exists()  # deleted, as the restore would have
+
+
+def test_a_restore_whose_worker_died_before_any_store_changed_nothing(uploads):
+    restore, safety = dead_restore(uploads, {"uploads": "pending"}, restored="changed")
+    restore = swept(restore)
+    assert restore.status == RunStatus.FAILED
+    assert "It stopped before changing any data. Nothing was changed." in restore.error
+    assert (uploads / "doc.txt").read_text() == "changed"
 
 
 def test_a_restore_no_worker_ever_started_is_swept_and_frees_the_lock(uploads, settings):
