@@ -138,7 +138,7 @@ def test_download_streams_a_tar_that_stock_tools_check(admin_api, pg_stack, tmp_
 
 def test_download_one_artifact(admin_api, pg_stack):
     backup_id = take_backup(admin_api)["backup_id"]
-    artifact = Backup.objects.get(backup_id=backup_id).artifacts.get(component="postgres")
+    artifact = Backup.objects.get(backup_id=backup_id).artifacts.get(name="postgres.dump")
     response = admin_api.get(f"{API}/backup/{backup_id}/download?artifact={artifact.name}")
     assert response.status_code == 200 and response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"] == f'attachment; filename="{artifact.name}"'
