@@ -26,6 +26,7 @@ from backups_app.errors import ComponentError, InvalidOption, Unchanged
 
 MAX_IDENTIFIER = 63
 TEMPLATES = ("template0", "template1")
+NO_DATABASE = "this backup holds no database (it did not exist when the backup ran)"
 
 
 def _server(config):
@@ -133,8 +134,10 @@ class SideBySide:
 
     # --- Plan --------------------------------------------------------------------------------
 
-    def side_preflight(self, reader, options):
-        name = self.artifact_name
+    def side_preflight(self, reader, artifacts, options):
+        if self.absent(reader):
+            return {"problems": [NO_DATABASE], "notes": []}
+        name, roles_name = self._split(artifacts)
         archive = self._archive(reader, name)
         problem = self._format_problem(reader, name, archive)
         if problem:
@@ -150,6 +153,10 @@ class SideBySide:
         if not found["exists"] and not (state["superuser"] or state["createdb"]):
             problems.append(f"database {target} does not exist and role {state['user']} may not create it: "
                             f"ALTER ROLE {state['user']} CREATEDB, or create it first (empty)")
+        to_create = self._roles_to_create(reader, roles_name, roles, options)
+        if to_create and (state["superuser"] or state["createrole"]):
+            notes.append(f"creates the role(s) the backup needs first: {', '.join(to_create)}")
+            roles |= set(to_create)
         owners = sorted(self._toc(archive["lines"])["owners"] - roles)
         if owners and not options["no_owner"]:
             problems.append(f"objects in {name} belong to role(s) {', '.join(owners)}, which do not exist on this "
@@ -175,8 +182,10 @@ class SideBySide:
 
     # --- Restore -----------------------------------------------------------------------------
 
-    def side_restore(self, reader, options, log):
-        name, target = self.artifact_name, options["database"] or self.config["dbname"]
+    def side_restore(self, reader, artifacts, options, log):
+        if self.absent(reader):
+            raise Unchanged(f"{self.name}: {NO_DATABASE}; nothing was changed.")
+        (name, roles_name), target = self._split(artifacts), options["database"] or self.config["dbname"]
         try:
             conn = self._admin(live_ok=True)
         except ComponentError as exc:
@@ -188,6 +197,7 @@ class SideBySide:
             problem = problem or self._refusal(options, target, found)
             if problem:
                 raise Unchanged(f"{self.name}: {problem}; nothing was changed.")
+            self._create_roles(conn, reader, roles_name, options, state, log)
             if options["tables"]:
                 self._restore_tables(conn, reader, name, options, state, target, found, log)
             else:

@@ -524,11 +524,11 @@ class PostgresComponent(SideBySide, Component):
         return [role for role in reader.facts_of(self.name).get("roles", []) if role not in existing]
 
     def preflight(self, reader, artifacts, options):
+        if self.is_side_restore(options):
+            return self.side_preflight(reader, artifacts, options)
         if self.absent(reader):
             return {"problems": [], "notes": [f"database {self.config['dbname']} did not exist when this backup was "
                                               "taken: the restore drops it"]}
-        if self.is_side_restore(options):
-            return self.side_preflight(reader, options)
         name, roles_name = self._split(artifacts)
         problems, notes = [], []
         archive = self._archive(reader, name)
@@ -672,11 +672,11 @@ class PostgresComponent(SideBySide, Component):
         return error
 
     def restore(self, reader, artifacts, options, log):
+        if self.is_side_restore(options):  # first: it never touches the live database
+            return self.side_restore(reader, artifacts, options, log)
         if self.absent(reader):  # the safety backup of a server that did not have the database yet
             self._drop(self.config["dbname"], log, what="the database that did not exist before,")
             return
-        if self.is_side_restore(options):
-            return self.side_restore(reader, options, log)
         name, roles_name = self._split(artifacts)
         conn = None
         try:

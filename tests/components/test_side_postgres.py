@@ -4,7 +4,7 @@ in disguise."""
 
 import pytest
 
-from backups_app.errors import InvalidOption
+from backups_app.errors import InvalidOption, Unchanged
 from backups_app.models import Backup, RunStatus
 from backups_app.services import backups, restores
 from tests.components.test_postgres import SCHEMA
@@ -201,3 +201,26 @@ def test_another_sources_live_database_is_refused(sources, pg_database, make_pg_
     backup = backups.create_backup(["postgres"])
     with pytest.raises(InvalidOption, match="is the live database of source 'pg2'"):
         restore(backup, database=other)
+
+
+@pytest.mark.django_db
+def test_a_backup_without_the_database_never_drops_the_live_one(sources, scratch_name, make_pg_database):
+    live = make_pg_database()
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE "{live}"')  # not there when the safety backup runs
+    sources(postgres=(ENGINES["postgres"], pg_options(live)))
+    safety = backups.create_backup(["postgres"], kind=Backup.Kind.SAFETY)
+    assert safety.status == RunStatus.COMPLETED and safety.manifest["components"]["postgres"]["absent"]
+    with pg_connect("postgres") as conn:
+        conn.execute(f'CREATE DATABASE "{live}"')
+    with pg_connect(live) as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+    plan = restores.plan_restore(safety.backup_id, ["postgres"], {"postgres": {"database": scratch_name}})
+    assert any("this backup holds no database" in p for p in plan["refusals"])
+    from backups_app import components
+
+    component, reader = components.get_component("postgres"), backups.open_reader(safety)
+    with pytest.raises(Unchanged, match="this backup holds no database"):
+        component.restore(reader, reader.artifacts_of("postgres"),
+                          component.parse_restore_options({"database": scratch_name}), print)
+    assert rows(live, "SELECT count(*) FROM kept") == [(0,)] and not exists(scratch_name)
