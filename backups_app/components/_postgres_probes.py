@@ -107,9 +107,10 @@ class PostgresSearcher:
         return [_plain(r[0]) for r in rows]
 
     def vectors(self, collection, ids, name):
-        table, col, key, _, _ = self._shape(collection)
-        rows = self._query(sql.SQL("SELECT {key}, {col}::float8[] FROM {table} WHERE {key}::text = ANY(%s)").format(
-            key=key, col=col, table=table), ([str(i) for i in ids],))
+        table, col, key, _, pgvector = self._shape(collection)
+        array = sql.SQL("{}::real[]" if pgvector else "{}::float8[]").format(col)  # pgvector casts to real[]
+        rows = self._query(sql.SQL("SELECT {key}, {array} FROM {table} WHERE {key}::text = ANY(%s)").format(
+            key=key, array=array, table=table), ([str(i) for i in ids],))
         return {_plain(k): v for k, v in rows}
 
     def nearest(self, collection, name, queries, limit):
