@@ -120,7 +120,7 @@ def test_partial_restore_of_selected_component(service_stack):
 
 def test_restore_options_are_validated_by_the_component(service_stack):
     backup = backups.create_backup()
-    with pytest.raises(InvalidOption, match="unknown option\\(s\\) mode; UploadsComponent accepts none"):
+    with pytest.raises(InvalidOption, match="unknown option\\(s\\) mode; UploadsComponent accepts directory, paths"):
         restores.start_restore(backup.backup_id, ["uploads"], {"uploads": {"mode": "merge"}}, confirm=True)
     with pytest.raises(UnknownComponent, match="not being restored: sqlite"):
         restores.start_restore(backup.backup_id, ["uploads"], {"sqlite": {}}, confirm=True)
