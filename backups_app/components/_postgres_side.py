@@ -22,6 +22,7 @@ import psycopg
 
 from backups_app.archive.spool import spool_dir
 from backups_app.components import _postgres_tables
+from backups_app.components._postgres_probes import split_column
 from backups_app.errors import ComponentError, InvalidOption, Unchanged
 
 MAX_IDENTIFIER = 63
@@ -36,6 +37,14 @@ def _server(config):
     except (OSError, UnicodeError):
         host = config["host"]
     return host, int(config["port"])
+
+
+def _table_of(column):
+    """``schema.table`` of a probed ``[schema.]table.column``, or None."""
+    try:
+        return ".".join(split_column(column)[:2])
+    except ValueError:
+        return None
 
 
 class SideBySide:
@@ -92,7 +101,14 @@ class SideBySide:
         return not options["database"]
 
     def probe_target(self, options, facts):
-        return {"dbname": options["database"]} if options["database"] else None
+        """The restored database, and with postgres.tables only the vector columns of those tables."""
+        if not self.is_side_restore(options):
+            return None
+        target = {"dbname": options["database"] or None}
+        if options["tables"]:
+            tables = {t if "." in t else f"public.{t}" for t in options["tables"]}
+            target["collections"] = {c: c for c in (facts.get("probes") or {}) if _table_of(c) in tables}
+        return target
 
     def describe_target(self, options):
         dbname, target = self.config["dbname"], options["database"]

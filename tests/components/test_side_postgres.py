@@ -224,3 +224,22 @@ def test_a_backup_without_the_database_never_drops_the_live_one(sources, scratch
         component.restore(reader, reader.artifacts_of("postgres"),
                           component.parse_restore_options({"database": scratch_name}), print)
     assert rows(live, "SELECT count(*) FROM kept") == [(0,)] and not exists(scratch_name)
+
+
+@pytest.mark.django_db
+def test_probes_after_a_side_restore_check_only_the_tables_restored(sources, pg_database, scratch_name):
+    from tests.test_probes import pg_vectors
+
+    pg_vectors(pg_database)  # chunks.embedding: probed at backup time
+    with pg_connect(pg_database) as conn:
+        conn.execute("CREATE TABLE documents (id int PRIMARY KEY); INSERT INTO documents VALUES (1), (2)")
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "vector_columns": "chunks.embedding"}))
+    backup = backups.create_backup(["postgres"])
+    assert backup.manifest["components"]["postgres"]["probes"]["chunks.embedding"]
+    only_documents = restore(backup, database=scratch_name, tables="documents")
+    assert only_documents.status == RunStatus.COMPLETED, only_documents.error
+    with pg_connect("postgres") as conn:
+        conn.execute(f'DROP DATABASE "{scratch_name}"')
+    both = restore(backup, database=scratch_name, tables="documents,chunks")
+    assert both.status == RunStatus.COMPLETED, both.error
+    assert "chunks.embedding: probe recall@10 1.00" in both.log  # the scratch copy answers the probes
