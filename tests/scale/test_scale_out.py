@@ -100,8 +100,10 @@ def test_twelve_backups_at_once_get_distinct_ids_and_run_once_each_over_both_clu
 def test_a_restore_and_a_backup_asked_together_never_both_run(live):
     site, api = live
     source = site.manage("backup").stdout.strip()
-    # Whichever wins stays in progress until released, so the other one meets it running.
-    paused_at = {"BACKUP_TEST_STOP_AT": "backup.before_manifest,restore.applied", "Q_WORKERS": "2"}
+    # Whichever wins stays in progress until released, so the other one meets it running (and is
+    # not taken for dead meanwhile: a long stale limit for these workers' sweeps).
+    paused_at = {"BACKUP_TEST_STOP_AT": "backup.before_manifest,restore.applied", "Q_WORKERS": "2",
+                 "BACKUP_STALE_SECONDS": "300"}
     clusters = [cluster(site, "cluster-a", **paused_at), cluster(site, "cluster-b", **paused_at)]
     outcomes = []
     for _round in range(3):
