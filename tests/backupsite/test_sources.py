@@ -26,7 +26,8 @@ def test_postgres_from_seed_variable_names():
     assert built["postgres"]["OPTIONS"] == {"host": "db", "user": "brain", "password": "pw", "dbname": "knowledge"}
     postgres = import_string(built["postgres"]["ENGINE"])("postgres", built["postgres"]["OPTIONS"])
     assert postgres.config == {"host": "db", "port": 5432, "user": "brain", "password": "pw", "dbname": "knowledge",
-                               "bin_dir": ""}
+                               "bin_dir": "", "maintenance_db": "postgres", "role_passwords": False,
+                               "vector_columns": []}
 
 
 ENV = {

@@ -50,7 +50,8 @@ def test_round_trip_through_s3_with_encryption(pg_stack, s3_backups, age_key, mo
     assert backup.status == RunStatus.COMPLETED, backup.error
     keys = bucket_keys(moto_endpoint, s3_backups)
     assert keys == sorted(f"{backup.backup_id}/{name}" for name in (
-        "metadata.json", "SHA256SUMS", "postgres.dump.age", "uploads.tar.zst.age", "sqlite_app.db.age"))
+        "metadata.json", "SHA256SUMS", "postgres.dump.age", "postgres.roles.sql.age", "uploads.tar.zst.age",
+        "sqlite_app.db.age"))
     assert backup.manifest["encryption"]["recipients"] == settings.BACKUP_AGE_RECIPIENTS
     assert quick_check(backup.backup_id, "cli")["ok"]
 
