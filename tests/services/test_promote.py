@@ -211,3 +211,79 @@ def test_admin_buttons(uploads_side, client):
     client.post(url, {"action": "undo"})
     assert (live / "a.txt").read_text() == "live"
     assert AuditEvent.objects.get(action="restore.undo").username == "boss"
+
+
+@pytest.mark.django_db
+def test_qdrant_server_switches_aliases_in_one_request(sources):
+    from tests.components import qdrant_openapi
+    from tests.components.fake_qdrant import FakeQdrant
+
+    fake = FakeQdrant()
+    try:
+        fake.add("docs", points=40, size=2048, seed=1)
+        fake.add("notes", points=3, size=1024, seed=2)
+        fake.aliases.update({"docs_live": "docs", "notes_live": "notes", "other": "notes"})
+        sources(qdrant=(ENGINES["qdrant"], {"url": fake.url}))
+        run = side_restore(backups.create_backup(["qdrant"]), "qdrant", suffix="_restored")
+        before = len(fake.requests)
+        promote.promote(run.restore_id)
+        changes = [r for r in fake.requests[before:] if r[:2] == ("POST", "/collections/aliases")]
+        assert len(changes) == 1  # one atomic alias change for every alias
+        assert fake.aliases == {"docs_live": "docs_restored", "notes_live": "notes_restored",
+                                "other": "notes_restored"}
+        promote.promote(run.restore_id, undo=True)
+        assert fake.aliases == {"docs_live": "docs", "notes_live": "notes", "other": "notes"}
+        assert qdrant_openapi.problems(fake.requests) == []
+    finally:
+        fake.close()
+
+
+@pytest.mark.django_db
+def test_sqlite_file_swapped_with_its_wal_folded_in(sources, tmp_path):
+    import sqlite3
+    from contextlib import closing
+
+    live = tmp_path / "data" / "app.sqlite3"
+    live.parent.mkdir()
+    with closing(sqlite3.connect(live)) as conn, conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x TEXT)")
+        conn.execute("INSERT INTO t VALUES ('backed up')")
+    sources(sqlite=(ENGINES["sqlite"], {"paths": [str(live)]}))
+    backup = backups.create_backup(["sqlite"])
+    writer = sqlite3.connect(live)  # open: its change stays in the WAL until the promotion starts
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO t VALUES ('live only')")
+    writer.commit()
+    assert (live.parent / "app.sqlite3-wal").stat().st_size > 0
+    run = side_restore(backup, "sqlite", directory=str(tmp_path / "side"))
+
+    def rows(path):
+        with closing(sqlite3.connect(path)) as conn:
+            return [r[0] for r in conn.execute("SELECT x FROM t ORDER BY rowid")]
+
+    promote.promote(run.restore_id)
+    old = live.parent / f"app.sqlite3.replaced-{run.restore_id}"
+    assert rows(live) == ["backed up"] and rows(old) == ["backed up", "live only"]  # in the file itself
+    writer.close()
+    promote.promote(run.restore_id, undo=True)
+    assert rows(live) == ["backed up", "live only"] and rows(tmp_path / "side" / "app.sqlite3") == ["backed up"]
+
+
+@pytest.mark.django_db
+def test_chroma_folder_promoted(sources, tmp_path):
+    from tests.components import test_chroma as chroma
+
+    path = tmp_path / "chroma"
+    chroma.fill(chroma.persistent(path))
+    chroma.release()
+    sources(chroma=(ENGINES["chroma"], {"path": str(path)}))
+    backup = backups.create_backup(["chroma"])
+    client = chroma.persistent(path)
+    client.delete_collection("notes")
+    chroma.release()
+    run = side_restore(backup, "chroma", directory=str(tmp_path / "chroma-restored"))
+    promote.promote(run.restore_id, drop_old=True)
+    assert sorted(c.name for c in chroma.persistent(path).list_collections()) == ["docs", "notes"]
+    chroma.release()
+    assert not (tmp_path / f"chroma.replaced-{run.restore_id}").exists()
