@@ -36,14 +36,22 @@ def completed_backups():
         "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at")
 
 
+def newest_per_component(rows, components_of):
+    """{source: the first of ``rows`` (newest first) that holds it}, for the configured sources. Rows
+    are read in chunks and no further than needed, so the cost does not grow with the history."""
+    wanted, newest = set(components.source_names()), {}
+    for row in rows.iterator(chunk_size=100):
+        for name in components_of(row):
+            if name in wanted:
+                newest.setdefault(name, row)
+        if len(newest) == len(wanted):
+            break
+    return newest
+
+
 def newest_success():
     """{source: newest completed regular Backup that contains it and is not damaged}."""
-    newest = {}
-    for backup in completed_backups():
-        if not backup.damaged:
-            for name in backup.components:
-                newest.setdefault(name, backup)
-    return newest
+    return newest_per_component(completed_backups(), lambda backup: [] if backup.damaged else backup.components)
 
 
 def check_backups(now):

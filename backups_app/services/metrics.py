@@ -47,12 +47,9 @@ class BackupCollector:
         last_verified = GaugeMetricFamily("backup_last_verified_timestamp_seconds",
                                           "When a verification of a stored backup holding each component last "
                                           "passed.", labels=["component"])
-        passed = Verification.objects.filter(status=RunStatus.COMPLETED, backup__isnull=False)
-        newest = {}
-        for names, finished_at in passed.order_by("-finished_at").values_list("components", "finished_at"):
-            for name in names:
-                newest.setdefault(name, finished_at)
-        for name, finished_at in sorted(newest.items()):
+        passed = Verification.objects.filter(status=RunStatus.COMPLETED, backup__isnull=False).order_by("-finished_at")
+        newest = health.newest_per_component(passed.values_list("components", "finished_at"), lambda row: row[0])
+        for name, (_names, finished_at) in sorted(newest.items()):
             last_verified.add_metric([name], finished_at.timestamp())
         yield last_verified
 
