@@ -4,6 +4,7 @@ and never changes a run's outcome."""
 
 import logging
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_q.signals import post_spawn
@@ -25,6 +26,8 @@ def reset_registry(setting, **kwargs):
 def sweep_on_worker_start(**kwargs):
     """A worker that starts may be replacing one that died mid-run; then it sweeps every
     BACKUP_SWEEP_SECONDS, so dead runs are found whichever machines are left."""
+    if settings.Q_CLUSTER.get("sync"):
+        return  # django-q2's sync mode runs each task through a worker in this very process: no worker started
     sweeping.sweep()
     sweeping.start_periodic()
 
