@@ -164,6 +164,9 @@ class SideBySide:
             state = self._state(conn)
             found = self._target_state(conn, target)
             roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+            leftovers = [r[0] for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+                [self._fit(target, "__")]).fetchall()]
         problems += [p for p in [self._tool_too_old("pg_restore", state["server_version_num"]),
                                  self._refusal(options, target, found)] if p]
         if not found["exists"] and not (state["superuser"] or state["createdb"]):
@@ -194,6 +197,9 @@ class SideBySide:
             notes.append(f"{len(found['sessions'])} session(s) use {target} now "
                          f"({self._describe_sessions(found['sessions'])}): the restore refuses unless they are gone, "
                          f"or ends them with {self.name}.terminate_sessions=true")
+        if leftovers:
+            notes.append(f"database(s) left by an interrupted restore into {target} (or one still running): "
+                         f"{', '.join(leftovers)}; drop them with DROP DATABASE once no restore runs")
         return {"problems": problems, "notes": notes, "target": {"database": target, "exists": found["exists"]}}
 
     # --- Restore -----------------------------------------------------------------------------

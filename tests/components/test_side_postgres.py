@@ -243,3 +243,19 @@ def test_probes_after_a_side_restore_check_only_the_tables_restored(sources, pg_
     both = restore(backup, database=scratch_name, tables="documents,chunks")
     assert both.status == RunStatus.COMPLETED, both.error
     assert "chunks.embedding: probe recall@10 1.00" in both.log  # the scratch copy answers the probes
+
+
+@pytest.mark.django_db
+def test_the_plan_names_what_an_interrupted_side_restore_left(pg_backup, scratch_name):
+    _live, backup = pg_backup
+    left = f"{scratch_name}__restoring_deadbeef"
+    with pg_connect("postgres") as conn:
+        conn.execute(f'CREATE DATABASE "{left}"')
+    try:
+        plan = restores.plan_restore(backup.backup_id, ["postgres"], {"postgres": {"database": scratch_name}},
+                                     verify=False)
+        assert any(f"left by an interrupted restore into {scratch_name}" in n and left in n
+                   for n in plan["preflight"]["postgres"]["notes"])
+    finally:
+        with pg_connect("postgres") as conn:
+            conn.execute(f'DROP DATABASE "{left}"')
