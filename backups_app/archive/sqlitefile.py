@@ -17,8 +17,14 @@ def connect_readonly(path):
 
 def online_copy(source, target):
     """Copy database ``source`` into ``target`` (created or overwritten) in one transaction."""
-    with closing(connect_readonly(source)) as src, closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
+    try:
+        with closing(connect_readonly(source)) as src, closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc):  # SQLITE_FULL: "database or disk is full"
+            raise
+        raise ComponentError(f"no space left on device for the copy of {source} in {os.path.dirname(target)} "
+                             "(BACKUP_SPOOL_DIR): free some, or point BACKUP_SPOOL_DIR at a larger disk") from None
 
 
 def check_integrity(path):

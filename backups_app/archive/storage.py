@@ -68,6 +68,8 @@ def storage_error(exc, storage, path):
         hint = "no S3 credentials found; set BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY"
     elif isinstance(exc, EndpointConnectionError):
         hint = "the S3 endpoint is unreachable; check BACKUP_S3_ENDPOINT_URL and that the server is up"
+    elif isinstance(exc, OSError) and exc.strerror:  # a full disk says "No space left on device"
+        hint = exc.strerror
     else:
         hint = f"{type(exc).__name__}: {exc}"
     return BackupError(f"Storage {where}: cannot access {path}: {hint}.")

@@ -9,6 +9,7 @@ the manifest records the plaintext hash and size too.
 import json
 from contextlib import contextmanager
 
+from backups_app import faults
 from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingWriter
 from backups_app.archive.ids import validate_artifact_name
@@ -44,7 +45,7 @@ class BackupSetWriter:
         try:
             with crypto.encrypting(stored, keys, stored_name) as encrypted:
                 plain = HashingWriter(encrypted) if keys else stored
-                yield plain
+                yield faults.Written(plain, name) if faults.armed() else plain
         except BaseException:
             upload.abort()
             raise

@@ -1,5 +1,6 @@
 """Taking, listing, verifying and deleting backups. Admin, API, commands and tasks call these."""
 
+import logging
 import platform
 
 import django
@@ -19,9 +20,16 @@ from backups_app.faults import fault_point
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
 from backups_app.services import audit, catalog, hooks, locks, offsite, run_ids
 from backups_app.services.queueing import enqueue
-from backups_app.services.recorder import error_text, execute
+from backups_app.services.recorder import error_text, execute, store_error
+
+logger = logging.getLogger("backups_app")
 
 FORMAT_VERSION = 1
+#: The end of a failed backup's error while its partial files are still in storage (it was down):
+#: the sweep removes them once the storage answers again, and says so in place of this.
+FILES_LEFT = ("Its partial files could not be removed yet (the storage did not answer); deleting this failed "
+              "backup removes them once the storage is reachable again, and so does the stale-run sweep.")
+FILES_REMOVED = "Its partial files were removed later, once the storage was reachable again."
 
 
 def select_components(names=None, include_uploads=None):
@@ -85,9 +93,11 @@ def _take_backup(backup, recorder):
             writer.current_component = name
             try:
                 facts[name] = component.backup(writer, recorder.log)
-            except Exception:
+            except Exception as exc:
                 recorder.progress(name, "failed")
-                raise
+                if not isinstance(exc, BackupError):
+                    logger.exception("%s: %s failed with an unexpected error", backup, name)
+                raise BackupError(store_error(name, exc)) from exc  # the run's error names the store
             facts[name]["engine"] = components.engine_path(type(component))
             facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
             recorder.progress(name, "done")
@@ -103,8 +113,7 @@ def _take_backup(backup, recorder):
             delete_set(storage, backup.backup_id)
         except BackupError as cleanup:
             recorder.log(f"cleanup failed: {cleanup}")
-            raise BackupError(f"{error_text(exc)} Its partial files could not be removed yet; deleting this failed "
-                              "backup removes them once the storage is reachable again.") from exc
+            raise BackupError(f"{error_text(exc).rstrip('.')}. {FILES_LEFT}") from exc
         raise
     finally:
         if regular:

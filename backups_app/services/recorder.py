@@ -40,17 +40,32 @@ class LeaseLost(BaseException):
     files, rolling back, finishing the run)."""
 
 
+#: Modules whose errors are a store's, a server's or a client library's own words (a server that
+#: went away, a full disk): shown as they say it, without the Python class name.
+CLIENT_LIBRARIES = ("psycopg", "redis", "botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore",
+                    "qdrant_client", "chromadb", "sqlite3", "zstandard")
+
+
 def error_text(exc):
     """The readable text for an error stored on a run: our own messages as they are, a system
-    error as the system says it with the path, anything else with its type; secrets masked."""
+    error as the system says it with the path, a store client's error in its own words, anything
+    else (a bug) with its type; secrets masked."""
     if isinstance(exc, BackupError):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:
         paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
         text = f"{exc.strerror}: {paths}" if paths else exc.strerror
+    elif str(exc).strip() and type(exc).__module__.split(".")[0].lstrip("_") in CLIENT_LIBRARIES:
+        text = str(exc).strip()
     else:
         text = f"{type(exc).__name__}: {exc}"
     return mask(text)
+
+
+def store_error(name, exc):
+    """``error_text(exc)`` for a failure of store ``name``, led by the store's name unless it says it."""
+    text = error_text(exc)
+    return text if text.startswith((f"{name}:", f"{name} ")) else f"{name}: {text}"
 
 
 class RunRecorder:

@@ -24,7 +24,7 @@ from backups_app.redaction import mask
 from backups_app.services import audit, hooks, locks, run_ids
 from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
-from backups_app.services.recorder import error_text, execute, heartbeat
+from backups_app.services.recorder import error_text, execute, heartbeat, store_error
 
 WARNING = "This will overwrite existing data"
 
@@ -322,9 +322,9 @@ def _restore_components(restore, recorder, names, options, safety, copy):
         if isinstance(exc, Unchanged) and touched and touched[-1] == name:
             touched.pop()  # it failed before writing: that store is as it was
         if touched:
-            _roll_back(restore, recorder, safety, touched, error_text(exc))
+            _roll_back(restore, recorder, safety, touched, store_error(name, exc))
         else:
-            recorder.finish(RunStatus.FAILED, f"{error_text(exc)}. Nothing was changed.")
+            recorder.finish(RunStatus.FAILED, f"{store_error(name, exc).rstrip('.')}. Nothing was changed.")
         return False
     return True
 
@@ -361,7 +361,7 @@ def _roll_back_one(reader, name, recorder):
         component = components.get_component(name)
         component.restore(reader, reader.artifacts_of(name), component.rollback_options(), recorder.log)
     except Exception as exc:
-        return [f"{name}: {error_text(exc)}"]
+        return [store_error(name, exc)]
     recorder.progress(name, "rolled_back")
     return []
 

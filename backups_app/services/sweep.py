@@ -18,7 +18,7 @@ from backups_app.archive.storage import backup_storage, delete_set
 from backups_app.errors import BackupError
 from backups_app.models import Backup, Restore, RunStatus, Verification
 from backups_app.services import locks
-from backups_app.services.backups import remove_backup
+from backups_app.services.backups import FILES_LEFT, FILES_REMOVED, remove_backup
 from backups_app.services.offsite import delete_offsite
 from backups_app.services.recorder import LeaseLost, take_over
 from backups_app.services.restores import heal
@@ -65,6 +65,20 @@ def _fail(run, message, **still):
     return 1
 
 
+def _remove_files_left():
+    """Remove the partial files of failed backups whose storage was down when they failed."""
+    done = 0
+    for backup in Backup.objects.filter(status=RunStatus.FAILED, error__endswith=FILES_LEFT):
+        try:
+            delete_set(backup_storage(), backup.backup_id)
+        except BackupError as exc:  # still down: the next sweep tries again
+            logger.warning("could not remove the partial files of %s yet: %s", backup, exc)
+            continue
+        Backup.objects.filter(pk=backup.pk).update(error=backup.error.replace(FILES_LEFT, FILES_REMOVED))
+        done += 1
+    return done
+
+
 def _finish_deletions():
     done = 0
     for backup in Backup.objects.filter(status=RunStatus.DELETING):
@@ -92,6 +106,7 @@ def sweep_stale_runs():
         for run in model.objects.filter(status=RunStatus.PENDING, created_at__lt=queued):
             swept += _fail(run, _never_started_message)
     swept += _finish_deletions()
+    _remove_files_left()
     if locks.free_stale():
         logger.warning("freed locks whose holder is not an active run")
     if not Restore.objects.filter(status=RunStatus.IN_PROGRESS).exists():
