@@ -439,6 +439,10 @@ def test_a_restore_killed_anywhere_is_healed_into_one_state_and_a_new_restore_wo
         if heal_point:
             healing = site.run("sweepruns", kill_at=heal_point)
             assert healing.returncode == -signal.SIGKILL, (heal_point, healing.stderr[-3000:])
+            # the run is still the restore lock's holder: nothing else may run until it is healed
+            assert site.query("SELECT name FROM backups_app_operationlock") == [("restore",)]
+            refused = site.run("backup")
+            assert refused.returncode == 1 and "Backup refused: restore_" in refused.stderr
             kills += 1
             phases.append(f"heal:{heal_point}")
         swept = 2 if point.startswith("backup.") else 1  # the safety backup's run too
