@@ -638,6 +638,16 @@ class PostgresComponent(SideBySide, Component):
     def _side_name(self, label, base=None):
         return self._fit(base or self.config["dbname"], f"__{label}_{uuid.uuid4().hex[:8]}")
 
+    def _drop_unfinished_loads(self, conn, dbname, log):
+        """Drop the fresh databases a killed restore into ``dbname`` left half loaded (never swapped
+        in: the live data is never among them). Only one restore runs at a time (the restore lock)."""
+        prefix = self._side_name("restoring", dbname)[:-8]
+        rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) AND length(datname) = %s",
+                            [prefix, len(prefix) + 8]).fetchall()
+        for (left,) in rows:
+            if re.fullmatch(r"[0-9a-f]{8}", left[len(prefix):]):
+                self._drop(left, log, what="a half-loaded database an interrupted restore left,")
+
     def _load_flags(self, options):
         """pg_restore's flags for a load into a fresh database: the restore's and the rehearsal's."""
         major, _ = self._tool_version("pg_restore")
@@ -761,6 +771,7 @@ class PostgresComponent(SideBySide, Component):
         live = state["live"] if dbname == self.config["dbname"] else (self._exists(conn, dbname) or None)
         if live:
             self._clear_sessions(conn, dbname, options, state, log)
+        self._drop_unfinished_loads(conn, dbname, log)
         fresh = self._side_name("restoring", dbname)
         flags = self._load_flags(options)
         swapped = False
@@ -781,11 +792,12 @@ class PostgresComponent(SideBySide, Component):
             swapped = self._swap(conn, fresh, old, fresh_oid, options, state, log, dbname)
         except Exception as exc:
             if not swapped:
-                self._drop(fresh, log)
+                dropped = self._drop(fresh, log)
                 if isinstance(exc, Unchanged):
                     raise
+                left = "was dropped" if dropped else "is left for the next restore to drop (or DROP DATABASE it)"
                 raise Unchanged(f"{self.name}: the restore into fresh database {fresh} failed, so {dbname} was not "
-                                f"touched and {fresh} was dropped: {self._hint(str(exc).strip())}") from None
+                                f"touched and {fresh} {left}: {self._hint(str(exc).strip())}") from None
             raise
         log(f"{self.name}: swapped the restored database in as {dbname}")
         self._drop(old, log, what=f"the replaced database (the pre-restore {dbname})")
@@ -919,15 +931,17 @@ class PostgresComponent(SideBySide, Component):
 
     def _drop(self, dbname, log, what=None):
         """Drop ``dbname`` if it exists; a failure is logged with the command to run (never raised:
-        the outcome of the restore is already decided)."""
+        the outcome of the restore is already decided). Returns whether it is gone."""
         try:
             with self._admin(live_ok=dbname != self.config["dbname"]) as conn:
                 force = sql.SQL(" WITH (FORCE)" if conn.info.server_version >= 130000 else "")
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(dbname), force))
             log(f"{self.name}: dropped {what + ' ' if what else ''}{dbname}")
+            return True
         except (ComponentError, psycopg.Error) as exc:
             log(f"{self.name}: warning: could not drop {dbname} ({str(exc).strip()}); drop it by hand: "
                 f'DROP DATABASE "{dbname}"')
+            return False
 
     # --- Rehearsal ----------------------------------------------------------------------------
 

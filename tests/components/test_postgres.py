@@ -252,3 +252,24 @@ def test_old_pg_dump_is_detected_with_the_fix(sources, pg_database, tmp_path):
     assert backup.status == RunStatus.FAILED
     assert "pg_dump 9 is older than the PostgreSQL" in backup.error
     assert "apt-get install postgresql-client-" in backup.error
+
+
+@pytest.mark.django_db
+def test_a_restore_drops_the_half_loaded_databases_a_killed_restore_left(pg_source):
+    backup = backups.create_backup(["postgres"])
+    left, unrelated = f"{pg_source}__restoring_0123abcd", f"{pg_source}__restoring_not_ours"
+    with pg_connect("postgres") as conn:
+        for name in (left, unrelated):
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+        assert restore.status == RunStatus.COMPLETED, restore.error
+        assert f"dropped a half-loaded database an interrupted restore left, {left}" in restore.log
+        with pg_connect("postgres") as conn:
+            found = {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                                                [f"{pg_source}__"])}
+        assert found == {unrelated}
+    finally:
+        with pg_connect("postgres") as conn:
+            for name in (left, unrelated):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
