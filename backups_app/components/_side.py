@@ -134,6 +134,19 @@ def drop_place(record):
         os.unlink(old)
 
 
+class DirectoryTarget:
+    """A store that ``<name>.directory`` restores into a folder of its own instead of the live
+    place (a mixin before Component); the store says what goes there (``describe_directory``)."""
+
+    def targets_live(self, options):
+        return not options["directory"]
+
+    def describe_target(self, options):
+        if not options["directory"]:
+            return None
+        return self.describe_directory(side_folder(self, "directory", options["directory"]))
+
+
 class FolderPromotion:
     """Promotion for the stores whose side-by-side target is a folder or files: each swapped in by
     rename (a mixin before Component)."""

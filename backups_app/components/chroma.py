@@ -35,7 +35,7 @@ from backups_app.archive.exports import artifact_stem, batches, read_export, wri
 from backups_app.archive.safetar import extracted, restore_folder
 from backups_app.archive.spool import scratch_folder, spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
-from backups_app.components._side import FolderPromotion, not_empty, require_empty, side_folder
+from backups_app.components._side import DirectoryTarget, FolderPromotion, not_empty, require_empty, side_folder
 from backups_app.components.base import WHOLE_STORE, Component, scratch
 from backups_app.errors import ComponentError, ConfigurationError, InvalidOption, Unchanged
 
@@ -165,7 +165,7 @@ class ChromaSearcher:
         return search.results()
 
 
-class ChromaComponent(FolderPromotion, Component):
+class ChromaComponent(DirectoryTarget, FolderPromotion, Component):
     options = {
         "path": (str, ""),
         "host": (str, ""),
@@ -249,14 +249,8 @@ class ChromaComponent(FolderPromotion, Component):
                                 "server, whose collections are restored through its API.")
         side_folder(self, "directory", options["directory"])
 
-    def targets_live(self, options):
-        return not options["directory"]
-
-    def describe_target(self, options):
-        if not options["directory"]:
-            return None
-        return (f"the folder into {side_folder(self, 'directory', options['directory'])}; the live folder "
-                f"{self.config['path']} is not touched")
+    def describe_directory(self, folder):
+        return f"the folder into {folder}; the live folder {self.config['path']} is not touched"
 
     def probe_target(self, options, facts):
         return {"path": side_folder(self, "directory", options["directory"])} if options["directory"] else None

@@ -25,7 +25,7 @@ from backups_app.archive.hashing import sha256_file, sha256_stream
 from backups_app.archive.safetar import check_member, extract_beside, is_inside, safe_extract, swap_journal
 from backups_app.archive.spool import scratch_folder
 from backups_app.archive.storage import CHUNK_SIZE
-from backups_app.components._side import not_empty, require_empty, side_folder
+from backups_app.components._side import DirectoryTarget, not_empty, require_empty, side_folder
 from backups_app.components.base import Component
 from backups_app.errors import ComponentError, InvalidOption, UnsafeArchive
 from backups_app.faults import fault_point
@@ -65,7 +65,7 @@ def count_files(paths):
     return {"files": files, "bytes": size}
 
 
-class ConfigComponent(Component):
+class ConfigComponent(DirectoryTarget, Component):
     options = {"paths": (comma_list, Component.REQUIRED), "base_dir": (str, "")}
     environment = {"paths": "CONFIG_PATHS", "base_dir": "CONFIG_BASE_DIR"}
     configured_by = ("CONFIG_PATHS",)
@@ -91,14 +91,8 @@ class ConfigComponent(Component):
                                 "the other.")
         side_folder(self, "directory", options["directory"])
 
-    def targets_live(self, options):
-        return not options["directory"]
-
-    def describe_target(self, options):
-        if not options["directory"]:
-            return None
-        return (f"the files into folder {side_folder(self, 'directory', options['directory'])} (paths relative to "
-                f"{self.base_dir}); the live files are not touched")
+    def describe_directory(self, folder):
+        return f"the files into folder {folder} (paths relative to {self.base_dir}); the live files are not touched"
 
     def preflight(self, reader, artifacts, options):
         problem = options["directory"] and not_empty(side_folder(self, "directory", options["directory"]))
