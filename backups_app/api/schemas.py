@@ -121,12 +121,6 @@ class VerifyOut(Schema):
     artifacts: dict[str, Optional[str]] = Field(description="Per artifact: null when its SHA-256 matches, else why.")
 
 
-class RestoreIn(Input):
-    backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
-    confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
-    components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
-    dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
-    options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
 class VerificationOut(Schema):
     backup_id: str
     kind: str = Field(description="quick (checksums) or deep (a restore rehearsal, or the check after a restore: "
@@ -144,6 +138,12 @@ class VerificationOut(Schema):
                     "ok} when BACKUP_PROBE_COMMAND is set.")
 
 
+class RestoreIn(Input):
+    backup_id: str = Field(pattern=BACKUP_ID_RE.pattern, examples=["backup_20260204_120000"])
+    confirm: bool = Field(False, description="Must be true to restore; without it the answer is the 409 warning.")
+    components: Optional[list[str]] = Field(None, description="Default: every component in the backup.")
+    dry_run: bool = Field(False, description="Only plan: verify checksums and compare counts, change nothing.")
+    options: Optional[dict[str, dict[str, Any]]] = Field(None, description="Per component restore options.")
 
 
 class PlanOut(Schema):
