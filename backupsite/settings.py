@@ -97,6 +97,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates read one way everywhere (backups_app/formatting.py): the admin takes its formats from there.
+FORMAT_MODULE_PATH = ["backupsite.formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT") or None  # set where collectstatic runs (Docker image)
 # WhiteNoise serves the admin's static files from the apps directly, so `make run` needs no
