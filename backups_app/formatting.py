@@ -76,3 +76,11 @@ def format_duration(value):
         parts.append((count, unit))
     first = next(i for i, (count, _unit) in enumerate(parts) if count)
     return " ".join(f"{count} {unit}" for count, unit in parts[first:first + 2] if count)
+
+
+def text_table(header, rows):
+    """Columns aligned with two spaces between, for terminals: the header row, then ``rows``
+    (sequences of cells, turned into text); trailing blanks are dropped."""
+    table = [tuple(header), *(tuple(str(cell) for cell in row) for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)

@@ -7,10 +7,12 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: restore.sh [--dry-run] [--component NAME]... [--force] [--set COMPONENT.KEY=VALUE]... BACKUP
+Usage: restore.sh [--dry-run [--json]] [--component NAME]... [--force] [--set COMPONENT.KEY=VALUE]... BACKUP
 
   BACKUP               backup_YYYYMMDD_HHMMSS, "latest", or the backup's folder under BACKUP_DIR.
-  --dry-run            verify checksums and print the plan (live vs backup counts); change nothing.
+  --dry-run            verify checksums and print the plan: per component what happens, its counts
+                       in the backup vs live now (≠ marks a difference); change nothing.
+  --json               with --dry-run: the plan as JSON instead of the table.
   --component NAME     restore only this component (repeatable; also --components a,b).
                        Default: every component in the backup.
   --force, --yes       do not ask for confirmation. Without it the restore asks you to type the
@@ -54,7 +56,7 @@ while [ $# -gt 0 ]; do
     --component=* | --components=*) components+=("${1#*=}"); shift ;;
     --set=*) args+=("$1"); shift ;;
     --force | --yes) args+=(--yes); shift ;;
-    --dry-run | --async) args+=("$1"); shift ;;
+    --dry-run | --json | --async) args+=("$1"); shift ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "Unknown option: $1" >&2; usage >&2; exit 2 ;;
     *)

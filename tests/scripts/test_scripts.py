@@ -7,10 +7,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from tests.scripts.conftest import BACKUP_SH, RESTORE_SH, backup, run
+from tests.scripts.conftest import BACKUP_SH, RESTORE_SH, ROOT, backup, run
 
 RESTORE_ID = re.compile(r"^restore_\d{8}_\d{6}(_\d+)?$")
 
@@ -88,7 +89,7 @@ def test_dry_run_verifies_and_changes_nothing(script_stack):
     backup_id = script_stack.backup()
     script_stack.mutate()
     mutated = script_stack.snapshot()
-    result = run(RESTORE_SH, "--dry-run", "--component", "uploads", "--component", "sqlite", "latest",
+    result = run(RESTORE_SH, "--dry-run", "--json", "--component", "uploads", "--component", "sqlite", "latest",
                  env=script_stack.env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
@@ -110,9 +111,33 @@ def test_dry_run_verifies_and_changes_nothing(script_stack):
     assert script_stack.snapshot() == mutated
 
 
+def test_dry_run_prints_the_plan_table_of_manage_py_restore(script_stack):
+    """restore.sh --dry-run and manage.py restore --dry-run print the same table: per component
+    what happens, the counts in the backup vs live now, ≠ where they differ."""
+    backup_id = script_stack.backup()
+    script_stack.mutate()
+    table = run(RESTORE_SH, "--dry-run", "latest", env=script_stack.env)
+    assert table.returncode == 0, table.stderr
+    manage = subprocess.run([sys.executable, str(ROOT / "manage.py"), "restore", "--dry-run", backup_id],
+                            env=script_stack.env, capture_output=True, text=True, timeout=120)
+    assert manage.returncode == 0, manage.stderr
+    assert table.stdout == manage.stdout
+    lines = table.stdout.splitlines()
+    assert lines[0] == f"Restore plan for {backup_id} (≠: the live data differs from the backup)"
+    assert re.split(r"\s{2,}", lines[2]) == ["COMPONENT", "WHAT", "IN BACKUP", "LIVE NOW", "WHAT HAPPENS"]
+    rows = [re.split(r"\s{2,}", line) for line in lines[3:8]]
+    # mutate() overwrote big.bin (300 kB), removed one file and added one, deleted 66 chunks, added a document.
+    replaced = "replaced from the backup; a safety backup is taken first"
+    assert rows == [["uploads", "bytes", "294 KiB", "716 B", "≠", replaced], ["", "files", "3", "3"],
+                    ["sqlite", "docs.chunks", "200", "134", "≠", replaced], ["", "docs.documents", "20", "21", "≠"],
+                    [""]]
+    assert "sqlite_docs.db" in table.stdout and "✔ verified" in table.stdout
+    assert "⚠ This will overwrite existing data: uploads, sqlite." in lines
+
+
 def test_restore_accepts_the_backup_folder_only_inside_backup_dir(script_stack, tmp_path):
     backup_id = script_stack.backup()
-    result = run(RESTORE_SH, "--dry-run", f"{script_stack.backup_dir}/{backup_id}/", env=script_stack.env)
+    result = run(RESTORE_SH, "--dry-run", "--json", f"{script_stack.backup_dir}/{backup_id}/", env=script_stack.env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["backup_id"] == backup_id
 

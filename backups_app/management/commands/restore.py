@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from backups_app.errors import ConfirmationRequired
 from backups_app.management.commands._base import ServiceCommand, split_names
 from backups_app.models import RunStatus, Trigger
-from backups_app.services import restores
+from backups_app.services import plan_table, restores
 
 
 class Command(ServiceCommand):
@@ -18,6 +18,7 @@ class Command(ServiceCommand):
         parser.add_argument("--set", action="append", default=[], metavar="COMPONENT.KEY=VALUE",
                             help="A restore option for one component (repeatable).")
         parser.add_argument("--dry-run", action="store_true", help="Verify and show the plan; change nothing.")
+        parser.add_argument("--json", action="store_true", help="With --dry-run: the plan as JSON, not a table.")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         parser.add_argument("--async", dest="run_async", action="store_true")
 
@@ -25,7 +26,7 @@ class Command(ServiceCommand):
         names, options = split_names(opts["components"]), restores.parse_option_assignments(opts["set"])
         if opts["dry_run"]:
             plan = restores.plan_restore(opts["backup_id"], names, options)
-            self.stdout.write(json.dumps(plan, indent=2, default=str))
+            self.stdout.write(json.dumps(plan, indent=2, default=str) if opts["json"] else plan_table.plan_text(plan))
             if not plan["ok"]:
                 raise CommandError("The restore would be refused: " + "; ".join(plan["refusals"]))
             return
@@ -41,16 +42,7 @@ class Command(ServiceCommand):
         self.stdout.write(restore.restore_id)
 
     def _confirm(self, plan):
-        targets = plan.get("targets", {})
-        live = [n for n in plan["components"] if targets.get(n, {}).get("live", True)]
-        if live:
-            self.stderr.write(f"{plan['warning']}: {', '.join(live)} from {plan['backup_id']}")
-        for name, counts in plan["counts"].items():
-            if name in live:
-                live_counts, backup_counts = json.dumps(counts["live"]), json.dumps(counts["backup"])
-                self.stderr.write(f"  {name}: live {live_counts} → backup {backup_counts}")
-            if targets.get(name, {}).get("target"):
-                self.stderr.write(f"  {name}: {targets[name]['target']}")
+        self.stderr.write(plan_table.plan_text(plan))
         if not sys.stdin.isatty():
             raise CommandError("Confirmation required: pass --yes (no terminal to ask on).")
         answer = input(f"Type the backup id ({plan['backup_id']}) to restore: ").strip()

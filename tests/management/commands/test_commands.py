@@ -2,10 +2,13 @@
 
 import io
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from backups_app.formatting import human_size
 from backups_app.models import Backup, Restore, RunStatus
 from tests.stacks import ENGINES
 
@@ -56,9 +59,39 @@ def test_restore_without_yes_and_without_terminal_refuses(uploads, monkeypatch):
 def test_restore_dry_run_changes_nothing(uploads):
     run("backup")
     (uploads / "doc.txt").write_text("changed")
-    plan = json.loads(run("restore", "latest", "--dry-run")[0])
+    plan = json.loads(run("restore", "latest", "--dry-run", "--json")[0])
     assert plan["ok"] and plan["affected"] == {"uploads.files": 1, "uploads.bytes": 7}
     assert (uploads / "doc.txt").read_text() == "changed" and not Restore.objects.exists()
+
+
+def test_restore_dry_run_prints_the_plan_table(uploads):
+    backup_id = run("backup")[0].split()[-1]
+    (uploads / "doc.txt").write_text("changed, and longer")
+    (uploads / "new.txt").write_text("new")
+    lines = run("restore", "latest", "--dry-run")[0].splitlines()
+    assert lines[0] == f"Restore plan for {backup_id} (≠: the live data differs from the backup)"
+    assert [re.split(r"\s{2,}", line) for line in lines[2:5]] == [
+        ["COMPONENT", "WHAT", "IN BACKUP", "LIVE NOW", "WHAT HAPPENS"],
+        ["uploads", "bytes", "8 B", "22 B", "≠", "replaced from the backup; a safety backup is taken first"],
+        ["", "files", "1", "2", "≠"]]
+    assert re.split(r"\s{2,}", lines[6]) == ["ARTIFACT", "SIZE", "CHECKSUM"]
+    assert re.split(r"\s{2,}", lines[7])[2] == "✔ verified"
+    assert lines[-1] == "⚠ This will overwrite existing data: uploads."
+    assert not Restore.objects.exists()
+
+
+def test_listbackups_has_a_header_and_a_date_column(uploads):
+    assert run("listbackups")[0].strip() == "No backups yet."
+    first = run("backup", "--description", "before the upgrade")[0].split()[-1]
+    second = run("backup")[0].split()[-1]
+    Backup.objects.filter(backup_id=first).update(created_at=datetime(2026, 2, 4, 12, 0, tzinfo=UTC))
+    lines = run("listbackups")[0].splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["BACKUP ID", "CREATED", "STATUS", "SIZE", "COMPONENTS", "DESCRIPTION"]
+    newest, oldest = (re.split(r"\s{2,}", line) for line in lines[1:])
+    assert newest[0] == second and newest[2:5] == ["completed", human_size(Backup.objects.get(backup_id=second)
+                                                                            .size_bytes), "uploads"]
+    assert oldest == [first, "2026-02-04 12:00:00 UTC", "completed", newest[3], "uploads", "before the upgrade"]
+    assert re.split(r"\s{2,}", run("listbackups", "--all")[0].splitlines()[0])[-1] == "KIND"
 
 
 @pytest.mark.parametrize("args,message", [

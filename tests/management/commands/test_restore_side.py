@@ -19,7 +19,7 @@ def test_side_by_side_confirmation_and_restore(uploads, monkeypatch, tmp_path):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(CommandError, match="Confirmation required"):
         call_command("restore", backup_id, "--set", f"uploads.directory={target}", stdout=out, stderr=err)
-    assert f"uploads: the whole folder into folder {target}; the live folder" in err.getvalue()
+    assert f"side by side: the whole folder into folder {target}; the live folder" in err.getvalue()
     assert "This will overwrite existing data" not in err.getvalue()
 
     out = io.StringIO()
