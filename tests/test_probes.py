@@ -21,8 +21,9 @@ from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import backups, restores, verification
 from tests.api.conftest import staff_user, token_client
 from tests.components.test_chroma import chroma_server  # noqa: F401, F811 (a fixture)
+from tests.components.test_redis import client as redis_client
 from tests.conftest import forge_artifact
-from tests.stacks import ENGINES, pg_connect, pg_options, uploads_source
+from tests.stacks import ENGINES, pg_connect, pg_options, sqlite_source, uploads_source
 
 pytestmark = pytest.mark.django_db
 
@@ -391,6 +392,41 @@ def test_probe_command_runs_after_a_restore_and_its_failure_rolls_back(tmp_path,
     assert "BACKUP_PROBE_COMMAND exited with 3" in failed.error and (folder / "doc.txt").read_text() == "changed"
     check = Verification.objects.filter(trigger=Trigger.RESTORE).first()
     assert check.status == RunStatus.FAILED and check.results["probe_command"]["exit_status"] == 3
+
+
+TARGET_SCRIPT = """
+import os, sys
+print(sys.argv[1] + "=" + os.environ[sys.argv[1]])
+"""
+
+
+@pytest.mark.parametrize("store", ["uploads", "sqlite", "redis"])
+def test_the_probe_command_of_a_side_by_side_restore_sees_where_it_wrote(tmp_path, sources, settings, request,
+                                                                          store):
+    """Stores without probes too: their variables in the command's environment name the restored
+    copy (the folder, the files, the db index), not the live data."""
+    side = tmp_path / "side"
+    if store == "uploads":
+        sources(uploads=uploads_source(tmp_path / "uploads", {"doc.txt": "original"}))
+        options, variable, expected = {"directory": str(side)}, "UPLOADS_DIR", str(side)
+    elif store == "sqlite":
+        sources(sqlite=sqlite_source(tmp_path / "live" / "app.sqlite3", "notes", ["a"]))
+        options, variable, expected = {"directory": str(side)}, "SQLITE_PATHS", str(side / "app.sqlite3")
+    else:
+        url = request.getfixturevalue("redis_url")
+        sources(redis=(ENGINES["redis"], {"url": url}))
+        with redis_client(url, 0) as client:
+            client.set("k", "v")
+        options, variable, expected = {"db": "5"}, "REDIS_DBS", "5"
+    backup = backups.create_backup([store])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    script = tmp_path / "probe.py"
+    script.write_text(TARGET_SCRIPT)
+    settings.BACKUP_PROBE_COMMAND = json.dumps([sys.executable, str(script), variable])
+    restore = restores.start_restore(backup.backup_id, [store], {store: options}, confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    result = Verification.objects.filter(trigger=Trigger.RESTORE).first().results["probe_command"]
+    assert result["exit_status"] == 0 and result["output"] == f"{variable}={expected}\n"
 
 
 def test_probe_command_that_cannot_start(tmp_path, sources, settings):

@@ -79,6 +79,9 @@ class SideBySide:
     def targets_live(self, options):
         return options["db"] is None
 
+    def probe_target(self, options, facts):
+        return {"dbs": [options["db"]]} if options["db"] is not None else None
+
     def describe_target(self, options):
         keys = f"keys matching {options['keys']}" if options["keys"] else "every key"
         if options["db"] is not None:

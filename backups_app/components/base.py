@@ -132,7 +132,9 @@ class Component:
         """Where the probes (backups_app/probes.py) search after a restore with these parsed
         options of a backup whose manifest facts for this source are ``facts``: the
         ``searcher(target)`` argument for a side-by-side or partial restore, or None for the whole
-        live store."""
+        live store. Its values also stand in for the source's own options in BACKUP_PROBE_COMMAND's
+        environment (UPLOADS_DIR: the folder restored into), so a store without probes that
+        restores side by side returns the options that name its target."""
         return None
 
     # Promotion (services/promote.py): a completed side-by-side restore swapped in for the live store.

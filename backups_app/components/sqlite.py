@@ -134,6 +134,10 @@ class SQLiteComponent(FolderPromotion, Component):
     def targets_live(self, options):
         return not options["directory"]
 
+    def probe_target(self, options, facts):
+        files = self._side_targets(side_folder(self, "directory", options["directory"]))
+        return {"paths": list(files.values())} if files else None
+
     def describe_target(self, options):
         if not options["directory"]:
             return None

@@ -93,6 +93,9 @@ class UploadsComponent(FolderPromotion, Component):
     def targets_live(self, options):
         return not options["directory"]
 
+    def probe_target(self, options, facts):
+        return {"path": side_folder(self, "directory", options["directory"])} if options["directory"] else None
+
     def describe_target(self, options):
         what = f"paths {', '.join(options['paths'])}" if options["paths"] else "the whole folder"
         if options["directory"]:
