@@ -71,24 +71,43 @@ def test_postgres_promote_undo_and_drop(pg_side):
 
     promote.promote(run.restore_id, undo=True)
     assert titles(live) == ["a", "b", "c"] and titles(scratch) == ["a", "b"] and old not in databases()
-    assert AuditEvent.objects.filter(action="restore.undo").exists()
+    undo = AuditEvent.objects.get(action="restore.undo")
+    assert undo.target == run.restore_id
+    assert any(f"database {old} is now {live}" in line for line in undo.details["log"])
+    run.refresh_from_db()
+    assert f"promote: postgres: database {old} is now {live}" in run.log
     with pytest.raises(promote.NotPromotable, match="it was undone already"):
         promote.promote(run.restore_id, undo=True)
 
     promote.promote(run.restore_id, drop_old=True)  # promote again, and drop what it replaced
     assert titles(live) == ["a", "b"] and old not in databases() and scratch not in databases()
+    assert AuditEvent.objects.filter(action="restore.promote_drop_old", target=run.restore_id).exists()
     with pytest.raises(promote.NotPromotable, match="its replaced data was dropped"):
         promote.promote(run.restore_id, undo=True)
 
 
 @pytest.mark.django_db
-def test_postgres_promote_refuses_while_sessions_are_connected(pg_side):
+@pytest.mark.parametrize("which", ["live", "restored"])
+def test_postgres_promote_refuses_while_sessions_are_connected(pg_side, which):
     live, scratch, run = pg_side
-    with psycopg.connect(dbname=live, application_name="rag-api", **PG):
-        with pytest.raises(promote.NotPromotable, match=f"other session.* use database {live} .*rag-api"):
+    used = live if which == "live" else scratch
+    with psycopg.connect(dbname=used, application_name="rag-api", **PG):
+        with pytest.raises(promote.NotPromotable, match=f"1 other session.* use database {used} .*rag-api"):
             promote.promote(run.restore_id)
     assert titles(live) == ["a", "b", "c"] and titles(scratch) == ["a", "b"]
-    assert promote.promotion(run) == {}
+    assert promote.promotion(run) == {} and not AuditEvent.objects.filter(action="restore.promote").exists()
+
+
+@pytest.mark.django_db
+def test_postgres_tables_restore_is_not_promoted(sources, pg_database, make_pg_database):
+    scratch = make_pg_database(create=False)
+    with pg_connect(pg_database) as conn:
+        conn.execute("CREATE TABLE docs (id int PRIMARY KEY); CREATE TABLE other (id int)")
+    sources(postgres=(ENGINES["postgres"], pg_options(pg_database)))
+    run = side_restore(backups.create_backup(["postgres"]), "postgres", database=scratch, tables="docs")
+    with pytest.raises(promote.NotPromotable, match="holds only table\\(s\\) docs; promoting its database would"):
+        promote.promote(run.restore_id)
+    assert scratch in databases() and promote.promotion(run) == {}
 
 
 @pytest.mark.django_db
@@ -211,6 +230,21 @@ def test_admin_buttons(uploads_side, client):
     client.post(url, {"action": "undo"})
     assert (live / "a.txt").read_text() == "live"
     assert AuditEvent.objects.get(action="restore.undo").username == "boss"
+
+
+@pytest.mark.django_db
+def test_admin_promote_needs_the_restore_permission(uploads_side, client):
+    from django.contrib.auth.models import Permission, User
+
+    live, _target, run = uploads_side
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_restore"))
+    client.force_login(viewer)
+    page = client.get(reverse("admin:backups_app_restore_change", args=[run.pk]))
+    assert page.status_code == 200 and 'value="promote"' not in page.content.decode()
+    refused = client.post(reverse("admin:backups_app_restore_promote", args=[run.pk]), {"action": "promote"})
+    assert refused.status_code == 403 and (live / "a.txt").read_text() == "live"
+    assert promote.promotion(run) == {} and not AuditEvent.objects.filter(action="restore.promote").exists()
 
 
 @pytest.mark.django_db
