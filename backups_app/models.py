@@ -44,7 +44,8 @@ class Run(models.Model):
     # Written when a worker claims the run; every later change of the run is conditional on it
     # (services/recorder.py), so a worker that lost the run to the sweep cannot overwrite it.
     lease = models.CharField(max_length=32, blank=True, default="", editable=False)
-    # {component: "pending" | "running" | "done" | "failed" | "skipped"}
+    # {component: {"state": "pending" | "running" | "done" | "failed" | "skipped" | "not_run" | ..., "bytes_done",
+    #  "bytes_total", "started_at", ...}} (services/progress.py); read the state with ``state_of``.
     progress = models.JSONField(default=dict, blank=True)
     log = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
@@ -58,6 +59,10 @@ class Run(models.Model):
     @property
     def is_active(self):
         return self.status in (RunStatus.PENDING, RunStatus.IN_PROGRESS)
+
+    def state_of(self, component):
+        """Where ``component`` is in this run: "pending" until the run reaches it."""
+        return (self.progress.get(component) or {}).get("state", "pending")
 
     @property
     def duration(self):

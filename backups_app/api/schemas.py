@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from backups_app import components as registry
 from backups_app.archive.ids import BACKUP_ID_RE
 from backups_app.models import RunStatus
+from backups_app.services import progress
 
 LOG_TAIL_LINES = 50
 
@@ -79,6 +80,28 @@ class ArtifactOut(Schema):
     sha256: str
 
 
+class ProgressOut(Schema):
+    """One component's progress in a run (backups_app/services/progress.py)."""
+
+    state: str = Field(description="pending, running, done, failed, skipped, not_run (the run failed before it), "
+                                   "rolling_back or rolled_back.")
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    bytes_done: int = Field(description="Bytes streamed so far: a backup counts what it writes before compression, a "
+                                        "restore the stored bytes it reads.")
+    bytes_total: Optional[int] = Field(description="The bytes expected, when known before it starts (database "
+                                                   "size, folder size, the artifacts' sizes); else null.")
+    items_done: int = Field(description="Things counted instead of bytes, when items_total is set (Redis: keys).")
+    items_total: Optional[int]
+    items_unit: Optional[str] = Field(description="What items_* count (keys), or null.")
+    elapsed_seconds: Optional[float] = Field(description="Since it started, until it finished.")
+    bytes_per_second: Optional[float]
+    fraction: Optional[float] = Field(description="0 to 1, of the items when counted, else of the bytes; null when "
+                                                  "the total is unknown.")
+    eta_seconds: Optional[float] = Field(description="Seconds left at the rate so far; 0 once done, null when "
+                                                     "unknown.")
+
+
 RAN_ON = {"host": Field(description="The machine that ran it (empty until a worker claims it)."),
           "worker": Field(description="The worker that ran it: BACKUP_WORKER_NAME (default the host) and its pid.")}
 
@@ -90,11 +113,15 @@ class BackupDetail(BackupSummary):
     started_at: Optional[datetime]
     finished_at: Optional[datetime]
     size_bytes: int
-    progress: dict[str, str]
+    progress: dict[str, ProgressOut] = Field(description="Per component, in the backup's order.")
     error: str
     artifacts: list[ArtifactOut]
     counts: dict[str, Any] = Field(description="Per component, as recorded in metadata.json.")
     log_tail: str
+
+    @staticmethod
+    def resolve_progress(backup):
+        return progress.describe_run(backup)
 
     @staticmethod
     def resolve_artifacts(backup):
@@ -179,7 +206,7 @@ class RestoreDetail(RestoreAccepted):
     trigger: str
     created_at: datetime
     finished_at: Optional[datetime]
-    progress: dict[str, str]
+    progress: dict[str, ProgressOut] = Field(description="Per component, in the restore's order.")
     error: str
     safety_backup_id: Optional[str]
     log_tail: str
@@ -187,6 +214,10 @@ class RestoreDetail(RestoreAccepted):
     @staticmethod
     def resolve_backup_id(restore):
         return restore.source_backup_id
+
+    @staticmethod
+    def resolve_progress(restore):
+        return progress.describe_run(restore)
 
     @staticmethod
     def resolve_safety_backup_id(restore):

@@ -7,6 +7,7 @@ import re
 from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingReader
 from backups_app.archive.ids import validate_artifact_name
+from backups_app.archive.metering import NO_METER, Metered
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
 from backups_app.errors import BackupError, ChecksumMismatch, InvalidSet, NotFound
@@ -144,14 +145,23 @@ class BackupSetReader:
         # {name: meta} the catalog (the app database) recorded when the backup was taken; every
         # artifact must match it (services.backups.open_reader sets it). None: nothing to compare.
         self.catalog = None
+        # Counts the bytes ``open`` gives, for the progress of the component being restored (archive/metering.py).
+        self.meter = NO_METER
 
     def names(self):
         """Every artifact the stored metadata.json or the catalog lists."""
         return sorted({*self.manifest.get("artifacts", {}), *(self.catalog or {})})
 
+    def _listed(self):
+        return self.catalog if self.catalog is not None else self.manifest.get("artifacts", {})
+
     def artifacts_of(self, component):
-        listed = self.catalog if self.catalog is not None else self.manifest.get("artifacts", {})
-        return sorted(n for n, meta in listed.items() if meta["component"] == component)
+        return sorted(n for n, meta in self._listed().items() if meta["component"] == component)
+
+    def size_of(self, component):
+        """The bytes ``open`` gives of ``component``'s artifacts, as listed (a progress total, not a check)."""
+        return sum(meta.get("plaintext_size", meta["size"]) for meta in self._listed().values()
+                   if meta["component"] == component)
 
     def facts_of(self, component):
         """What ``backup()`` returned for the component (counts, versions, ``absent`` markers)."""
@@ -198,15 +208,16 @@ class BackupSetReader:
 
     def open(self, name):
         """The artifact's bytes as the component wrote them: decrypted when stored encrypted (the
-        identity comes from BACKUP_AGE_IDENTITY_FILE), and checked both before and after."""
+        identity comes from BACKUP_AGE_IDENTITY_FILE), and checked both before and after. What
+        the component reads counts in the progress (``meter``)."""
         meta = self.meta(name)
         if not meta.get("encryption"):
-            return self.open_stored(name)
+            return Metered(self.open_stored(name), self.meter)
         keys = crypto.identities()
         stored = self.open_stored(name)
         recipients_used = (self.manifest.get("encryption") or {}).get("recipients", [])
         plain = crypto.decrypting(stored, keys, name, recipients_used, lambda: stored.error)
-        return VerifyingStream(plain, name, meta["plaintext_sha256"], meta["plaintext_size"])
+        return Metered(VerifyingStream(plain, name, meta["plaintext_sha256"], meta["plaintext_size"]), self.meter)
 
     def open_decompressed(self, name):
         """The artifact's plain bytes, decompressed by the method its name shows; the checksum is

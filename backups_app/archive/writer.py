@@ -13,6 +13,7 @@ from backups_app import faults
 from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingWriter
 from backups_app.archive.ids import validate_artifact_name
+from backups_app.archive.metering import NO_METER, Metered
 from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, save_chunks, set_path
 
 MANIFEST_NAME = "metadata.json"
@@ -28,13 +29,16 @@ class BackupSetWriter:
         #          "plaintext_size", "plaintext_sha256"}; size and sha256 are of the stored file.
         self.artifacts = {}
         self.current_component = None
+        # Counts the bytes the current component writes, for the run's progress (archive/metering.py).
+        self.meter = NO_METER
         # Safety backups record a missing file or folder as absent instead of failing, so a
         # rollback can put the "nothing was there" state back.
         self.allow_missing = False
 
     @contextmanager
-    def open(self, name):
-        """``with writer.open("postgres.dump") as f: f.write(...)``"""
+    def open(self, name, metered=True):
+        """``with writer.open("postgres.dump") as f: f.write(...)``; ``metered``: the bytes written
+        count in the progress (open_compressed counts them before compression instead)."""
         validate_artifact_name(name)
         if name in RESERVED_NAMES or name in self.artifacts:
             raise ValueError(f"Artifact name {name!r} is reserved or already used in this set.")
@@ -45,7 +49,8 @@ class BackupSetWriter:
         try:
             with crypto.encrypting(stored, keys, stored_name) as encrypted:
                 plain = HashingWriter(encrypted) if keys else stored
-                yield faults.Written(plain, name) if faults.armed() else plain
+                sink = faults.Written(plain, name) if faults.armed() else plain
+                yield Metered(sink, self.meter) if metered else sink
         except BaseException:
             upload.abort()
             raise
@@ -62,8 +67,8 @@ class BackupSetWriter:
         BACKUP_COMPRESSION, named ``uploads.tar.zst`` / ``.gz`` / plain by the method."""
         chosen = compression.method()
         name = stem + compression.EXTENSIONS[chosen]
-        with self.open(name) as sink, compression.compressing(sink, chosen) as out:
-            yield name, out
+        with self.open(name, metered=False) as sink, compression.compressing(sink, chosen) as out:
+            yield name, Metered(out, self.meter)
         self.artifacts[name]["compression"] = chosen
 
     def write_from(self, name, readable):

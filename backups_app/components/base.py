@@ -169,6 +169,13 @@ class Component:
         """Live counts in the same shape as ``backup()``'s ``counts``."""
         raise NotImplementedError
 
+    def estimate(self):
+        """What ``backup()`` will stream, known cheaply before it starts, for the progress bar
+        (services/progress.py): ``{"bytes_total": n}`` (the bytes the component writes before
+        compression, about), or ``{"items_total": n, "items_unit": "keys"}`` for a store counted in
+        things (the component then calls ``writer.meter.add_items``); {} when unknown."""
+        return {}
+
     def restore(self, reader, artifacts, options, log):
         """Apply ``artifacts`` (names in this set) from ``reader``; ``options`` are parsed restore
         options. Atomic where the store allows; the service covers the rest with a safety backup.

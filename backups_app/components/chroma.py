@@ -32,7 +32,7 @@ from contextlib import closing, contextmanager
 from backups_app import probes
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
-from backups_app.archive.safetar import extracted, restore_folder
+from backups_app.archive.safetar import extracted, folder_counts, restore_folder
 from backups_app.archive.spool import scratch_folder, spool_file
 from backups_app.archive.sqlitefile import check_integrity, connect_readonly, online_copy
 from backups_app.components._side import DirectoryTarget, FolderPromotion, not_empty, require_empty, side_folder
@@ -230,6 +230,10 @@ class ChromaComponent(DirectoryTarget, FolderPromotion, Component):
                 if not entry.startswith(SQLITE_NAME) and os.path.isdir(os.path.join(root, entry)):
                     shutil.copytree(os.path.join(root, entry), os.path.join(folder, entry))
             return probes.recording(self, self.searcher({"path": folder}), log)
+
+    def estimate(self):
+        """The folder's size (a server's is not known before its collections are read)."""
+        return {"bytes_total": folder_counts(self.config["path"])[1]} if self.config["path"] else {}
 
     def inspect(self):
         if self.config["path"]:

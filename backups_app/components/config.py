@@ -130,6 +130,9 @@ class ConfigComponent(DirectoryTarget, Component):
     def inspect(self):
         return self._counts()
 
+    def estimate(self):
+        return {"bytes_total": self._counts()["bytes"]}
+
     def backup(self, writer, log):
         absent = []
         with writer.open_compressed(f"{self.name}.tar") as (name, out), \

@@ -229,6 +229,9 @@ class RedisComponent(SideBySide, Component):
         with self._connected() as client:
             return {f"db{db}": keys for db, keys in self._keyspace(client).items()}
 
+    def estimate(self):
+        return {"items_total": sum(self.inspect().values()), "items_unit": "keys"}
+
     # Backup
 
     def backup(self, writer, log):
@@ -240,7 +243,7 @@ class RedisComponent(SideBySide, Component):
             with writer.open_compressed(self.dump_stem) as (name, out):
                 for db in dbs:
                     out.write(pack_command(("SELECT", db)))
-                    counts[f"db{db}"], db_rdb = self._dump_db(db, out, exact)
+                    counts[f"db{db}"], db_rdb = self._dump_db(db, out, exact, writer.meter)
                     rdb = max(rdb, db_rdb)
             log(f"{self.name}: dumped {sum(counts.values())} keys from db {', '.join(map(str, dbs)) or '(none)'} "
                 f"into {name} ({server_name} {server_version}, RDB version {rdb or 'none'}, "
@@ -265,9 +268,10 @@ class RedisComponent(SideBySide, Component):
         conn.send_packed_command([commands], check_health=False)
         return [conn.read_response() for _ in range(replies)]
 
-    def _dump_db(self, db, out, exact):
+    def _dump_db(self, db, out, exact, meter):
         """Write the RESTOREs of ``db``; returns (keys written, highest RDB version of their payloads).
-        ``exact``: PEXPIRETIME gives each absolute expiry; else it is the server's time plus PTTL."""
+        ``exact``: PEXPIRETIME gives each absolute expiry; else it is the server's time plus PTTL.
+        Each batch of keys scanned counts in the progress (``meter``)."""
         written, rdb = 0, 0
         expiry_command = b"PEXPIRETIME" if exact else b"PTTL"
         with self.client(db) as client, self._bare(db) as conn:
@@ -282,6 +286,7 @@ class RedisComponent(SideBySide, Component):
                                             b"REPLACE", b"ABSTTL")))
                     rdb = max(rdb, payload_rdb_version(payload))
                     written += 1
+                meter.add_items(len(keys))
         return written, rdb
 
     def _scan_batches(self, client):

@@ -87,6 +87,9 @@ class SQLiteComponent(FolderPromotion, Component):
             log(f"{self.name}: copied {path} ({sum(counts[Path(path).stem].values())} rows)")
         return {"counts": counts, "server_version": sqlite3.sqlite_version, "absent": absent}
 
+    def estimate(self):
+        return {"bytes_total": sum(os.path.getsize(p) for p in self.config["paths"] if os.path.isfile(p))}
+
     def inspect(self):
         counts = {}
         for path in self.config["paths"]:

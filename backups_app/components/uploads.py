@@ -63,6 +63,9 @@ class UploadsComponent(FolderPromotion, Component):
     def inspect(self):
         return self._counts() if os.path.isdir(self.config["path"]) else {"files": 0, "bytes": 0}
 
+    def estimate(self):
+        return {"bytes_total": self.inspect()["bytes"]}
+
     def rehearse(self, reader, artifacts, log):
         """Extract into a temporary folder in the spool, count, remove it."""
         if not artifacts:  # the folder was absent (a safety backup)

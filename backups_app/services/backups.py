@@ -88,9 +88,9 @@ def _take_backup(backup, recorder):
         recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
         facts = {}
         for name in backup.components:
-            recorder.progress(name, "running")
             component = components.get_component(name)
-            writer.current_component = name
+            recorder.progress(name, "running", **_estimate(backup, component))
+            writer.current_component, writer.meter = name, recorder.meter(name)
             try:
                 facts[name] = component.backup(writer, recorder.log)
             except Exception as exc:
@@ -118,6 +118,16 @@ def _take_backup(backup, recorder):
     finally:
         if regular:
             hooks.run_hooks("post_backup", recorder)
+
+
+def _estimate(backup, component):
+    """The progress totals ``component.estimate()`` gives; {} when it cannot tell. It only feeds the
+    progress bar: a store that does not answer fails the backup itself, with its own words."""
+    try:
+        return component.estimate()
+    except Exception:
+        logger.warning("%s: %s could not estimate its size", backup, component.name, exc_info=True)
+        return {}
 
 
 def _manifest(backup, facts):

@@ -14,6 +14,7 @@ change and stops (``LeaseLost``) without touching the run or the storage."""
 import logging
 import os
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -26,7 +27,7 @@ from backups_app.errors import BackupError
 from backups_app.faults import fault_point
 from backups_app.models import OperationLock, RunStatus
 from backups_app.redaction import mask
-from backups_app.services import locks, workers
+from backups_app.services import locks, progress, workers
 
 logger = logging.getLogger("backups_app")
 
@@ -69,8 +70,14 @@ def store_error(name, exc):
 
 
 class RunRecorder:
+    #: Streaming components' counts reach the database at most this often per run (services/progress.py).
+    REPORT_SECONDS = 1.0
+
     def __init__(self, run):
         self.run = run
+        self._reported_at = float("-inf")  # time.monotonic() of the last progress write
+        # Meters may count in a helper thread (a pipe's feeder); only the run's own thread writes.
+        self._thread = threading.get_ident()
 
     def _save(self, **fields):
         """Write ``fields`` if the run is still in the status and lease this recorder last saw."""
@@ -91,8 +98,25 @@ class RunRecorder:
         which is why steps that change storage log first."""
         self._save(log=self.run.log + self._line(text), heartbeat_at=timezone.now())
 
-    def progress(self, component, state):
-        self._save(progress={**self.run.progress, component: state})
+    def progress(self, component, state, **fields):
+        """Record that ``component`` is now in ``state``, with ``fields`` of its entry (``bytes_total``,
+        ``items_total``, ``items_unit``); see services/progress.py."""
+        self._write_progress({**self.run.progress, component: progress.moved(self.run.progress.get(component), state,
+                                                                              **fields)})
+
+    def meter(self, component):
+        """The counter the backup writer or reader reports ``component``'s streamed bytes to."""
+        return progress.Meter(self, component)
+
+    def report(self):
+        """Write the counts meters added, unless progress was written less than REPORT_SECONDS ago."""
+        due = time.monotonic() - self._reported_at >= self.REPORT_SECONDS
+        if due and threading.get_ident() == self._thread:
+            self._write_progress(self.run.progress)
+
+    def _write_progress(self, entries):
+        self._save(progress=entries)
+        self._reported_at = time.monotonic()
 
     def save(self, *names):
         """Save fields the body set on the run (plan, results, ...), fenced like every change."""
@@ -104,7 +128,7 @@ class RunRecorder:
         atomic step as the claim (locks.claiming), so what it checks cannot change in between."""
         run, now = self.run, timezone.now()
         fields = {"status": RunStatus.IN_PROGRESS, "lease": uuid.uuid4().hex, "started_at": now,
-                  "heartbeat_at": now, "progress": {name: "pending" for name in run.components},
+                  "heartbeat_at": now, "progress": {name: progress.entry() for name in run.components},
                   **workers.identity()}
         if run.status != RunStatus.PENDING:
             return False
@@ -119,11 +143,14 @@ class RunRecorder:
         return True
 
     def finish(self, status, error=""):
-        """End the run, and free the lock it holds in the same transaction."""
+        """End the run, and free the lock it holds in the same transaction. A run that did not
+        complete shows which components never ran (services/progress.py ``ended``)."""
         fault_point(f"{self.run._meta.model_name}.finish")
         lines = (self._line(f"ERROR: {error}") if error else "") + self._line(f"finished: {status}")
+        entries = self.run.progress if status == RunStatus.COMPLETED else progress.ended(self.run)
         with transaction.atomic():
-            self._save(status=status, error=mask(error), finished_at=timezone.now(), log=self.run.log + lines)
+            self._save(status=status, error=mask(error), finished_at=timezone.now(), log=self.run.log + lines,
+                       progress=entries)
             if self.run.lock_holder:
                 OperationLock.objects.filter(holder=self.run.lock_holder).delete()
         run_finished.send(sender=type(self.run), run=self.run)

@@ -21,7 +21,7 @@ from backups_app.errors import (
 from backups_app.faults import fault_point
 from backups_app.models import Backup, Restore, RunStatus, Trigger
 from backups_app.redaction import mask
-from backups_app.services import audit, hooks, locks, run_ids
+from backups_app.services import audit, hooks, locks, progress, run_ids
 from backups_app.services.backups import create_backup, find_run, get_backup, open_reader, remove_backup
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute, heartbeat, store_error
@@ -311,7 +311,7 @@ def _restore_components(restore, recorder, names, options, safety, copy):
     touched = []
     try:
         for name in names:
-            recorder.progress(name, "running")
+            progress.start_reading(recorder, reader, name)
             component = components.get_component(name)
             if _writes_live(name, options[name]):
                 touched.append(name)
@@ -355,7 +355,8 @@ def _roll_back(restore, recorder, safety, touched, error):
 
 def _roll_back_one(reader, name, recorder):
     """Restore component ``name`` from the safety backup ``reader`` reads; [] or [what failed]."""
-    recorder.progress(name, "rolling_back")  # a rollback killed from here on is healed again by the sweep
+    # A rollback killed from here on is healed again by the sweep.
+    progress.start_reading(recorder, reader, name, progress.ROLLING_BACK)
     fault_point(f"rollback.{name}")
     try:
         component = components.get_component(name)
@@ -387,7 +388,7 @@ def heal(restore, recorder, cause):
         try:
             options = _parse_options(restore.components, restore.options)
             changing = [n for n in restore.components if _writes_live(n, options[n])]
-            touched = [n for n in changing if restore.progress.get(n, "pending") != "pending"]
+            touched = [n for n in changing if restore.state_of(n) != "pending"]
         except BackupError as exc:  # a source no longer configured: nothing to heal it with
             recorder.finish(RunStatus.FAILED, f"{cause} It cannot be healed ({error_text(exc)}); data of "
                                               f"{', '.join(restore.components)} may be partly restored: restore by "
@@ -415,7 +416,7 @@ def heal(restore, recorder, cause):
 
 def _applied_whole(restore, recorder, changing):
     """Whether every component's restore returned and the stores it wrote hold the backup's counts."""
-    if any(restore.progress.get(name) != "done" for name in restore.components):
+    if any(restore.state_of(name) != "done" for name in restore.components):
         return False
     planned = restore.plan.get("counts", {})
     differences = [d for name in changing

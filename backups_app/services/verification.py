@@ -20,7 +20,7 @@ from backups_app import components, probes
 from backups_app.errors import InvalidSet, NotFound, UnknownComponent
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.redaction import mask
-from backups_app.services import audit
+from backups_app.services import audit, progress
 from backups_app.services.backups import get_backup, open_reader
 from backups_app.services.queueing import enqueue
 from backups_app.services.recorder import error_text, execute
@@ -82,7 +82,7 @@ def _checksums(verification, reader, names):
 def _rehearse(verification, reader, recorder):
     problems = []
     for name in verification.components:
-        recorder.progress(name, "running")
+        progress.start_reading(recorder, reader, name)
         artifacts = reader.artifacts_of(name)
         expected = reader.facts_of(name).get("counts", {})
         result = {"ok": False, "expected": expected}

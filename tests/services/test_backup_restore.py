@@ -141,7 +141,7 @@ def test_failed_backup_removes_partial_files_and_records_why(service_stack, sett
     assert backup.status == RunStatus.FAILED
     assert "No space left on device" in backup.error
     assert not (backup_storage_dir / backup.backup_id).exists()
-    assert backup.progress["uploads"] == "failed"
+    assert backup.state_of("uploads") == "failed"
 
 
 def test_stale_runs_are_swept(service_stack, backup_storage_dir):

@@ -432,7 +432,7 @@ def test_a_restore_killed_anywhere_is_healed_into_one_state_and_a_new_restore_wo
         assert done.returncode == -signal.SIGKILL, (point, done.stderr[-3000:])
         (progress,), = site.query("SELECT progress FROM backups_app_restore ORDER BY id DESC LIMIT 1")
         loading = [name for name, at in mid_load.items() if at == point]
-        assert all(json.loads(progress)[name] == "running" for name in loading), (point, progress)
+        assert all(json.loads(progress)[name]["state"] == "running" for name in loading), (point, progress)
         kills += 1
         phases.append(point.split("#")[0])
         time.sleep(STALE + 0.5)

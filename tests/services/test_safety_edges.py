@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backups_app.errors import Busy, UnknownComponent
 from backups_app.models import Backup, OperationLock, Restore, RunStatus, Trigger
-from backups_app.services import backups, locks, restores
+from backups_app.services import backups, locks, progress, restores
 from backups_app.services.recorder import run_finished
 from backups_app.services.sweep import sweep_stale_runs
 
@@ -44,8 +44,8 @@ def test_the_safety_backup_of_a_running_restore_cannot_be_deleted(uploads):
         backups.delete_backup(safety.backup_id)
 
 
-def dead_restore(uploads, progress, restored="original"):
-    """A restore of the backup of ``uploads`` ("original") whose worker died with ``progress``,
+def dead_restore(uploads, states, restored="original"):
+    """A restore of the backup of ``uploads`` ("original") whose worker died with ``states``,
     after its safety backup of "changed", the folder holding ``restored``: the run as the dead
     worker left it (stale heartbeat, lock held) and its safety backup."""
     backup = backups.create_backup()
@@ -54,7 +54,8 @@ def dead_restore(uploads, progress, restored="original"):
     (uploads / "doc.txt").write_text(restored)
     plan = restores.plan_restore(backup.backup_id, verify=False)
     restore = Restore.objects.create(restore_id="restore_20990101_000000", backup=backup, plan=plan,
-                                     source_backup_id=backup.backup_id, components=["uploads"], progress=progress,
+                                     source_backup_id=backup.backup_id, components=["uploads"],
+                                     progress={name: progress.entry(state) for name, state in states.items()},
                                      status=RunStatus.IN_PROGRESS, safety_backup=safety,
                                      heartbeat_at=timezone.now() - timedelta(hours=1))
     locks.acquire(locks.RESTORE_LOCK, restore.restore_id)
@@ -83,7 +84,7 @@ def test_a_restore_whose_worker_died_mid_store_is_rolled_back_by_the_sweep(uploa
     assert f"The previous data was put back from safety backup {safety.backup_id}" in restore.error
     assert "The stale-run sweep took this restore over to heal it" in restore.log
     assert f"rolling back uploads from {safety.backup_id}" in restore.log
-    assert restore.progress == {"uploads": "rolled_back"}
+    assert restore.state_of("uploads") == "rolled_back"
     assert not Backup.objects.get(pk=safety.pk).pinned
 
 
