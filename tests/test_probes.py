@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from qdrant_client import QdrantClient, models
 
 from backups_app import checks, components, probes
+from backups_app.errors import ComponentError
 from backups_app.models import RunStatus, Trigger, Verification
 from backups_app.services import backups, restores, verification
 from tests.api.conftest import staff_user, token_client
@@ -465,7 +466,8 @@ def test_recall_counts_a_tie_at_the_cut_as_found():
 def test_a_store_that_cannot_answer_the_probes_warns_and_the_backup_completes(sources):
     """The Qdrant stand-in (tests/components/fake_qdrant.py) models the snapshot path only: it holds
     no vectors and refuses searches, as a server refusing them would. The backup still completes,
-    with the reason in its log and manifest, and the rehearsal says the set has no probes."""
+    with the reason in its log and manifest, and the rehearsal says the set has no probes. The
+    search it refused asked for an exact one (a server's searches are approximate otherwise)."""
     from tests.components.fake_qdrant import FakeQdrant
 
     server = FakeQdrant()
@@ -477,6 +479,11 @@ def test_a_store_that_cannot_answer_the_probes_warns_and_the_backup_completes(so
         facts = backup.manifest["components"]["qdrant"]
         assert "probes" not in facts and "404" in facts["probes_error"]
         assert "warning: qdrant: probes not recorded: qdrant: a probe search failed: " in backup.log
+        with pytest.raises(ComponentError, match="a probe search failed: .*404"), \
+                components.get_component("qdrant").searcher() as searcher:
+            searcher.nearest("docs", "", [[0.5, 0.5]], 10)
+        (search,) = [body for _, path, _, body, _ in server.requests if path == "/collections/docs/points/query"]
+        assert search["params"] == {"exact": True} and search["limit"] == 10  # exact search, not the HNSW index
         rehearsal = verification.verify(backup.backup_id, deep=True)
         assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
         assert rehearsal.results["qdrant"]["note"].startswith("no probes: the backup could not record them (")

@@ -230,6 +230,9 @@ def test_admin_buttons(uploads_side, client):
     client.post(url, {"action": "undo"})
     assert (live / "a.txt").read_text() == "live"
     assert AuditEvent.objects.get(action="restore.undo").username == "boss"
+    live_run = restores.start_restore(run.backup.backup_id, ["uploads"], confirm=True)  # nothing to promote
+    page = client.get(reverse("admin:backups_app_restore_change", args=[live_run.pk])).content.decode()
+    assert live_run.status == RunStatus.COMPLETED and 'value="promote"' not in page
 
 
 @pytest.mark.django_db
