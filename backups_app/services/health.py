@@ -3,6 +3,7 @@
 - backups: the newest completed backup of every configured source that is not damaged is younger
   than BACKUP_MAX_AGE_HOURS, and none of its backups is damaged (its latest verification failed);
 - storage: the backup storage answers a listing, and (local storage) has BACKUP_MIN_FREE_MB free;
+  a local folder not created yet is fine while no backup was ever made (the first one creates it);
 - worker: the django-q2 scheduler is alive, seen through the stale-run sweep schedule, which a
   running cluster moves forward every few minutes (cluster stats live in a per-process cache
   with the default setup, so they cannot be read from here);
@@ -33,14 +34,21 @@ SCHEDULER_GRACE = timedelta(minutes=2)
 def completed_backups():
     """Completed regular backups, newest first, with ``verified`` (``damaged``) annotated."""
     return Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).with_last_check().only(
-        "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at")
+        "backup_id", "components", "created_at", "finished_at", "size_bytes", "started_at", "offsite_status",
+        "offsite_verified_at")
+
+
+def in_chunks(rows):
+    """A queryset's rows, read from one query a chunk at a time."""
+    return rows.iterator(chunk_size=100)
 
 
 def newest_per_component(rows, components_of):
-    """{source: the first of ``rows`` (newest first) that holds it}, for the configured sources. Rows
-    are read in chunks and no further than needed, so the cost does not grow with the history."""
+    """{source: the first of ``rows`` (newest first, an iterator: ``in_chunks``) that holds it}, for
+    the configured sources. Rows are read no further than needed, so the cost does not grow with
+    the history."""
     wanted, newest = set(components.source_names()), {}
-    for row in rows.iterator(chunk_size=100):
+    for row in rows:
         for name in components_of(row):
             if name in wanted:
                 newest.setdefault(name, row)
@@ -51,12 +59,13 @@ def newest_per_component(rows, components_of):
 
 def newest_success():
     """{source: newest completed regular Backup that contains it and is not damaged}."""
-    return newest_per_component(completed_backups(), lambda backup: [] if backup.damaged else backup.components)
+    return newest_per_component(in_chunks(completed_backups()),
+                                lambda backup: [] if backup.damaged else backup.components)
 
 
-def check_backups(now):
+def check_backups(now, newest):
+    """``newest``: ``newest_success()``."""
     limit = timedelta(hours=settings.BACKUP_MAX_AGE_HOURS)
-    newest = newest_success()
     damaged = {}
     for backup in completed_backups().filter(last_check=RunStatus.FAILED):
         for name in backup.components:
@@ -82,14 +91,21 @@ def check_backups(now):
     return {"ok": all(r["ok"] for r in result.values()), "components": result}
 
 
-def check_storage():
+def check_storage(backups_recorded=None):
+    """``backups_recorded``: whether any completed backup is recorded (None: asked of the database,
+    only when the local folder is missing)."""
     storage = backup_storage()
+    location = getattr(storage, "location", None)
+    if location and not os.path.exists(location):
+        if backups_recorded is None:
+            backups_recorded = Backup.objects.filter(status=RunStatus.COMPLETED).exists()
+        if not backups_recorded:
+            return check_folder_to_create(location)
     try:
         storage.listdir("")
     except Exception as exc:  # any backend error means we cannot write backups there
         return {"ok": False, "error": f"backup storage is unreachable: {type(exc).__name__}: {exc}"}
     result = {"ok": True}
-    location = getattr(storage, "location", None)
     if location and os.path.isdir(location):
         free_mb = shutil.disk_usage(location).free // (1024 * 1024)
         result["free_mb"] = free_mb
@@ -99,10 +115,29 @@ def check_storage():
     return result
 
 
-def check_worker(now):
+def check_folder_to_create(location):
+    """A fresh install: the local backup folder does not exist yet and no backup was ever made
+    (with backups recorded, a missing folder is an unmounted disk: unreachable). The first backup
+    creates it, so only its nearest existing parent must be writable."""
+    parent = os.path.dirname(os.path.abspath(location))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        why = "is not a folder" if not os.path.isdir(parent) else "is not writable"
+        return {"ok": False, "error": f"no backup yet, and the backup folder {location} cannot be created: "
+                                      f"{parent} {why}"}
+    return {"ok": True, "free_mb": shutil.disk_usage(parent).free // (1024 * 1024),
+            "note": f"no backup yet: the first backup creates {location}"}
+
+
+def sweep_schedule():
+    return Schedule.objects.filter(name=SWEEP_NAME).first()
+
+
+def check_worker(now, sweep):
+    """``sweep``: ``sweep_schedule()``."""
     if not settings.BACKUP_HEALTH_CHECK_WORKER:
         return {"ok": True, "note": "not checked (BACKUP_HEALTH_CHECK_WORKER is off)"}
-    sweep = Schedule.objects.filter(name=SWEEP_NAME).first()
     if sweep is None:
         return {"ok": False, "error": "no schedules: run `python manage.py setup_schedules`"}
     overdue = now - sweep.next_run
@@ -112,8 +147,8 @@ def check_worker(now):
     return {"ok": True}
 
 
-def check_rehearsal():
-    last = verification.latest(Verification.Kind.DEEP)
+def check_rehearsal(last):
+    """``last``: the newest finished deep verification (``verification.latest``), or None."""
     if last is None:
         return {"ok": True, "note": "no restore rehearsal yet"}
     result = {"ok": last.status == RunStatus.COMPLETED, "backup_id": last.source_backup_id,
@@ -124,9 +159,14 @@ def check_rehearsal():
 
 
 def check_health(now=None):
-    now = now or timezone.now()
-    checks = {"backups": check_backups(now), "storage": check_storage(), "worker": check_worker(now),
-              "rehearsal": check_rehearsal()}
+    return health_report(now or timezone.now(), newest_success(), sweep_schedule(),
+                         verification.latest(Verification.Kind.DEEP))
+
+
+def health_report(now, newest, sweep, last_rehearsal, backups_recorded=None):
+    """The checks over what the caller already read (the dashboard reads the same rows)."""
+    checks = {"backups": check_backups(now, newest), "storage": check_storage(backups_recorded),
+              "worker": check_worker(now, sweep), "rehearsal": check_rehearsal(last_rehearsal)}
     healthy = all(c["ok"] for c in checks.values())
     return {"status": "ok" if healthy else "fail", "checked_at": now.isoformat(), "checks": checks}
 

@@ -48,7 +48,8 @@ class BackupCollector:
                                           "When a verification of a stored backup holding each component last "
                                           "passed.", labels=["component"])
         passed = Verification.objects.filter(status=RunStatus.COMPLETED, backup__isnull=False).order_by("-finished_at")
-        newest = health.newest_per_component(passed.values_list("components", "finished_at"), lambda row: row[0])
+        newest = health.newest_per_component(health.in_chunks(passed.values_list("components", "finished_at")),
+                                             lambda row: row[0])
         for name, (_names, finished_at) in sorted(newest.items()):
             last_verified.add_metric([name], finished_at.timestamp())
         yield last_verified

@@ -14,6 +14,7 @@ from backups_app.services import audit, backups, retention, verification
 
 SWEEP_NAME = "backups: sweep stale runs"
 BACKUP_TASK = "backups_app.tasks.scheduled_backup"
+REHEARSAL_TASK = "backups_app.tasks.scheduled_rehearsal"
 
 
 def desired():
@@ -22,7 +23,7 @@ def desired():
         "backups: daily backup": ("BACKUP_SCHEDULE_DAILY", BACKUP_TASK, "'daily'"),
         "backups: weekly backup": ("BACKUP_SCHEDULE_WEEKLY", BACKUP_TASK, "'weekly'"),
         "backups: monthly backup": ("BACKUP_SCHEDULE_MONTHLY", BACKUP_TASK, "'monthly'"),
-        "backups: restore rehearsal": ("BACKUP_SCHEDULE_REHEARSAL", "backups_app.tasks.scheduled_rehearsal", None),
+        "backups: restore rehearsal": ("BACKUP_SCHEDULE_REHEARSAL", REHEARSAL_TASK, None),
     }
     wanted = {}
     for name, (setting, func, args) in plans.items():

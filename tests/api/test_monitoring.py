@@ -63,6 +63,28 @@ def test_health_is_503_when_storage_is_unreachable(client, healthy, settings, tm
     assert body["checks"]["backups"]["ok"]
 
 
+def test_a_fresh_install_says_no_backup_yet_not_unreachable(client, demo_stack, settings, tmp_path):
+    settings.BACKUP_MIN_FREE_MB = 1
+    setup_schedules()
+    folder = tmp_path / "not-created-yet" / "backups"
+    settings.STORAGES = {**settings.STORAGES, "backups": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(folder)}}}
+    status, body = health(client)
+    assert status == 503  # no backup yet is still unhealthy, but the storage is not to blame
+    assert body["checks"]["storage"]["ok"] and "no backup yet" in body["checks"]["storage"]["note"]
+    assert body["checks"]["backups"]["components"]["uploads"]["error"] == "no completed backup yet"
+    assert backups.create_backup().status == RunStatus.COMPLETED  # the first backup creates the folder
+    assert health(client)[0] == 200
+
+    (tmp_path / "a-file").write_text("")  # a folder that cannot be created
+    settings.STORAGES = {**settings.STORAGES, "backups": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "a-file" / "backups")}}}
+    Backup.objects.all().delete()
+    storage = health(client)[1]["checks"]["storage"]
+    assert not storage["ok"] and storage["error"].endswith("a-file is not a folder")
+
+
 def test_health_is_503_without_a_running_scheduler_or_after_a_failed_rehearsal(client, healthy, settings):
     Schedule.objects.filter(name=SWEEP_NAME).update(next_run=timezone.now() - timedelta(minutes=10))
     status, body = health(client)
