@@ -9,6 +9,7 @@ collection and the probe."""
 import hashlib
 import io
 import json
+import re
 import sys
 
 import numpy as np
@@ -73,6 +74,13 @@ def swap_artifact(storage, damaged, source, name):
     forge_artifact(storage, damaged, name, (storage / source.backup_id / name).read_bytes())
 
 
+def dashboard_recall(client, source):
+    """The probe recall cell of ``source``'s row on the admin index's dashboard."""
+    page = client.get("/admin/").content.decode()
+    row = re.search(rf'<tr class="source" data-source="{source}">(.*?)</tr>', page, re.S).group(1)
+    return re.search(r'<td class="recall">(.*?)</td>', row, re.S).group(1).strip()
+
+
 # --- Qdrant (local mode) ---------------------------------------------------------------------------
 
 def qdrant_fill(path):
@@ -118,6 +126,7 @@ def test_qdrant_probes_rehearsal_restore_and_a_damaged_set(qdrant_path, sources,
     assert rehearsed.status_code == 200 and rehearsed.json()["results"]["qdrant"]["recall"] == {"docs": 1.0}
     page = admin_client.get(f"/admin/backups_app/verification/{Verification.objects.first().pk}/change/")
     assert "probe recall@10 docs 1.00" in page.content.decode() and "docs 300" in page.content.decode()
+    assert dashboard_recall(admin_client, "qdrant") == "docs 1.00"
 
     # The live text vectors altered: the live store fails the probes, naming collection and probe.
     alter_text_vectors(qdrant_path)
@@ -151,6 +160,7 @@ def test_qdrant_probes_rehearsal_restore_and_a_damaged_set(qdrant_path, sources,
         call_command("verifybackup", good.backup_id, "--deep", "--json", stdout=out)
     shown = json.loads(out.getvalue())["results"]["qdrant"]
     assert not shown["ok"] and shown["recall"]["docs"] < 1 and len(shown["probes"]["docs"]["failed"]) == 5
+    assert dashboard_recall(admin_client, "qdrant") == f"docs {shown['recall']['docs']:.2f}"
     # ... and a restore of it is rolled back: the store is as it was before.
     damaged = restores.start_restore(good.backup_id, confirm=True)
     assert damaged.status == RunStatus.ROLLED_BACK, damaged.error
