@@ -4,6 +4,7 @@ Retention page, and the restore flow (``restores.RestoreFlow``). Actions check p
 way: ``@admin.action(permissions=[...])`` and the ``has_<name>_permission`` methods below."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -11,6 +12,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
 from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, pretty_json, require
 from backups_app.admin.forms import BackupNowForm
@@ -103,6 +105,7 @@ class BackupAdmin(RestoreFlow, RunAdmin):
         return [
             path("backup-now/", view(self.backup_now_view), name="backups_app_backup_backup_now"),
             path("retention/", view(self.retention_view), name="backups_app_backup_retention"),
+            path("retention/prune/", view(require_POST(self.prune_view)), name="backups_app_backup_prune"),
             path("rescan/", view(self.rescan_view), name="backups_app_backup_rescan"),
             path("<str:backup_id>/download/", view(self.download_view), name="backups_app_backup_download"),
             path("<str:backup_id>/download/<str:artifact>/", view(self.download_view),
@@ -171,24 +174,50 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     def retention_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        if request.method == "POST":
-            require(request, DELETE_BACKUP)
-            try:
-                result = retention.prune(user=request.user, request=request)
-            except BackupError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"Pruned {len(result['deleted'])} backup(s); {result['kept']} kept.")
-                for backup_id, error in result["errors"].items():
-                    self.message_user(request, f"{backup_id}: {error}", messages.WARNING)
-            return HttpResponseRedirect(request.path)
-        try:
-            rows, error = retention.plan(), ""
-        except BackupError as exc:  # a bad retention setting is shown, not a server error
-            rows, error = [], str(exc)
+        rows, error = self._retention_plan()
         return TemplateResponse(request, "admin/backups_app/backup/retention.html", self.page_context(
             request, "Retention", rows=rows, error=error, policy=retention.describe_policy(),
             can_prune=self.has_delete_permission(request), will_delete=sum(1 for _b, d in rows if not d.keep)))
+
+    def prune_view(self, request):
+        """POST only. Without ``confirm``: the page listing what goes and what stays, deleting
+        nothing. With it: prune the backups that page listed (``backup`` fields)."""
+        require(request, DELETE_BACKUP)
+        if "confirm" not in request.POST:
+            rows, error = self._retention_plan()
+            return TemplateResponse(request, "admin/backups_app/backup/prune_confirm.html", self.page_context(
+                request, "Prune: are you sure?", error=error, policy=retention.describe_policy(),
+                deleted=[(b, d) for b, d in rows if not d.keep], kept=[(b, d) for b, d in rows if d.keep]))
+        confirmed = set(request.POST.getlist("backup"))
+        try:
+            result = retention.prune(user=request.user, request=request, only=confirmed)
+        except BackupError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"Pruned {len(result['deleted'])} backup(s); {result['kept']} kept.")
+            for backup_id, error in result["errors"].items():
+                self.message_user(request, f"{backup_id}: {error}", messages.WARNING)
+            spared = confirmed - set(result["deleted"]) - set(result["errors"])
+            if spared:
+                self.message_user(request, f"Not deleted, the policy keeps them now: {', '.join(sorted(spared))}.",
+                                  messages.WARNING)
+        return redirect("admin:backups_app_backup_retention")
+
+    @staticmethod
+    def _retention_plan():
+        """(rows, error): a bad retention setting is shown, not a server error."""
+        try:
+            return retention.plan(), ""
+        except BackupError as exc:
+            return [], str(exc)
+
+    def response_delete(self, request, obj_display, obj_id):
+        """Back to the history, with its filters (Django goes to the index when the model cannot be
+        changed, and backups cannot)."""
+        self.message_user(request, f"Backup {obj_display} deleted.")
+        return HttpResponseRedirect(add_preserved_filters(
+            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts},
+            reverse("admin:backups_app_backup_changelist")))
 
     # Actions
 

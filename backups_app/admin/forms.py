@@ -46,6 +46,25 @@ class RestoreForm(forms.Form):
                 self.fields[field] = forms.CharField(required=False, label=f"{name}.{key}", help_text=help_text)
                 self.target_fields.setdefault(name, []).append(field)
 
+    def fill_from(self, query):
+        """Step 1 filled in from "change the selection" (``components`` and ``options`` in the query,
+        as step 2 sends them): the "Restore into …" lines go back into their own fields."""
+        if "components" in query:
+            self.initial["components"] = query.getlist("components")
+        into = {self.fields[field].label: field for fields in self.target_fields.values() for field in fields}
+        rest = []
+        for line in query.get("options", "").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in into:
+                self.initial[into[key.strip()]] = value.strip()
+            elif line.strip():
+                rest.append(line.strip())
+        self.initial["options"] = "\n".join(rest)
+
+    def into_given(self):
+        """Whether a "Restore into …" field is filled in (the section is then shown open)."""
+        return self.is_bound or any(self.initial.get(f) for fields in self.target_fields.values() for f in fields)
+
     def into_groups(self):
         """[(component, [bound fields])] for the template's "Restore into …" section."""
         return [(name, [self[field] for field in fields]) for name, fields in self.target_fields.items()]

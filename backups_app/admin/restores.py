@@ -1,12 +1,14 @@
 """The restore flow, on the Backup admin's URLs: choose components (GET) → the plan, every
-checksum verified and live vs backup counts (POST) → the typed backup id (POST-only confirm) →
-the restore's page. And the read-only restore history."""
+checksum verified and live vs backup counts (POST) → the typed backup id (POST-only confirm; a
+wrong id shows the plan again with the same choices) → the restore's page. And the read-only
+restore history."""
 
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from backups_app.admin.base import RunAdmin, pretty_json, require
@@ -64,23 +66,32 @@ class RestoreFlow:
             return None
 
     def restore_view(self, request, backup_id):
-        """Step 1 (GET): choose components. Step 2 (POST): the plan and the typed confirmation
-        that step 3 (restore_confirm_view) checks."""
+        """Step 1 (GET): choose components, filled in again by "change the selection". Step 2 (POST):
+        the plan and the typed confirmation that step 3 (restore_confirm_view) checks."""
         backup = self._restorable(request, backup_id)
         if backup is None:
             return redirect("admin:backups_app_backup_changelist")
         form = RestoreForm(backup, request.POST or None)
+        if request.method == "GET":
+            form.fill_from(request.GET)
+        return self._restore_page(request, backup, form)
+
+    def _restore_page(self, request, backup, form, confirmation_error=""):
+        """Step 2 (the plan) for a valid bound form, else step 1 with the form's errors."""
         plan = None
-        if request.method == "POST" and form.is_valid():
+        if form.is_bound and form.is_valid():
             try:
                 plan = restores.plan_restore(backup.backup_id, form.cleaned_data["components"],
                                              form.restore_options())
             except BackupError as exc:
                 form.add_error(None, str(exc))
+        options_text = plan and "\n".join(form.option_lines())
+        selection = plan and urlencode({"components": plan["components"], "options": options_text}, doseq=True)
         return TemplateResponse(request, "admin/backups_app/backup/restore.html",
                                 self.page_context(request, f"Restore {backup.backup_id}", backup=backup, form=form,
                                                   plan=plan, count_rows=plan and count_rows(plan),
-                                                  options_text=plan and "\n".join(form.option_lines()),
+                                                  options_text=options_text, selection_query=selection,
+                                                  confirmation_error=confirmation_error,
                                                   live_names=plan and live_components(plan)))
 
     def restore_confirm_view(self, request, backup_id):
@@ -92,8 +103,8 @@ class RestoreFlow:
             messages.error(request, "Choose at least one component.")
             return redirect("admin:backups_app_backup_restore", backup.backup_id)
         if form.cleaned_data["confirmation"].strip() != backup.backup_id:
-            messages.error(request, f"Not confirmed: type {backup.backup_id} exactly. Nothing was changed.")
-            return redirect("admin:backups_app_backup_restore", backup.backup_id)
+            return self._restore_page(request, backup, form, confirmation_error=(
+                f"Not confirmed: type {backup.backup_id} exactly. Nothing was changed."))
         try:
             restore = restores.start_restore(backup.backup_id, form.cleaned_data["components"],
                                              form.restore_options(), confirm=True, trigger=Trigger.ADMIN,

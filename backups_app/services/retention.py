@@ -86,12 +86,14 @@ def plan(now=None):
     return sorted(rows, key=lambda row: row[0].created_at, reverse=True)
 
 
-def prune(user=None, request=None):
+def prune(user=None, request=None, only=None):
     """Delete what the plan does not keep. Returns {"deleted": [ids], "kept": n, "errors": {id: text}}.
-    A backup that cannot be deleted now (being restored) is reported and left for the next run."""
+    A backup that cannot be deleted now (being restored) is reported and left for the next run.
+    ``only``: the backup ids a person confirmed; the plan is made again and only those it still
+    deletes go (one the plan now keeps stays, one it newly deletes waits for the next prune)."""
     rows = plan()
-    doomed = [d for _b, d in rows if not d.keep]
-    result = {"deleted": [], "kept": len(rows) - len(doomed), "errors": {}}
+    doomed = [d for _b, d in rows if not d.keep and (only is None or d.key in only)]
+    result = {"deleted": [], "kept": sum(1 for _b, d in rows if d.keep), "errors": {}}
     for decision in doomed:
         try:
             delete_backup(decision.key, user, request, action="backup.prune", details={"reason": decision.note})

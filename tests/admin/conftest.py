@@ -12,6 +12,7 @@ from backups_app.services import backups
 from tests import stacks
 
 RETENTION = "/admin/backups_app/backup/retention/"
+PRUNE = "/admin/backups_app/backup/retention/prune/"
 CHANGELIST = "/admin/backups_app/backup/"
 
 

@@ -1,6 +1,8 @@
 """The backup admin (admin/backups.py) through the test client: Back up now, history and detail,
 verify, delete, download, pin/unpin, the rehearsal and offsite-again actions, the Retention page and
-its prune button; permissions enforced and every action audited."""
+its prune confirmation; permissions enforced and every action audited."""
+
+import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -9,7 +11,7 @@ from django_q.models import OrmQ
 
 from backups_app.models import AuditEvent, Backup, RunStatus, Verification
 from backups_app.services import backups
-from tests.admin.conftest import CHANGELIST, RETENTION, staff_member
+from tests.admin.conftest import CHANGELIST, PRUNE, RETENTION, staff_member
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +63,7 @@ def test_verify_action_reports_damage(admin_stack, superuser_client, backup_stor
 def test_delete_removes_stored_files(admin_stack, superuser_client, backup_storage_dir):
     backup = backups.create_backup()
     response = superuser_client.post(reverse("admin:backups_app_backup_delete", args=[backup.pk]), {"post": "yes"})
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.url == CHANGELIST  # back to the history, not the index
     assert not Backup.objects.exists()
     assert not (backup_storage_dir / backup.backup_id).exists()
 
@@ -167,15 +169,45 @@ def test_retention_page_lists_every_backup_with_its_fate(client, staff, three_ba
     assert "Prune now: delete 1 backup(s)" in page
 
 
-def test_prune_button_deletes_and_audits(client, staff, three_backups, backup_storage_dir):
+def test_prune_asks_first_listing_what_goes_and_what_stays(client, staff, three_backups):
+    old, middle, new = three_backups
+    assert client.get(PRUNE).status_code == 405  # POST only
+    page = client.post(PRUNE)  # the Retention page's button: no confirmation field
+    assert page.status_code == 200 and Backup.objects.count() == 3
+    deleted, kept = (section_rows(page.content.decode(), table) for table in ("prune-deleted", "prune-kept"))
+    assert deleted == [[old.backup_id, "regular", "uploads, sqlite", "older than 30 days (BACKUP_RETENTION_DAYS)"]]
+    assert kept == [[new.backup_id, "regular", "uploads, sqlite", "sqlite, uploads: newest, daily #1"],
+                    [middle.backup_id, "regular", "uploads, sqlite", "sqlite, uploads: daily #2"]]
+    assert 'name="backup" value="{}"'.format(old.backup_id) in page.content.decode()
+
+
+def test_confirmed_prune_deletes_what_was_listed_and_audits(client, staff, three_backups, backup_storage_dir):
     old = three_backups[0]
-    response = client.post(RETENTION, REMOTE_ADDR="192.0.2.7")
-    assert response.status_code == 302
+    response = client.post(PRUNE, {"confirm": "yes", "backup": [old.backup_id]}, REMOTE_ADDR="192.0.2.7")
+    assert response.status_code == 302 and response.url == RETENTION
     assert not Backup.objects.filter(pk=old.pk).exists()
     assert not (backup_storage_dir / old.backup_id).exists()
     event = AuditEvent.objects.get(action="backup.prune")
     assert (event.target, event.username, event.origin) == (old.backup_id, "admin", "192.0.2.7")
     assert event.details == {"reason": "older than 30 days (BACKUP_RETENTION_DAYS)"}
+
+
+def test_confirmed_prune_deletes_only_what_the_plan_still_deletes(client, staff, three_backups):
+    old, middle, new = three_backups
+    # The page listed only ``new`` (as if the plan had changed since): the policy keeps it, and
+    # ``old``, which the page did not list, waits for the next prune.
+    response = client.post(PRUNE, {"confirm": "yes", "backup": [new.backup_id]}, follow=True)
+    assert Backup.objects.count() == 3
+    assert f"Not deleted, the policy keeps them now: {new.backup_id}." in response.content.decode()
+    client.post(PRUNE, {"confirm": "yes"})
+    assert Backup.objects.count() == 3
+
+
+def section_rows(page, table_id):
+    """The text of each cell but Created and Size, per row of the table ``table_id``."""
+    body = page.split(f'id="{table_id}"')[1].split("</table>")[0].split("<tbody>")[1]
+    rows = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in body.split("</tr>")[:-1]]
+    return [[re.sub(r"<[^>]+>", "", cells[i]).strip() for i in (0, 2, 3, 5)] for cells in rows]
 
 
 def test_pin_and_unpin_actions(client, staff, three_backups):
@@ -205,7 +237,8 @@ def test_staff_without_delete_permission_sees_but_cannot_prune(client, django_us
     client.force_login(viewer)
     page = client.get(RETENTION)
     assert page.status_code == 200 and "Prune now" not in page.content.decode()
-    assert client.post(RETENTION).status_code == 403
+    assert client.post(PRUNE).status_code == 403
+    assert client.post(PRUNE, {"confirm": "yes", "backup": [three_backups[0].backup_id]}).status_code == 403
     assert Backup.objects.count() == 3
     client.logout()
     assert client.get(RETENTION).status_code == 302  # to the login page
