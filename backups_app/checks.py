@@ -1,6 +1,7 @@
 """System checks: configuration mistakes are reported at startup with a hint, not at 2 a.m.
 
-Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring);
+Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring,
+parallel backups);
 E1xx archive storage and encryption; E03x/W03x workers (scale-out); E04x retrieval probes; W for what
 works but is probably not meant."""
 
@@ -15,7 +16,7 @@ from backups_app import components
 from backups_app.archive import crypto, signing
 from backups_app.archive.storage import OFFSITE_ALIAS
 from backups_app.errors import ConfigurationError
-from backups_app.services import health, hooks, retention
+from backups_app.services import health, hooks, parallel, retention
 
 SCHEDULE_SETTINGS = ("BACKUP_SCHEDULE_DAILY", "BACKUP_SCHEDULE_WEEKLY", "BACKUP_SCHEDULE_MONTHLY",
                      "BACKUP_SCHEDULE_REHEARSAL")
@@ -196,6 +197,16 @@ def check_monitoring(app_configs, **kwargs):
     except ConfigurationError as exc:
         return [Error(str(exc), hint="Comma-separated addresses or networks, e.g. 127.0.0.1,10.0.0.0/8.",
                       id="backups.E012")]
+    return []
+
+
+@register()
+def check_parallel(app_configs, **kwargs):
+    try:
+        parallel.parallel_limit()
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="BACKUP_PARALLEL=2 takes two components of a backup at once; 1 takes them "
+                      "one after another.", id="backups.E013")]
     return []
 
 

@@ -136,6 +136,9 @@ BACKUP_COMPRESSION = env_str("BACKUP_COMPRESSION", "zstd")
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
 BACKUP_MAX_COUNT = env_int("BACKUP_MAX_COUNT", 10)
 BACKUP_KEEP_SAFETY = env_bool("BACKUP_KEEP_SAFETY", False)
+# How many components of one backup are taken at once (services/parallel.py); read at use and
+# checked by backups.E013.
+BACKUP_PARALLEL = env_str("BACKUP_PARALLEL", "2")
 # A run whose heartbeat is older than this is considered dead (worker killed, machine lost).
 BACKUP_STALE_SECONDS = env_int("BACKUP_STALE_SECONDS", 300)
 BACKUP_HEARTBEAT_SECONDS = env_int("BACKUP_HEARTBEAT_SECONDS", 10)

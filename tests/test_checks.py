@@ -109,3 +109,13 @@ def test_system_checks_name_bad_operations_settings(settings):
     assert "can keep 19 backups but BACKUP_MAX_COUNT=10" in ids["backups.W010"]
     settings.BACKUP_KEEP_WITHIN = "1 week"
     assert "BACKUP_KEEP_WITHIN='1 week'" in {m.id: m.msg for m in run_checks()}["backups.E010"]
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "-1", ""])
+def test_system_check_names_a_bad_backup_parallel(settings, bad):
+    settings.BACKUP_PARALLEL = bad
+    errors = {m.id: m for m in run_checks()}
+    assert f"BACKUP_PARALLEL={bad!r} is not a number of components" in errors["backups.E013"].msg
+    assert "BACKUP_PARALLEL=2" in errors["backups.E013"].hint
+    settings.BACKUP_PARALLEL = "3"
+    assert "backups.E013" not in {m.id for m in run_checks()}

@@ -6,6 +6,7 @@ never see it. SHA256SUMS covers the stored bytes (``sha256sum -c`` works without
 the manifest records the plaintext hash and size too.
 """
 
+import copy
 import json
 from contextlib import contextmanager
 
@@ -34,6 +35,14 @@ class BackupSetWriter:
         # Safety backups record a missing file or folder as absent instead of failing, so a
         # rollback can put the "nothing was there" state back.
         self.allow_missing = False
+
+    def for_component(self, name, meter):
+        """This writer for component ``name``: the artifacts it opens are recorded as its own and the
+        bytes it writes count on ``meter``. Each component of a parallel backup writes through its
+        own (they share the set's artifacts)."""
+        view = copy.copy(self)
+        view.current_component, view.meter = name, meter
+        return view
 
     @contextmanager
     def open(self, name, metered=True):

@@ -1,6 +1,5 @@
 """Taking, listing, verifying and deleting backups. Admin, API, commands and tasks call these."""
 
-import logging
 import platform
 
 import django
@@ -18,11 +17,9 @@ from backups_app.archive.writer import BackupSetWriter
 from backups_app.errors import BackupError, Busy, NotCompleted, NotFound
 from backups_app.faults import fault_point
 from backups_app.models import Backup, BackupArtifact, Restore, RunStatus, Trigger
-from backups_app.services import audit, catalog, hooks, locks, offsite, run_ids
+from backups_app.services import audit, catalog, hooks, locks, offsite, parallel, run_ids
 from backups_app.services.queueing import enqueue
-from backups_app.services.recorder import error_text, execute, store_error
-
-logger = logging.getLogger("backups_app")
+from backups_app.services.recorder import error_text, execute
 
 FORMAT_VERSION = 1
 #: The end of a failed backup's error while its partial files are still in storage (it was down):
@@ -86,21 +83,7 @@ def _take_backup(backup, recorder):
         if regular:
             hooks.run_hooks("pre_backup", recorder)
         recorder.log(f"backing up {', '.join(backup.components)} into {backup.backup_id}")
-        facts = {}
-        for name in backup.components:
-            component = components.get_component(name)
-            recorder.progress(name, "running", **_estimate(backup, component))
-            writer.current_component, writer.meter = name, recorder.meter(name)
-            try:
-                facts[name] = component.backup(writer, recorder.log)
-            except Exception as exc:
-                recorder.progress(name, "failed")
-                if not isinstance(exc, BackupError):
-                    logger.exception("%s: %s failed with an unexpected error", backup, name)
-                raise BackupError(store_error(name, exc)) from exc  # the run's error names the store
-            facts[name]["engine"] = components.engine_path(type(component))
-            facts[name]["artifacts"] = sorted(a for a, m in writer.artifacts.items() if m["component"] == name)
-            recorder.progress(name, "done")
+        facts = parallel.back_up_components(backup, writer, recorder)
         fault_point("backup.before_manifest")
         # Logged first: a backup the sweep took over (and whose files it removed) stops here.
         recorder.log("writing SHA256SUMS and metadata.json")
@@ -118,16 +101,6 @@ def _take_backup(backup, recorder):
     finally:
         if regular:
             hooks.run_hooks("post_backup", recorder)
-
-
-def _estimate(backup, component):
-    """The progress totals ``component.estimate()`` gives; {} when it cannot tell. It only feeds the
-    progress bar: a store that does not answer fails the backup itself, with its own words."""
-    try:
-        return component.estimate()
-    except Exception:
-        logger.warning("%s: %s could not estimate its size", backup, component.name, exc_info=True)
-        return {}
 
 
 def _manifest(backup, facts):

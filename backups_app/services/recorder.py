@@ -76,15 +76,21 @@ class RunRecorder:
     def __init__(self, run):
         self.run = run
         self._reported_at = float("-inf")  # time.monotonic() of the last progress write
-        # Meters may count in a helper thread (a pipe's feeder); only the run's own thread writes.
+        # Meters may count in a helper thread (a pipe's feeder), and the components of a parallel
+        # backup log and move from threads of their own; only the run's own thread writes (flush).
         self._thread = threading.get_ident()
+        self._lock = threading.Lock()  # guards run.progress being replaced, and the lines below
+        self._said = []  # log lines of other threads, not written yet
+        self._moved = False  # another thread changed a component's state since the last write
+        self._lost = None  # the LeaseLost the run's thread met: other threads raise it at their next line
 
     def _save(self, **fields):
         """Write ``fields`` if the run is still in the status and lease this recorder last saw."""
         run = self.run
         if not type(run).objects.filter(pk=run.pk, status=run.status, lease=run.lease).update(**fields):
-            raise LeaseLost(f"{run} was taken over (swept as dead: no heartbeat for BACKUP_STALE_SECONDS) or "
-                            "changed by someone else; this worker stops without touching it or its files.")
+            self._lost = LeaseLost(f"{run} was taken over (swept as dead: no heartbeat for BACKUP_STALE_SECONDS) or "
+                                   "changed by someone else; this worker stops without touching it or its files.")
+            raise self._lost
         for name, value in fields.items():
             setattr(run, name, value)
 
@@ -93,16 +99,37 @@ class RunRecorder:
         logger.info("%s: %s", self.run, line)
         return line + "\n"
 
+    def _own_thread(self):
+        return threading.get_ident() == self._thread
+
     def log(self, text):
         """Append a line to the run's log; raises LeaseLost if the run is no longer this worker's,
-        which is why steps that change storage log first."""
-        self._save(log=self.run.log + self._line(text), heartbeat_at=timezone.now())
+        which is why steps that change storage log first. From another thread the line waits for
+        the run's thread to write it (``flush``)."""
+        line = self._line(text)
+        if self._own_thread():
+            self._write_log(line)
+            return
+        if self._lost:
+            raise LeaseLost(str(self._lost))
+        with self._lock:
+            self._said.append(line)
+
+    def _write_log(self, line=""):
+        with self._lock:
+            said, self._said = "".join(self._said), []
+        self._save(log=self.run.log + said + line, heartbeat_at=timezone.now())
 
     def progress(self, component, state, **fields):
         """Record that ``component`` is now in ``state``, with ``fields`` of its entry (``bytes_total``,
-        ``items_total``, ``items_unit``); see services/progress.py."""
-        self._write_progress({**self.run.progress, component: progress.moved(self.run.progress.get(component), state,
-                                                                              **fields)})
+        ``items_total``, ``items_unit``); see services/progress.py. Written at once from the run's
+        thread, at its next ``flush`` from another."""
+        with self._lock:
+            self.run.progress = {**self.run.progress,
+                                 component: progress.moved(self.run.progress.get(component), state, **fields)}
+            self._moved = not self._own_thread()
+        if self._own_thread():
+            self._write_progress()
 
     def meter(self, component):
         """The counter the backup writer or reader reports ``component``'s streamed bytes to."""
@@ -111,11 +138,22 @@ class RunRecorder:
     def report(self):
         """Write the counts meters added, unless progress was written less than REPORT_SECONDS ago."""
         due = time.monotonic() - self._reported_at >= self.REPORT_SECONDS
-        if due and threading.get_ident() == self._thread:
-            self._write_progress(self.run.progress)
+        if due and self._own_thread():
+            self._write_progress()
 
-    def _write_progress(self, entries):
-        self._save(progress=entries)
+    def flush(self):
+        """From the run's thread while other threads work for it: write the lines they logged, the
+        states they moved to, and (at most every REPORT_SECONDS) what their meters counted."""
+        if self._said:
+            self._write_log()
+        if self._moved:
+            self._write_progress()
+        self.report()
+
+    def _write_progress(self):
+        with self._lock:  # no other thread replaces run.progress between this write and _save's setattr
+            self._moved = False
+            self._save(progress=self.run.progress)
         self._reported_at = time.monotonic()
 
     def save(self, *names):

@@ -362,6 +362,7 @@ def test_s3_storage_killed_mid_backup_fails_it_and_its_files_go_once_the_storage
     s3_client(moto.endpoint).create_bucket(Bucket="backups")
     settings.STORAGES = {**settings.STORAGES, "backups": s3_entry(moto.endpoint, "backups")}
     settings.BACKUP_STORAGE = "s3"
+    settings.BACKUP_PARALLEL = "1"  # one after the other: the SQLite artifact is whole when the storage dies
     engine, options = sqlite_source(tmp_path / "app.sqlite3", "t", [])
     with closing(sqlite3.connect(tmp_path / "app.sqlite3")) as conn, conn:
         conn.executemany("INSERT INTO t (body) VALUES (?)", [(os.urandom(1000),) for _ in range(BIG // 1000)])
