@@ -37,6 +37,7 @@ run: system-run $(VENV)/.installed-run
 	$(PY) manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	$(PY) manage.py sweepruns
 	$(PY) manage.py setup_schedules
+	$(PY) manage.py setup_roles
 	@echo "Starting the django-q2 worker and the web server on http://$(HOST):$(PORT)/admin/ (log in as shown above)"
 	$(PY) manage.py qcluster & QPID=$$!; \
 	trap 'kill $$QPID 2>/dev/null' EXIT INT TERM; \

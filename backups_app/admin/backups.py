@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, pretty_json, require
@@ -37,6 +37,9 @@ class ArtifactInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):  # no download link for those who may not download
+        return self.fields if request.user.has_perm(DOWNLOAD_BACKUP) else self.fields[:-1]
+
     @admin.display(description="download")
     def download(self, obj):
         url = reverse("admin:backups_app_backup_download_artifact", args=[obj.backup.backup_id, obj.name])
@@ -55,14 +58,14 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     fieldsets = [
         (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
-                           "progress", "error", "links")}),
+                           "progress", "error")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
                        "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
-                       "error", "links", "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
+                       "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_last_check()
@@ -84,15 +87,6 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     @admin.display(description="counts")
     def counts(self, obj):
         return pretty_json({n: f.get("counts", {}) for n, f in obj.manifest.get("components", {}).items()})
-
-    @admin.display(description="actions")
-    def links(self, obj):
-        if obj.status != RunStatus.COMPLETED:
-            return "—"
-        return format_html_join(" · ", '<a href="{}">{}</a>', [
-            (reverse("admin:backups_app_backup_download", args=[obj.backup_id]), "Download (.tar)"),
-            (reverse("admin:backups_app_backup_restore", args=[obj.backup_id]), "Restore…"),
-        ])
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
@@ -221,7 +215,7 @@ class BackupAdmin(RestoreFlow, RunAdmin):
 
     # Actions
 
-    @admin.action(description="Verify checksums of selected backups")
+    @admin.action(description="Verify checksums of selected backups", permissions=["manage"])
     def verify_selected(self, request, queryset):
         for backup in queryset.filter(status=RunStatus.COMPLETED):
             try:

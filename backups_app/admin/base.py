@@ -4,10 +4,13 @@ task admin) with a status badge, the log, and a page that refreshes while the ru
 import json
 
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from backups_app.models import RunStatus
+from backups_app.services import roles
 
 BADGE_COLOURS = {
     RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
@@ -32,10 +35,30 @@ def log_block(text):
     return format_html("<pre style='max-height:30em;overflow:auto;margin:0'>{}</pre>", text or "—")
 
 
+class MissingPermission(PermissionDenied):
+    """Refused for want of one permission; the 403 page (``permission_denied``) names it."""
+
+    def __init__(self, permission):
+        super().__init__(permission)
+        self.permission = permission
+
+
 def require(request, permission):
     """For our own admin views: the user holds ``permission`` (from backups_app.permissions)."""
     if not request.user.has_perm(permission):
-        raise PermissionDenied
+        raise MissingPermission(permission)
+
+
+def permission_denied(request, exception=None):
+    """The 403 page (``handler403``), styled like the admin: which permission is missing and which
+    groups (``manage.py setup_roles``) hold it."""
+    missing = getattr(exception, "permission", None)
+    context = {**admin.site.each_context(request), "title": "Not allowed", "permission": missing}
+    if missing:
+        app_label, codename = missing.split(".")
+        found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        context.update(permission_name=found.name if found else missing, groups=roles.groups_granting(missing))
+    return TemplateResponse(request, "admin/backups_app/permission_denied.html", context, status=403)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
