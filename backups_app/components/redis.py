@@ -1,5 +1,6 @@
 """Redis, logically: SCAN + pipelined DUMP/PEXPIRETIME into ``<name>.dump.zst``, restored with
-pipelined ``RESTORE key <expiry> payload REPLACE ABSTTL``. Works against any Redis or Valkey,
+pipelined ``RESTORE key <expiry> payload REPLACE ABSTTL``; both overlap their round trips
+(``Pipelined``: a batch is sent before the replies of the one before it are read). Works against any Redis or Valkey,
 managed ones that forbid SYNC included.
 
 The artifact is itself a stream of Redis commands in RESP (``SELECT db`` then one
@@ -154,6 +155,41 @@ def refusal(client, argv, user=None):
     return None
 
 
+class Pipelined:
+    """One bare connection whose commands go out in batches, each batch's replies read after the next
+    batch was sent (the server works while we read), off the socket in bulk and parsed by hiredis
+    in C: no per-reply Python of redis-py. Every reply is checked: an error reply raises ResponseError.
+    The server buffers the replies we have not read yet (at most two batches)."""
+
+    def __init__(self, conn):
+        self.conn, self.parser, self.unread = conn, hiredis.Reader(), 0
+
+    def send(self, packed, replies):
+        """Send ``packed`` (``replies`` commands), then read the replies of the batch sent before it."""
+        self.conn.send_packed_command([packed], check_health=False)
+        self.drain()
+        self.unread = replies
+
+    def drain(self):
+        self.read(self.unread)
+        self.unread = 0
+
+    def read(self, count):
+        replies = []
+        while len(replies) < count:
+            reply = self.parser.gets()
+            if reply is False:
+                data = self.conn._sock.recv(CHUNK_SIZE)
+                if not data:
+                    raise redis.ConnectionError("Connection closed by server.")
+                self.parser.feed(data)
+            elif isinstance(reply, hiredis.ReplyError):
+                raise redis.ResponseError(str(reply))
+            else:
+                replies.append(reply)
+        return replies
+
+
 class RedisComponent(SideBySide, Component):
     options = {
         "url": (str, Component.REQUIRED),
@@ -271,32 +307,38 @@ class RedisComponent(SideBySide, Component):
     def _dump_db(self, db, out, exact, meter):
         """Write the RESTOREs of ``db``; returns (keys written, highest RDB version of their payloads).
         ``exact``: PEXPIRETIME gives each absolute expiry; else it is the server's time plus PTTL.
-        Each batch of keys scanned counts in the progress (``meter``)."""
+        Each batch of keys scanned counts in the progress (``meter``). One round trip per batch, and
+        the server works on the next while we write this one: each message asks for the next SCAN
+        first, then the DUMPs and expiries of the keys the last SCAN gave."""
         written, rdb = 0, 0
         expiry_command = b"PEXPIRETIME" if exact else b"PTTL"
-        with self.client(db) as client, self._bare(db) as conn:
-            for keys in self._scan_batches(client):
-                batch = b"".join(pack_command((b"DUMP", key)) + pack_command((expiry_command, key)) for key in keys)
-                *replies, (seconds, micros) = self._exchange(conn, batch + pack_command((b"TIME",)), 2 * len(keys) + 1)
-                base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
-                for key, payload, expires in zip(keys, replies[::2], replies[1::2]):
-                    if payload is None or expires == -2:  # deleted or expired since SCAN
-                        continue
-                    out.write(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
-                                            b"REPLACE", b"ABSTTL")))
-                    rdb = max(rdb, payload_rdb_version(payload))
-                    written += 1
-                meter.add_items(len(keys))
+        with self._bare(db) as conn:
+            replies = Pipelined(conn)
+            conn.send_packed_command([pack_command((b"SCAN", 0, b"COUNT", self.config["batch"]))], check_health=False)
+            scanning, dumping = True, []
+            while scanning or dumping:
+                keys = []
+                if scanning:
+                    ((cursor, keys),) = replies.read(1)
+                    scanning = cursor != b"0"
+                    message = [pack_command((b"SCAN", cursor, b"COUNT", self.config["batch"]))] if scanning else []
+                    message += [pack_command((b"DUMP", key)) + pack_command((expiry_command, key)) for key in keys]
+                    if message:
+                        conn.send_packed_command([b"".join(message) + (pack_command((b"TIME",)) if keys else b"")],
+                                                 check_health=False)
+                if dumping:
+                    *found, (seconds, micros) = replies.read(2 * len(dumping) + 1)
+                    base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
+                    for key, payload, expires in zip(dumping, found[::2], found[1::2]):
+                        if payload is None or expires == -2:  # deleted or expired since SCAN
+                            continue
+                        out.write(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
+                                                b"REPLACE", b"ABSTTL")))
+                        rdb = max(rdb, payload_rdb_version(payload))
+                        written += 1
+                    meter.add_items(len(dumping))
+                dumping = keys
         return written, rdb
-
-    def _scan_batches(self, client):
-        cursor = 0
-        while True:
-            cursor, keys = client.scan(cursor, count=self.config["batch"])
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
 
     def _cli_args(self):
         """redis-cli arguments for our connection; the password goes in REDISCLI_AUTH."""
@@ -495,21 +537,23 @@ class RedisComponent(SideBySide, Component):
         {"db<n>": keys skipped because they expired since the backup})."""
         counts, skipped, db, batch, skipping = {}, {}, None, [], False
         with ExitStack() as stack:
-            conn = None
+            pipe = None
             try:
                 with reader.open_decompressed(dump) as stream:
                     for command in read_commands(stream):
                         if command[0] == b"SELECT":
-                            self._flush(conn, batch)
+                            self._flush(pipe, batch)
+                            if pipe:
+                                pipe.drain()
                             db = int(command[1])
                             skipping = only is not None and db not in only
                             if skipping:
                                 continue
-                            conn = stack.enter_context(self._bare((into or {}).get(db, db), url))
+                            pipe = Pipelined(stack.enter_context(self._bare((into or {}).get(db, db), url)))
                             counts[f"db{db}"] = skipped[f"db{db}"] = 0
                         elif command[0] == RESTORE and (skipping or (match and not match(command[1]))):
                             continue
-                        elif command[0] == RESTORE and conn is not None:
+                        elif command[0] == RESTORE and pipe is not None:
                             expiry = int(command[2])
                             if expiry and expiry <= time.time() * 1000:
                                 skipped[f"db{db}"] += 1  # expired since the backup: Redis would drop it too
@@ -517,17 +561,20 @@ class RedisComponent(SideBySide, Component):
                             counts[f"db{db}"] += 1
                             batch.append(pack_command(tuple(command)))
                             if len(batch) >= self.config["batch"]:
-                                self._flush(conn, batch)
+                                self._flush(pipe, batch)
                         else:
                             raise ComponentError(f"{self.name}: unexpected command {command[0][:20]!r} in {dump}.")
-                    self._flush(conn, batch)
+                    self._flush(pipe, batch)
+                    if pipe:
+                        pipe.drain()
             except redis.RedisError as exc:
                 raise ComponentError(f"{self.name}: RESTORE failed: {exc}") from None
         return counts, skipped
 
-    def _flush(self, conn, batch):
+    @staticmethod
+    def _flush(pipe, batch):
         if batch:
-            self._exchange(conn, b"".join(batch), len(batch))
+            pipe.send(b"".join(batch), len(batch))
             batch.clear()
 
     def rehearse(self, reader, artifacts, log):
