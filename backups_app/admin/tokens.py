@@ -26,6 +26,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (("user",) if obj else ())
 
+    def get_changeform_initial_data(self, request):
+        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}  # a token for oneself
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":  # tokens are for active staff only
             staff = get_user_model().objects.filter(is_staff=True, is_active=True)

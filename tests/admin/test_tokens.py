@@ -94,3 +94,10 @@ def test_non_superuser_sees_and_revokes_only_their_own_tokens(token_clerk):
     mine.refresh_from_db()
     assert theirs.revoked_at is None and mine.revoked_at is not None
 
+
+
+def test_new_token_form_defaults_to_the_user_creating_it(admin_client_logged_in):
+    User.objects.create_user("ops", is_staff=True)
+    root = User.objects.get(username="root")
+    page = admin_client_logged_in.get(f"{CHANGELIST}add/").content.decode()
+    assert re.search(rf'<option value="{root.pk}" selected>root</option>', page)
