@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Our Redis logical backup and restore against stock redis-cli, on the same data in one run.
 
-    .venv/bin/python bench/redis_roundtrip.py [--keys 200000]
+    .venv/bin/python bench/redis_roundtrip.py [--keys 1000000] [--pairs 5] [--json] [--quick]
 
 Starts a private redis-server on a free loopback port (never touches the shared one), fills it
 with KEYS keys (strings, hashes, lists, sets, sorted sets, some with TTLs, over three dbs), then
@@ -12,8 +12,9 @@ times:
   stock restore   zstd -dc redis.dump.zst | redis-cli --pipe  (our artifact, replayed by the stock client)
   our restore     RedisComponent.restore(mode=exact)        (FLUSHDB + pipelined RESTORE ... ABSTTL)
 
-and prints keys/s, the ratios ours/stock, artifact sizes and the peak RSS of this process before
-and after the backup and restore (flat when memory does not grow with the data).
+each ``--pairs`` times (A B A B), and prints the contract's rows (bench/contract.py): keys/s,
+medians with min-max, ratios ours/stock, and the peak RSS of this process (the data is filled in a
+child process, so it is the backup's and restore's own).
 """
 
 import argparse
@@ -36,9 +37,11 @@ django.setup()
 import redis  # noqa: E402
 from django.core.files.storage import FileSystemStorage  # noqa: E402
 
+from backups_app.archive.metering import NO_METER  # noqa: E402
 from backups_app.archive.reader import BackupSetReader  # noqa: E402
 from backups_app.archive.writer import BackupSetWriter  # noqa: E402
 from backups_app.components.redis import RedisComponent  # noqa: E402
+from bench import contract  # noqa: E402
 from tests.servers import redis_server  # noqa: E402
 
 
@@ -72,59 +75,83 @@ def fill(url, keys):
     return per_db
 
 
-def timed(fn):
+def quiet(line):
+    pass
+
+
+def run_quietly(argv):
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def timed(fn, *args):
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return time.perf_counter() - start, result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=int, default=200_000)
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--fill", nargs=2, metavar=("URL", "KEYS"), help=argparse.SUPPRESS)
+    contract.add_arguments(parser)
     args = parser.parse_args()
+    if args.fill:  # in a child process: its memory is not this one's peak RSS
+        fill(args.fill[0], int(args.fill[1]))
+        return
+    keys, pairs = (20_000, 2) if args.quick else (args.keys, args.pairs)
     work = Path(tempfile.mkdtemp(prefix="redis-bench-"))
     storage = FileSystemStorage(location=str(work / "backups"))
+    samples = {"our dump": [], "our load": [], "stock dump": [], "stock load": []}
 
     with redis_server("--repl-diskless-sync-delay", "0") as url:
         port = url.rsplit(":", 1)[1].split("/")[0]
-        fill(url, args.keys)
+        subprocess.run([sys.executable, __file__, "--fill", url, str(keys)], check=True)
         component = RedisComponent("redis", {"url": url})
-        print(f"{args.keys} keys in db 0-2; RSS after fill {peak_rss_mb():.0f} MB")
+        print(f"{keys} keys in db 0-2; RSS {peak_rss_mb():.0f} MB", file=sys.stderr)
+        for n in range(pairs):
+            backup_id = f"backup_20000101_0000{n:02d}"
+            rdb = work / "stock.rdb"
+            seconds, _ = timed(run_quietly, ["redis-cli", "-p", port, "--rdb", str(rdb)])
+            samples["stock dump"].append(keys / seconds)
+            writer = BackupSetWriter(storage, backup_id).for_component("redis", NO_METER)
+            seconds, facts = timed(component.backup, writer, quiet)
+            samples["our dump"].append(keys / seconds)
+            manifest = writer.finish({"components": {"redis": facts}})
+            assert sum(facts["counts"].values()) == keys, facts["counts"]
+            dump = storage.path(f"{backup_id}/{next(iter(manifest['artifacts']))}")
 
-        rdb = work / "stock.rdb"
-        stock_backup, _ = timed(lambda: subprocess.run(["redis-cli", "-p", port, "--rdb", str(rdb)], check=True,
-                                                       capture_output=True))
-        writer = BackupSetWriter(storage, "backup_20000101_000000")
-        writer.current_component = "redis"
-        our_backup, facts = timed(lambda: component.backup(writer, lambda line: None))
-        manifest = writer.finish({"components": {"redis": facts}})
-        dump = storage.path(f"backup_20000101_000000/{next(iter(manifest['artifacts']))}")
-        rss_after_backup = peak_rss_mb()
-        assert sum(facts["counts"].values()) == args.keys, facts["counts"]
+            def stock_restore(dump):
+                redis.Redis(port=int(port)).flushall()
+                unpacked = subprocess.Popen(["zstd", "-dcq", dump], stdout=subprocess.PIPE)
+                subprocess.run(["redis-cli", "-p", port, "--pipe"], stdin=unpacked.stdout, check=True,
+                               capture_output=True)
+                unpacked.wait()
 
-        def stock_restore():
-            redis.Redis(port=int(port)).flushall()
-            unpacked = subprocess.Popen(["zstd", "-dcq", dump], stdout=subprocess.PIPE)
-            subprocess.run(["redis-cli", "-p", port, "--pipe"], stdin=unpacked.stdout, check=True,
-                           capture_output=True)
-            unpacked.wait()
-
-        stock_load, _ = timed(stock_restore)
-        reader = BackupSetReader(storage, "backup_20000101_000000", manifest)
-        our_load, _ = timed(lambda: component.restore(reader, list(manifest["artifacts"]), {"mode": "exact"},
-                                                      lambda line: None))
-        live = component.inspect()
-        assert live == facts["counts"], (live, facts["counts"])
-
-    def row(step, ours, stock, stock_name):
-        print(f"{step:8} ours {ours:6.2f}s ({args.keys / ours:9.0f} keys/s)   {stock_name:32} {stock:6.2f}s   "
-              f"ratio {ours / stock:5.2f}")
-
-    print(f"sizes: redis.dump.zst {os.path.getsize(dump) / 1e6:.1f} MB, stock RDB {rdb.stat().st_size / 1e6:.1f} MB")
-    row("backup", our_backup, stock_backup, "redis-cli --rdb")
-    row("restore", our_load, stock_load, "zstd -dc | redis-cli --pipe")
-    print(f"peak RSS: {rss_after_backup:.0f} MB after backup, {peak_rss_mb():.0f} MB after restore")
+            seconds, _ = timed(stock_restore, dump)
+            samples["stock load"].append(keys / seconds)
+            reader = BackupSetReader(storage, backup_id, manifest)
+            seconds, _ = timed(component.restore, reader, list(manifest["artifacts"]),
+                               component.parse_restore_options({}), quiet)
+            samples["our load"].append(keys / seconds)
+            assert component.inspect() == facts["counts"]
+            print(f"pair {n + 1}/{pairs}: " + ", ".join(f"{k} {v[-1]:,.0f} keys/s" for k, v in samples.items()),
+                  file=sys.stderr)
+            subprocess.run(["rm", "-rf", str(work / "backups" / backup_id)], check=True)
     subprocess.run(["rm", "-rf", str(work)], check=True)
+    got = {name: contract.spread(values) for name, values in samples.items()}
+    rss = peak_rss_mb()
+    rows = [
+        contract.row(f"Redis dump, {keys:,} keys (keys/s; stock: redis-cli --rdb)", got["our dump"],
+                     stock=got["stock dump"], ratio=contract.ratio(got["our dump"], got["stock dump"]),
+                     goal=">= 300k keys/s", met=contract.middle(got["our dump"]) >= 300_000),
+        contract.row(f"Redis load, {keys:,} keys (keys/s; stock: zstd -dc into redis-cli --pipe)", got["our load"],
+                     stock=got["stock load"], ratio=contract.ratio(got["our load"], got["stock load"]),
+                     goal=">= 300k keys/s", met=contract.middle(got["our load"]) >= 300_000),
+        contract.row(f"Redis dump + load, {keys:,} keys: peak RSS of the process (MiB)", rss,
+                     goal="<= 120 MiB", met=rss <= 120),
+    ]
+    contract.emit(rows, args.json)
 
 
 if __name__ == "__main__":
