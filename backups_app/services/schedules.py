@@ -1,7 +1,8 @@
 """The django-q2 schedules, written from settings by ``manage.py setup_schedules``: daily, weekly
 and monthly backups (seed 002: 02:00, Sunday 03:00, the 1st at 04:00; each followed by a prune),
 a weekly restore rehearsal and the stale-run sweep. Running it again changes only what the
-settings changed; an empty cron setting removes that schedule."""
+settings changed; an empty cron setting removes that schedule. These schedules are read-only in
+the admin (``MANAGED_BY`` names the setting to change); schedules added there are the admin's own."""
 
 from croniter import croniter
 from django.conf import settings
@@ -17,16 +18,22 @@ BACKUP_TASK = "backups_app.tasks.scheduled_backup"
 REHEARSAL_TASK = "backups_app.tasks.scheduled_rehearsal"
 
 
+# {name: (setting, func, args)} of the cron schedules the settings manage.
+CRON_PLANS = {
+    "backups: daily backup": ("BACKUP_SCHEDULE_DAILY", BACKUP_TASK, "'daily'"),
+    "backups: weekly backup": ("BACKUP_SCHEDULE_WEEKLY", BACKUP_TASK, "'weekly'"),
+    "backups: monthly backup": ("BACKUP_SCHEDULE_MONTHLY", BACKUP_TASK, "'monthly'"),
+    "backups: restore rehearsal": ("BACKUP_SCHEDULE_REHEARSAL", REHEARSAL_TASK, None),
+}
+# The schedules settings manage, by the setting that does: read-only in the admin (an edit there
+# would be undone by the next setup_schedules), the setting is what to change.
+MANAGED_BY = {**{name: plan[0] for name, plan in CRON_PLANS.items()}, SWEEP_NAME: "BACKUP_SWEEP_MINUTES"}
+
+
 def desired():
-    """{name: (setting name or None, field values)} for every schedule the settings ask for."""
-    plans = {
-        "backups: daily backup": ("BACKUP_SCHEDULE_DAILY", BACKUP_TASK, "'daily'"),
-        "backups: weekly backup": ("BACKUP_SCHEDULE_WEEKLY", BACKUP_TASK, "'weekly'"),
-        "backups: monthly backup": ("BACKUP_SCHEDULE_MONTHLY", BACKUP_TASK, "'monthly'"),
-        "backups: restore rehearsal": ("BACKUP_SCHEDULE_REHEARSAL", REHEARSAL_TASK, None),
-    }
+    """{name: field values, or None for a schedule the settings switch off} for our schedules."""
     wanted = {}
-    for name, (setting, func, args) in plans.items():
+    for name, (setting, func, args) in CRON_PLANS.items():
         cron = (getattr(settings, setting) or "").strip()
         if not cron:
             wanted[name] = None

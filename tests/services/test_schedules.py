@@ -45,7 +45,7 @@ def test_setup_schedules_is_idempotent_and_follows_settings(settings):
 
     settings.BACKUP_SCHEDULE_DAILY = "30 1 * * *"
     settings.BACKUP_SCHEDULE_MONTHLY = ""
-    Schedule.objects.filter(name="backups: weekly backup").update(cron="0 9 * * *")  # edited in the admin
+    Schedule.objects.filter(name="backups: weekly backup").update(cron="0 9 * * *")  # edited by hand
     outcome = setup_schedules()
     assert outcome["updated"] == ["backups: daily backup", "backups: weekly backup"]
     assert outcome["removed"] == ["backups: monthly backup"]
