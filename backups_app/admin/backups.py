@@ -8,17 +8,18 @@ from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
-from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, pretty_json, require
+from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, require
 from backups_app.admin.forms import BackupNowForm
 from backups_app.admin.restores import RestoreFlow
+from backups_app.admin.tables import counts_table
 from backups_app.downloads import download_response
 from backups_app.errors import BackupError
+from backups_app.formatting import size_html
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.permissions import ADD_BACKUP, CHANGE_BACKUP, DELETE_BACKUP, DOWNLOAD_BACKUP
 from backups_app.services import backups, catalog, offsite, retention, verification
@@ -28,7 +29,7 @@ class ArtifactInline(admin.TabularInline):
     model = BackupArtifact
     extra = 0
     can_delete = False
-    fields = ("name", "component", "size_bytes", "sha256", "download")
+    fields = ("name", "component", "size", "sha256", "download")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -39,6 +40,10 @@ class ArtifactInline(admin.TabularInline):
 
     def get_fields(self, request, obj=None):  # no download link for those who may not download
         return self.fields if request.user.has_perm(DOWNLOAD_BACKUP) else self.fields[:-1]
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, obj):
+        return size_html(obj.size_bytes)
 
     @admin.display(description="download")
     def download(self, obj):
@@ -57,15 +62,16 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     change_list_template = "admin/backups_app/backup/change_list.html"
     fieldsets = [
         (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                           "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
-                           "progress", "error")}),
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host",
+                           "worker", "progress", "error")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                       "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
-                       "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts", "log_text")
+                       "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker",
+                       "progress", "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts",
+                       "log_text")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_last_check()
@@ -82,11 +88,11 @@ class BackupAdmin(RestoreFlow, RunAdmin):
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
-        return filesizeformat(obj.size_bytes)
+        return size_html(obj.size_bytes)
 
     @admin.display(description="counts")
     def counts(self, obj):
-        return pretty_json({n: f.get("counts", {}) for n, f in obj.manifest.get("components", {}).items()})
+        return counts_table({n: f.get("counts", {}) for n, f in obj.manifest.get("components", {}).items()})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)

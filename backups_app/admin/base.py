@@ -1,14 +1,13 @@
 """What the admins share: read-only run history (written by the services only, like django-q2's
 task admin) with a status badge, the log, and a page that refreshes while the run is active."""
 
-import json
-
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from backups_app.formatting import format_duration
 from backups_app.models import RunStatus
 from backups_app.services import roles
 
@@ -25,10 +24,6 @@ def badge(css_class, colour, text):
 
 def status_badge(run):
     return badge("run-status", BADGE_COLOURS.get(run.status, "#6c757d"), run.get_status_display())
-
-
-def pretty_json(value):
-    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def log_block(text):
@@ -87,6 +82,10 @@ class RunAdmin(ReadOnlyAdmin):
     @admin.display(description="components")
     def component_list(self, obj):
         return ", ".join(obj.components)
+
+    @admin.display(description="duration")
+    def took(self, obj):
+        return format_duration(obj.duration)
 
     @admin.display(description="log")
     def log_text(self, obj):

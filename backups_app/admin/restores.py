@@ -11,23 +11,13 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from backups_app.admin.base import RunAdmin, pretty_json, require
+from backups_app.admin import tables
+from backups_app.admin.base import RunAdmin, require
 from backups_app.admin.forms import RestoreForm
 from backups_app.errors import BackupError
 from backups_app.models import Restore, Trigger
 from backups_app.permissions import RESTORE_BACKUP
 from backups_app.services import backups, promote, restores, verification
-
-
-def count_rows(plan):
-    """[(component, what, live, in backup)] for the plan's comparison table."""
-    rows = []
-    for name, counts in plan["counts"].items():
-        live, stored = (restores.flatten_counts(name, counts[side]) for side in ("live", "backup"))
-        for key in sorted(set(live) | set(stored)):
-            rows.append((name, key.removeprefix(f"{name}."), live.get(key, "—"), stored.get(key, "—")))
-    return rows
-
 
 PROMOTION_ACTIONS = [("promote", "Promote"), ("undo", "Undo promotion"), ("drop_old", "Drop the replaced data")]
 
@@ -89,7 +79,7 @@ class RestoreFlow:
         selection = plan and urlencode({"components": plan["components"], "options": options_text}, doseq=True)
         return TemplateResponse(request, "admin/backups_app/backup/restore.html",
                                 self.page_context(request, f"Restore {backup.backup_id}", backup=backup, form=form,
-                                                  plan=plan, count_rows=plan and count_rows(plan),
+                                                  plan=plan, plan_table=plan and tables.plan_with_raw(plan),
                                                   options_text=options_text, selection_query=selection,
                                                   confirmation_error=confirmation_error,
                                                   live_names=plan and live_components(plan)))
@@ -119,20 +109,19 @@ class RestoreFlow:
 @admin.register(Restore)
 class RestoreAdmin(RunAdmin):
     list_display = ("restore_id", "status_badge", "source_backup_id", "component_list", "trigger", "created_by",
-                    "created_at", "duration", "host")
+                    "created_at", "took", "host")
     list_filter = ("status", "trigger", "host")
     search_fields = ("restore_id", "source_backup_id")
     fieldsets = [
-        (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options",
-                           "trigger", "created_by", "created_at", "started_at", "finished_at", "host", "worker",
-                           "progress", "safety_backup", "error", "probe_check")}),
+        (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options_table",
+                           "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host",
+                           "worker", "progress", "safety_backup", "error", "probe_check")}),
         ("Plan", {"fields": ("plan_view",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
-    readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options", "trigger",
-                       "created_by", "created_at", "started_at", "finished_at", "host", "worker", "progress",
-                       "safety_backup",
-                       "error", "probe_check", "plan_view", "log_text")
+    readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options_table", "trigger",
+                       "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker", "progress",
+                       "safety_backup", "error", "probe_check", "plan_view", "log_text")
 
     # Promote (services/promote.py): buttons on a completed side-by-side restore, POST only.
 
@@ -176,6 +165,12 @@ class RestoreAdmin(RunAdmin):
         return format_html('<a href="{}">{}</a>: {}', reverse("admin:backups_app_verification_change", args=[check.pk]),
                            check.get_status_display(), "; ".join(parts))
 
+    @admin.display(description="options")
+    def options_table(self, obj):
+        return tables.key_value_table(obj.options)
+
     @admin.display(description="plan")
     def plan_view(self, obj):
-        return pretty_json(obj.plan) if obj.plan else "—"
+        if not obj.plan.get("components"):
+            return "—"
+        return tables.plan_with_raw(obj.plan, live_label="live before the restore")

@@ -4,17 +4,18 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from backups_app.admin.base import RunAdmin
+from backups_app.formatting import format_duration
 from backups_app.models import Verification
 from backups_app.services.verification import recall_text
 
 
 @admin.register(Verification)
 class VerificationAdmin(RunAdmin):
-    list_display = ("source_backup_id", "kind", "status_badge", "created_at", "duration", "trigger", "summary")
+    list_display = ("source_backup_id", "kind", "status_badge", "created_at", "took", "trigger", "summary")
     list_filter = ("kind", "status", "trigger")
     search_fields = ("source_backup_id",)
     fields = ("source_backup_id", "kind", "status_badge", "trigger", "created_by", "created_at", "started_at",
-              "finished_at", "host", "worker", "progress", "results_table", "error", "log_text")
+              "finished_at", "took", "host", "worker", "progress", "results_table", "error", "log_text")
     readonly_fields = fields
 
     @admin.display(description="result")
@@ -26,7 +27,7 @@ class VerificationAdmin(RunAdmin):
         if result.get("skipped"):
             return "skipped"
         state = "ok" if result["ok"] else "FAILED"
-        return f"{state} in {result['seconds']} s" if "seconds" in result else state
+        return f"{state} in {format_duration(result['seconds'])}" if "seconds" in result else state
 
     @staticmethod
     def _counts(result):

@@ -1,5 +1,6 @@
 from django.core.management.base import CommandError
 
+from backups_app.formatting import human_size
 from backups_app.management.commands._base import ServiceCommand, split_names
 from backups_app.models import RunStatus, Trigger
 from backups_app.services import backups
@@ -23,5 +24,6 @@ class Command(ServiceCommand):
         if backup.status == RunStatus.FAILED:
             raise CommandError(f"Backup {backup.backup_id} failed: {backup.error}")
         if not opts["run_async"]:
-            self.stderr.write(f"{backup.status}: {len(backup.components)} component(s), {backup.size_mb} MB")
+            self.stderr.write(f"{backup.status}: {len(backup.components)} component(s), "
+                              f"{human_size(backup.size_bytes)}")
         self.stdout.write(backup.backup_id)
