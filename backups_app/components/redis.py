@@ -329,13 +329,12 @@ class RedisComponent(SideBySide, Component):
                 if dumping:
                     *found, (seconds, micros) = replies.read(2 * len(dumping) + 1)
                     base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
-                    for key, payload, expires in zip(dumping, found[::2], found[1::2]):
-                        if payload is None or expires == -2:  # deleted or expired since SCAN
-                            continue
-                        out.write(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
-                                                b"REPLACE", b"ABSTTL")))
-                        rdb = max(rdb, payload_rdb_version(payload))
-                        written += 1
+                    kept = [(key, payload, expires) for key, payload, expires in zip(dumping, found[::2], found[1::2])
+                            if payload is not None and expires != -2]  # else deleted or expired since SCAN
+                    out.write(b"".join(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
+                                                     b"REPLACE", b"ABSTTL")) for key, payload, expires in kept))
+                    rdb = max([rdb, *(payload_rdb_version(payload) for _key, payload, _expires in kept)])
+                    written += len(kept)  # one write per batch: the compressor's work is per call
                     meter.add_items(len(dumping))
                 dumping = keys
         return written, rdb
