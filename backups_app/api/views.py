@@ -112,13 +112,13 @@ def unpin_backup(request, backup_id: str = BackupId):
     return retention.unpin(backup_id, user=request.auth, request=request)
 
 
-@api.post("/backup/{backup_id}/verify", auth=staff_with(VIEW), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
+@api.post("/backup/{backup_id}/verify", auth=staff_with(CHANGE), response={200: VerifyOut, **BY_ID, 409: ErrorOut},
           summary="Check every artifact against its SHA-256")
 def verify_backup(request, backup_id: str = BackupId):
     return verification.quick_check(backup_id, Trigger.API, user=request.auth, request=request)
 
 
-@api.post("/backup/{backup_id}/rehearse", auth=staff_with(VIEW),
+@api.post("/backup/{backup_id}/rehearse", auth=staff_with(CHANGE),
           response={200: VerificationOut, 202: VerificationOut, **BY_ID, 409: ErrorOut},
           summary="Deep verification: restore each component into a scratch target, compare counts, run the probes")
 def rehearse_backup(request, backup_id: str = BackupId,

@@ -19,7 +19,8 @@ ACTIONS = [  # (method, path, body, permission)
     ("get", "/backup/backup_20990101_000000", None, "backups_app.view_backup"),
     ("get", "/backup/backup_20990101_000000/download", None, "backups_app.download_backup"),
     ("delete", "/backup/backup_20990101_000000", None, "backups_app.delete_backup"),
-    ("post", "/backup/backup_20990101_000000/verify", None, "backups_app.view_backup"),
+    ("post", "/backup/backup_20990101_000000/verify", None, "backups_app.change_backup"),
+    ("post", "/backup/backup_20990101_000000/rehearse", None, "backups_app.change_backup"),
     ("post", "/restore", {"backup_id": "backup_20990101_000000"}, "backups_app.restore_backup"),
     ("get", "/restore/status", None, "backups_app.view_restore"),
 ]
