@@ -46,9 +46,7 @@ def test_parallel_backup_overlaps_and_restores_every_store_exactly(whole_stack, 
     backup = backups.create_backup(description="in parallel")
     assert backup.status == RunStatus.COMPLETED, backup.error
     spans = intervals(backup)
-    assert len(spans) == 8 and most_at_once(spans) == 2
-    first, second = spans[0], spans[1]
-    assert second[0] < first[1], f"{second[2]} started after {first[2]} ended: {spans}"
+    assert len(spans) == 8 and most_at_once(spans) == 2, spans  # two at once, never more
     assert {backup.state_of(name) for name in backup.components} == {"done"}
     assert all(backup.progress[name]["bytes_done"] > 0 for name in backup.components)  # each thread's meter counted
     assert {a.component for a in backup.artifacts.all()} == set(backup.components)
