@@ -3,15 +3,19 @@ the environment names the point: ``BACKUP_TEST_KILL_AT=<point>`` (SIGKILL) or
 ``BACKUP_TEST_STOP_AT=<point>`` (SIGSTOP, resumed by the test with SIGCONT); several points are
 separated by commas, and ``<point>#N`` acts the N-th time this process reaches the point
 (``read.postgres.dump.half#2``: the restore's load, after the plan's checksum pass read it once).
+``BACKUP_TEST_SLOW_AT=<point>`` sleeps ``BACKUP_TEST_SLOW_SECONDS`` (0.2) every time instead: a
+backup made to last (``write.uploads.tar.zst.mib``: per MiB written), for the live progress test.
 Tests in the same process use ``acting_at`` instead (kill a server in the middle of a dump).
 Read at each use."""
 
 import os
 import signal
+import time
 from collections import Counter
 from contextlib import contextmanager
 
 SIGNALS = {"BACKUP_TEST_KILL_AT": signal.SIGKILL, "BACKUP_TEST_STOP_AT": signal.SIGSTOP}
+SLOW = "BACKUP_TEST_SLOW_AT"
 MIB = 1024 * 1024
 _reached = Counter()
 _actions = {}  # {point: action()} of ``acting_at``
@@ -31,6 +35,8 @@ def fault_point(name):
     for variable, sig in SIGNALS.items():
         if _wanted(os.environ.get(variable, ""), name):
             os.kill(os.getpid(), sig)
+    if name in os.environ.get(SLOW, "").split(","):
+        time.sleep(float(os.environ.get("BACKUP_TEST_SLOW_SECONDS", "0.2")))
     for point, action in list(_actions.items()):
         if _wanted(point, name):
             action()
@@ -49,7 +55,7 @@ def acting_at(point, action):
 
 
 def armed():
-    return bool(_actions) or any(os.environ.get(variable) for variable in SIGNALS)
+    return bool(_actions) or any(os.environ.get(variable) for variable in (*SIGNALS, SLOW))
 
 
 def halfway(name, before, after, size):

@@ -64,14 +64,14 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     fieldsets = [
         (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host",
-                           "worker", "progress", "error")}),
+                           "worker", "progress_table", "error")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
                        "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker",
-                       "progress", "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts",
+                       "progress_table", "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts",
                        "log_text")
 
     def get_queryset(self, request):

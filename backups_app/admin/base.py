@@ -1,12 +1,16 @@
 """What the admins share: read-only run history (written by the services only, like django-q2's
-task admin) with a status badge, the log, and a page that refreshes while the run is active."""
+task admin) with a status badge, the log, and live progress refreshed in place while the run is
+active (admin/progress.py)."""
 
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
+from backups_app.admin import progress
 from backups_app.formatting import format_duration
 from backups_app.models import RunStatus
 from backups_app.services import roles
@@ -71,13 +75,18 @@ class RunAdmin(ReadOnlyAdmin):
     """Backups, restores and verifications."""
 
     change_form_template = "admin/backups_app/run_change_form.html"
+    change_list_template = "admin/backups_app/run_change_list.html"
     list_per_page = 50
     # created_by is nullable, which Django's automatic select_related skips: one query per row without it.
     list_select_related = ("created_by",)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        return status_badge(obj)
+        return progress.live_status(obj, status_badge(obj))
+
+    @admin.display(description="progress")
+    def progress_table(self, obj):
+        return progress.live_block(obj, "run-progress", progress.progress_table(obj))
 
     @admin.display(description="components")
     def component_list(self, obj):
@@ -89,9 +98,24 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="log")
     def log_text(self, obj):
-        return log_block(obj.log)
+        return progress.live_block(obj, "run-log", log_block(obj.log))
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, object_id)
-        extra_context = {**(extra_context or {}), "refresh": obj is not None and obj.is_active}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def get_urls(self):
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [path("progress/", self.admin_site.admin_view(self.progress_view), name="%s_%s_progress" % info),
+                *super().get_urls()]
+
+    def progress_view(self, request):
+        """JSON for the pages' poll: per run asked for (``?id=<pk>``, repeated), whether it is still
+        active and the HTML of its status cell and progress table (and its log, with ``log=1``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = [int(pk) for pk in request.GET.getlist("id") if pk.isdigit()]
+        runs = {}
+        for run in self.get_queryset(request).filter(pk__in=ids):
+            runs[run.pk] = {"active": run.is_active, "status": self.status_badge(run),
+                            "progress": progress.progress_table(run)}
+            if request.GET.get("log"):
+                runs[run.pk]["log"] = run.log
+        return JsonResponse({"runs": runs})
+

@@ -115,13 +115,13 @@ class RestoreAdmin(RunAdmin):
     fieldsets = [
         (None, {"fields": ("restore_id", "status_badge", "source_backup_id", "component_list", "options_table",
                            "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host",
-                           "worker", "progress", "safety_backup", "error", "probe_check")}),
+                           "worker", "progress_table", "safety_backup", "error", "probe_check")}),
         ("Plan", {"fields": ("plan_view",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
     readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options_table", "trigger",
-                       "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker", "progress",
-                       "safety_backup", "error", "probe_check", "plan_view", "log_text")
+                       "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker",
+                       "progress_table", "safety_backup", "error", "probe_check", "plan_view", "log_text")
 
     # Promote (services/promote.py): buttons on a completed side-by-side restore, POST only.
 

@@ -15,7 +15,7 @@ class VerificationAdmin(RunAdmin):
     list_filter = ("kind", "status", "trigger")
     search_fields = ("source_backup_id",)
     fields = ("source_backup_id", "kind", "status_badge", "trigger", "created_by", "created_at", "started_at",
-              "finished_at", "took", "host", "worker", "progress", "results_table", "error", "log_text")
+              "finished_at", "took", "host", "worker", "progress_table", "results_table", "error", "log_text")
     readonly_fields = fields
 
     @admin.display(description="result")

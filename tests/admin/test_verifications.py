@@ -1,5 +1,5 @@
 """The verification history is a run admin like the others: the status badge, the log, and a
-page that refreshes while the run is active; read-only."""
+page whose progress is polled while the run is active; read-only."""
 
 import pytest
 
@@ -15,10 +15,10 @@ def test_verification_pages_show_the_badge_and_refresh_while_active(admin_client
                                           status=RunStatus.IN_PROGRESS, components=["uploads"], log="step one\n")
     page = admin_client.get(f"/admin/backups_app/verification/{running.pk}/change/").content.decode()
     assert 'class="run-status"' in page and "In Progress" in page and "step one" in page
-    assert 'http-equiv="refresh"' in page
+    assert 'data-active="1"' in page and "/admin/backups_app/verification/progress/" in page
     Verification.objects.filter(pk=running.pk).update(status=RunStatus.COMPLETED)
     page = admin_client.get(f"/admin/backups_app/verification/{running.pk}/change/").content.decode()
-    assert 'http-equiv="refresh"' not in page and "Download" not in page  # no set links on a verification
+    assert 'data-active="0"' in page and "Download" not in page  # no set links on a verification
     assert 'class="run-status"' in admin_client.get("/admin/backups_app/verification/").content.decode()
     delete = admin_client.post(f"/admin/backups_app/verification/{running.pk}/delete/", {"post": "yes"})
     assert delete.status_code == 403 and Verification.objects.filter(pk=running.pk).exists()
