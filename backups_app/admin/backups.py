@@ -10,7 +10,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from backups_app.admin.base import BADGE_COLOURS, RunAdmin, badge, require
@@ -19,10 +19,11 @@ from backups_app.admin.restores import RestoreFlow
 from backups_app.admin.tables import counts_table
 from backups_app.downloads import download_response
 from backups_app.errors import BackupError
-from backups_app.formatting import size_html
+from backups_app.formatting import format_date, format_duration, size_html
 from backups_app.models import Backup, BackupArtifact, RunStatus, Trigger
 from backups_app.permissions import ADD_BACKUP, CHANGE_BACKUP, DELETE_BACKUP, DOWNLOAD_BACKUP
 from backups_app.services import backups, catalog, offsite, retention, verification
+from backups_app.services.verification import recall_text
 
 
 class ArtifactInline(admin.TabularInline):
@@ -62,17 +63,17 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     actions = ["verify_selected", "pin_backups", "unpin_backups", "rehearse_backups", "copy_offsite_again"]
     change_list_template = "admin/backups_app/backup/change_list.html"
     fieldsets = [
-        (None, {"fields": ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                           "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host",
-                           "worker", "progress_table", "error")}),
+        (None, {"fields": ("backup_id", "status_badge", "verification", "last_rehearsal", "kind", "description",
+                           "component_list", "size", "trigger", "created_by", "created_at", "started_at", "finished_at",
+                           "took", "host", "worker", "progress_table", "error")}),
         ("Offsite copy", {"fields": ("offsite_status", "offsite_verified_at", "offsite_error")}),
         ("Counts", {"fields": ("counts",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
-    readonly_fields = ("backup_id", "status_badge", "verification", "kind", "description", "component_list", "size",
-                       "trigger", "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker",
-                       "progress_table", "error", "offsite_status", "offsite_verified_at", "offsite_error", "counts",
-                       "log_text")
+    readonly_fields = ("backup_id", "status_badge", "verification", "last_rehearsal", "kind", "description",
+                       "component_list", "size", "trigger", "created_by", "created_at", "started_at", "finished_at",
+                       "took", "host", "worker", "progress_table", "error", "offsite_status", "offsite_verified_at",
+                       "offsite_error", "counts", "log_text")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_last_check()
@@ -86,6 +87,22 @@ class BackupAdmin(RestoreFlow, RunAdmin):
             return badge("backup-verified", BADGE_COLOURS[RunStatus.COMPLETED], "verified")
         return format_html("{} the latest verification failed: do not rely on it; verify again, or delete it and "
                            "take a new backup", badge("backup-damaged", BADGE_COLOURS[RunStatus.FAILED], "damaged"))
+
+    @admin.display(description="last rehearsal")
+    def last_rehearsal(self, obj):
+        """Its newest restore rehearsal: passed or failed, when, the RTO it measured, per component
+        with the probe recall."""
+        rehearsal = verification.last_rehearsal(obj)
+        if rehearsal is None:
+            return "never rehearsed"
+        parts = format_html_join("; ", "{} {}{}", (
+            (name, format_duration(result.get("seconds")), format_html(", {}", recall_text(result))
+             if recall_text(result) else "") for name, result in rehearsal.results.items()))
+        return format_html('<a class="last-rehearsal" href="{}">{}</a> {} · RTO {} ({})',
+                           reverse("admin:backups_app_verification_change", args=[rehearsal.pk]),
+                           "✔ passed" if rehearsal.status == RunStatus.COMPLETED else "✘ failed",
+                           format_date(rehearsal.finished_at), format_duration(verification.restore_seconds(rehearsal)),
+                           parts)
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
@@ -113,6 +130,7 @@ class BackupAdmin(RestoreFlow, RunAdmin):
             path("retention/", view(self.retention_view), name="backups_app_backup_retention"),
             path("retention/prune/", view(require_POST(self.prune_view)), name="backups_app_backup_prune"),
             path("rescan/", view(self.rescan_view), name="backups_app_backup_rescan"),
+            path("<str:backup_id>/verify/", view(self.verify_view), name="backups_app_backup_verify"),
             path("<str:backup_id>/download/", view(self.download_view), name="backups_app_backup_download"),
             path("<str:backup_id>/download/<str:artifact>/", view(self.download_view),
                  name="backups_app_backup_download_artifact"),
@@ -151,6 +169,22 @@ class BackupAdmin(RestoreFlow, RunAdmin):
                 return redirect("admin:backups_app_backup_change", backup.pk)
         return TemplateResponse(request, "admin/backups_app/backup/backup_now.html",
                                 self.page_context(request, "Back up now", form=form))
+
+    def verify_view(self, request, backup_id):
+        """POST only: queue a checksum verification (``kind=deep``: a restore rehearsal) of a
+        completed backup, then show it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        require(request, CHANGE_BACKUP)
+        deep = request.POST.get("kind") == "deep"
+        try:
+            check = verification.verify(backup_id, deep=deep, trigger=Trigger.ADMIN, user=request.user,
+                                        request=request, run_async=True)
+        except BackupError as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:backups_app_backup_changelist")
+        messages.success(request, f"{'Restore rehearsal' if deep else 'Verification'} of {backup_id} queued.")
+        return redirect("admin:backups_app_verification_change", check.pk)
 
     def download_view(self, request, backup_id, artifact=None):
         require(request, DOWNLOAD_BACKUP)

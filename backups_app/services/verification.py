@@ -223,6 +223,18 @@ def of_backup(backup_id):
     return get_backup(backup_id).verifications.all()
 
 
+def last_rehearsal(backup):
+    """The backup's newest finished restore rehearsal (not a check after a restore), or None."""
+    return (backup.verifications.filter(kind=Verification.Kind.DEEP, status__in=[RunStatus.COMPLETED, RunStatus.FAILED])
+            .exclude(trigger=Trigger.RESTORE).first())
+
+
+def restore_seconds(rehearsal):
+    """The RTO a rehearsal measured: its components' restore times together (None: none timed)."""
+    timed = [result["seconds"] for result in rehearsal.results.values() if result.get("seconds") is not None]
+    return round(sum(timed), 3) if timed else None
+
+
 def latest(kind=None):
     """The newest finished verification (of ``kind``), or None."""
     finished = Verification.objects.filter(status__in=[RunStatus.COMPLETED, RunStatus.FAILED])
