@@ -18,6 +18,7 @@ from backups_app.services import backups, dashboard, verification
 from backups_app.services.schedules import BACKUP_TASK, setup_schedules
 from tests.admin.conftest import staff_member
 from tests.admin.test_history_queries import add_history
+from tests.stacks import ENGINES
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +137,18 @@ def test_the_dashboard_takes_a_fixed_number_of_queries(demo_stack, client, djang
     with django_assert_max_num_queries(10):
         page = client.get(INDEX).content.decode()
     assert page.count('<tr class="source"') == 2
+
+
+def test_the_rehearsal_shows_probe_recall_per_collection(qdrant_path, sources, superuser_client):
+    from tests.components import test_qdrant as qdrant_data
+
+    qdrant_data.fill(qdrant_path, 300)
+    sources(qdrant=(ENGINES["qdrant"], {"path": qdrant_path}))
+    backup = backups.create_backup()
+    rehearsal = verification.verify(backup.backup_id, deep=True)
+    assert rehearsal.status == RunStatus.COMPLETED, rehearsal.error
+    row = rows_by_name(dashboard.gather())["qdrant"]
+    assert row.rehearsal.pk == rehearsal.pk and row.recall == {"docs": 1.0}
+    assert row.rehearsal_result["seconds"] == rehearsal.results["qdrant"]["seconds"] > 0
+    page = superuser_client.get(INDEX).content.decode()
+    assert '<td class="recall">docs 1.00</td>' in page
