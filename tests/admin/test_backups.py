@@ -167,6 +167,7 @@ def test_retention_page_lists_every_backup_with_its_fate(client, staff, three_ba
     assert "kept: sqlite, uploads: daily #2" in page and '<td class="kept-for">sqlite, uploads</td>' in page
     assert "<strong>will be deleted</strong>: older than 30 days (BACKUP_RETENTION_DAYS)" in page
     assert "Prune now: delete 1 backup(s)" in page
+    assert re.search(r'<div class="breadcrumbs">.*>Backups</a>\s*&rsaquo; Retention\s*</div>', page, re.S)
 
 
 def test_prune_asks_first_listing_what_goes_and_what_stays(client, staff, three_backups):
@@ -179,6 +180,8 @@ def test_prune_asks_first_listing_what_goes_and_what_stays(client, staff, three_
     assert kept == [[new.backup_id, "regular", "uploads, sqlite", "sqlite, uploads: newest, daily #1"],
                     [middle.backup_id, "regular", "uploads, sqlite", "sqlite, uploads: daily #2"]]
     assert 'name="backup" value="{}"'.format(old.backup_id) in page.content.decode()
+    assert re.search(r'<div class="breadcrumbs">.*>Backups</a>\s*&rsaquo; <a href="{}">Retention</a>\s*&rsaquo; Prune'
+                     .format(RETENTION), page.content.decode(), re.S)
 
 
 def test_confirmed_prune_deletes_what_was_listed_and_audits(client, staff, three_backups, backup_storage_dir):
