@@ -411,11 +411,11 @@ print(sys.argv[1] + "=" + os.environ[sys.argv[1]])
 """
 
 
-@pytest.mark.parametrize("store", ["uploads", "sqlite", "redis"])
+@pytest.mark.parametrize("store", ["uploads", "sqlite", "redis", "config", "objects"])
 def test_the_probe_command_of_a_side_by_side_restore_sees_where_it_wrote(tmp_path, sources, settings, request,
                                                                           store):
     """Stores without probes too: their variables in the command's environment name the restored
-    copy (the folder, the files, the db index), not the live data."""
+    copy (the folder, the files, the db index, the key prefix), not the live data."""
     side = tmp_path / "side"
     if store == "uploads":
         sources(uploads=uploads_source(tmp_path / "uploads", {"doc.txt": "original"}))
@@ -423,12 +423,22 @@ def test_the_probe_command_of_a_side_by_side_restore_sees_where_it_wrote(tmp_pat
     elif store == "sqlite":
         sources(sqlite=sqlite_source(tmp_path / "live" / "app.sqlite3", "notes", ["a"]))
         options, variable, expected = {"directory": str(side)}, "SQLITE_PATHS", str(side / "app.sqlite3")
-    else:
+    elif store == "redis":
         url = request.getfixturevalue("redis_url")
         sources(redis=(ENGINES["redis"], {"url": url}))
         with redis_client(url, 0) as client:
             client.set("k", "v")
         options, variable, expected = {"db": "5"}, "REDIS_DBS", "5"
+    elif store == "config":
+        (tmp_path / "app").mkdir()
+        (tmp_path / "app" / ".env").write_text("DEBUG=0\n")
+        sources(config=(ENGINES["config"], {"paths": str(tmp_path / "app" / ".env")}))
+        options, variable, expected = {"directory": str(side)}, "CONFIG_PATHS", str(side / ".env")
+    else:
+        (tmp_path / "objects").mkdir()
+        (tmp_path / "objects" / "a.bin").write_bytes(b"object")
+        sources(objects=(ENGINES["objects"], {"path": str(tmp_path / "objects")}))
+        options, variable, expected = {"prefix": "restored/"}, "OBJECTS_S3_PREFIX", "restored/"
     backup = backups.create_backup([store])
     assert backup.status == RunStatus.COMPLETED, backup.error
     script = tmp_path / "probe.py"

@@ -94,6 +94,13 @@ class ConfigComponent(DirectoryTarget, Component):
     def describe_directory(self, folder):
         return f"the files into folder {folder} (paths relative to {self.base_dir}); the live files are not touched"
 
+    def probe_target(self, options, facts):
+        """CONFIG_PATHS and CONFIG_BASE_DIR for BACKUP_PROBE_COMMAND: the files as written into the folder."""
+        if not options["directory"]:
+            return None
+        folder = side_folder(self, "directory", options["directory"])
+        return {"paths": [os.path.join(folder, rel) for rel in self._relative()], "base_dir": folder}
+
     def preflight(self, reader, artifacts, options):
         problem = options["directory"] and not_empty(side_folder(self, "directory", options["directory"]))
         return {"problems": [problem] if problem else []}

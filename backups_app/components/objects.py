@@ -384,6 +384,10 @@ class ObjectsComponent(Component):
         return (f"every object as {options['prefix']}<key> in the same bucket or folder; no live object is touched "
                 "or deleted (the next backups include them until you delete them)")
 
+    def probe_target(self, options, facts):
+        """OBJECTS_S3_PREFIX for BACKUP_PROBE_COMMAND: every restored key starts with the target prefix."""
+        return {"prefix": options["prefix"] + self.config["prefix"]} if options["prefix"] else None
+
     def _taken(self, store, prefix):
         """Why ``prefix`` cannot take a side-by-side restore in ``store`` (something is there), or None."""
         with self._errors(store):
