@@ -58,7 +58,9 @@ def test_scenario_5_as_written(tmp_path, migrated_app_db, pg_database):
             left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [scratch]).fetchone()
             conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     assert left is None  # step 4 dropped it
-    assert '"refusals": []' in ran.stdout  # step 1: the plan, and nothing refused
+    # step 1: the plan names the target (a refused plan would have stopped the script)
+    target = rf"^postgres .*side by side: tables documents into database {scratch} "
+    assert re.search(target, ran.stdout, re.M), ran.stdout[:2000]
     with pg_connect(pg_database) as conn:
         rows = dict(conn.execute("SELECT id, title FROM documents").fetchall())
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
