@@ -251,6 +251,15 @@ class BackupAdmin(RestoreFlow, RunAdmin):
         except BackupError as exc:
             return [], str(exc)
 
+    def delete_view(self, request, object_id, extra_context=None):
+        """A deletion the service refuses (a restore uses the backup, it was pinned meanwhile) goes
+        back to the backup's page saying why, instead of a server error."""
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except BackupError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:backups_app_backup_change", object_id)
+
     def response_delete(self, request, obj_display, obj_id):
         """Back to the history, with its filters (Django goes to the index when the model cannot be
         changed, and backups cannot)."""

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django_q.models import OrmQ
 
-from backups_app.models import AuditEvent, Backup, RunStatus, Verification
+from backups_app.models import AuditEvent, Backup, Restore, RunStatus, Verification
 from backups_app.services import backups
 from tests.admin.conftest import CHANGELIST, PRUNE, RETENTION, staff_member
 
@@ -66,6 +66,19 @@ def test_delete_removes_stored_files(admin_stack, superuser_client, backup_stora
     assert response.status_code == 302 and response.url == CHANGELIST  # back to the history, not the index
     assert not Backup.objects.exists()
     assert not (backup_storage_dir / backup.backup_id).exists()
+
+
+def test_a_delete_the_service_refuses_returns_to_the_backup_saying_why(admin_stack, superuser_client,
+                                                                      backup_storage_dir):
+    backup = backups.create_backup()
+    Restore.objects.create(restore_id="restore_20990101_000000", backup=backup, source_backup_id=backup.backup_id,
+                           status=RunStatus.IN_PROGRESS, components=backup.components)
+    response = superuser_client.post(reverse("admin:backups_app_backup_delete", args=[backup.pk]), {"post": "yes"},
+                                     follow=True)
+    assert response.redirect_chain == [(reverse("admin:backups_app_backup_change", args=[backup.pk]), 302)]
+    assert "is being restored; delete it after the restore finishes" in response.content.decode()
+    assert Backup.objects.filter(pk=backup.pk, status=RunStatus.COMPLETED).exists()
+    assert (backup_storage_dir / backup.backup_id / "metadata.json").exists()
 
 
 def test_runs_are_read_only(admin_stack, superuser_client):
