@@ -77,11 +77,16 @@ class Site:
             os.kill(pid, signal.SIGCONT)
 
     def stop_all(self):
-        for process in self.processes:
+        self.stop(*self.processes)
+
+    @staticmethod
+    def stop(*processes):
+        """SIGTERM (after SIGCONT) to each process group; SIGKILL when one is still there 20 s later."""
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGCONT)
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
+        for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -104,9 +104,10 @@ def test_a_restore_and_a_backup_asked_together_never_both_run(live):
     # not taken for dead meanwhile: a long stale limit for these workers' sweeps).
     paused_at = {"BACKUP_TEST_STOP_AT": "backup.before_manifest,restore.applied", "Q_WORKERS": "2",
                  "BACKUP_STALE_SECONDS": "300"}
-    clusters = [cluster(site, "cluster-a", **paused_at), cluster(site, "cluster-b", **paused_at)]
     outcomes = []
     for _round in range(3):
+        # Fresh clusters each round: a process pauses at a point the first time it reaches it only.
+        clusters = [cluster(site, "cluster-a", **paused_at), cluster(site, "cluster-b", **paused_at)]
         (b_status, _, b_body), (r_status, _, r_body) = at_once(request_backup(api), lambda: api.call(
             "POST", "/restore", {"backup_id": source, "confirm": True, "components": ["config"]}))
         if r_status == 202:
@@ -129,6 +130,7 @@ def test_a_restore_and_a_backup_asked_together_never_both_run(live):
             site.resume(process)
         site.wait_for(lambda: not any(run[0] in ("pending", "in_progress") for table in ("backup", "restore")
                                       for run in site.runs(table).values()), "the round finished")
+        Site.stop(*clusters)
     restores = site.runs("restore")
     backups = {i: run for i, run in site.runs().items() if i != source}
     ran = [i for i, run in [*restores.items(), *backups.items()] if run[0] == "completed"]
