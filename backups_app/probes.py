@@ -35,7 +35,6 @@ import shlex
 import subprocess
 from contextlib import nullcontext
 
-import numpy as np
 from django.conf import settings
 
 from backups_app.errors import BackupError, ConfigurationError
@@ -98,10 +97,14 @@ def probe_command():
 # --- Vectors in the manifest --------------------------------------------------------------------
 
 def encode(vector):
+    import numpy as np  # here, not at the top: the management commands that never probe skip its 0.15 s
+
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
 def decode(text):
+    import numpy as np
+
     return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(float).tolist()
 
 
@@ -129,6 +132,8 @@ class BruteForce:
     def __init__(self, queries, metric, limit=LIMIT):
         if metric not in ("l2", "cosine", "ip"):
             raise BackupError(f"unknown distance {metric!r} (l2, cosine or ip)")
+        import numpy as np
+
         self.queries = np.asarray(queries, dtype=float).reshape(len(queries), -1)
         self.metric, self.limit = metric, limit
         self.best = [[] for _ in queries]  # (distance, id text, id) best first
@@ -136,6 +141,8 @@ class BruteForce:
     def add(self, ids, vectors):
         if not ids:
             return
+        import numpy as np
+
         block = np.asarray(vectors, dtype=float)
         if self.metric == "l2":
             distances = ((self.queries[:, None, :] - block[None, :, :]) ** 2).sum(axis=2)
