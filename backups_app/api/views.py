@@ -8,6 +8,7 @@ from ninja import NinjaAPI, Path, Query, Status
 from backups_app import permissions
 from backups_app.api import errors, monitoring
 from backups_app.api.auth import staff_with
+from backups_app.api.docs import LocalSwagger
 from backups_app.api.schemas import (
     BackupDetail,
     BackupIn,
@@ -34,6 +35,7 @@ api = NinjaAPI(
                 "or use the admin's session (with the X-CSRFToken header on writes).",
     urls_namespace="system_api",
     parser=errors.JsonBody(),
+    docs=LocalSwagger(),
 )
 errors.install(api)
 api.add_router("", monitoring.router)

@@ -3,6 +3,7 @@ uploads: backups, downloads, verify, delete, restores, pins, the schema and docs
 
 import hashlib
 import io
+import re
 import subprocess
 import tarfile
 from datetime import timedelta
@@ -279,6 +280,20 @@ def test_openapi_schema_and_docs(client):
             "/api/system/restore", "/api/system/restore/status"} <= set(schema["paths"])
     assert set(schema["components"]["securitySchemes"]) == {"BearerToken", "StaffSession"}
     assert client.get(f"{API}/docs").status_code == 200
+
+
+def test_docs_page_uses_our_own_static_files(client):
+    """Swagger UI is served from here (ninja's assets via STATICFILES_DIRS), never from a CDN,
+    although ninja is not an installed app (start-up time): its page and its files load."""
+    page = client.get(f"{API}/docs").content.decode()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert {"/static/ninja/swagger-ui-bundle.js", "/static/ninja/swagger-ui-init.js",
+            "/static/ninja/swagger-ui.css", "/static/ninja/favicon.svg"} <= set(assets)
+    assert "cdn" not in page and "https://" not in page
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert b"".join(response.streaming_content), asset
 
 
 def test_downloaded_uploads_artifact_is_a_standard_tar(admin_api, pg_stack):
