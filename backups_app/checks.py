@@ -3,7 +3,11 @@
 Ids: E00x sources, hooks and the environment; E01x operations (retention, schedules, monitoring,
 parallel backups);
 E1xx archive storage and encryption; E03x/W03x workers (scale-out); E04x retrieval probes; W for what
-works but is probably not meant."""
+works but is probably not meant.
+
+All are tagged ``backups`` (TAG): `manage.py check` runs them with Django's, and our management
+commands (commands/_base.py) run only these before they start, not the admin's or the URL
+checks (which import the whole API stack)."""
 
 import os
 import shutil
@@ -18,17 +22,18 @@ from backups_app.archive.storage import OFFSITE_ALIAS
 from backups_app.errors import ConfigurationError
 from backups_app.services import health, hooks, parallel, retention
 
+TAG = "backups"
 SCHEDULE_SETTINGS = ("BACKUP_SCHEDULE_DAILY", "BACKUP_SCHEDULE_WEEKLY", "BACKUP_SCHEDULE_MONTHLY",
                      "BACKUP_SCHEDULE_REHEARSAL")
 
 
-@register()
+@register(TAG)
 def check_environment(app_configs, **kwargs):
     return [Error(problem, hint="Fix the variable (scripts/backup/config.env.example lists them all).",
                   id="backups.E020") for problem in getattr(settings, "BACKUP_ENVIRONMENT_PROBLEMS", [])]
 
 
-@register()
+@register(TAG)
 def check_sources(app_configs, **kwargs):
     errors = []
     components.reset()
@@ -48,7 +53,7 @@ def check_sources(app_configs, **kwargs):
     return errors
 
 
-@register()
+@register(TAG)
 def check_hooks(app_configs, **kwargs):
     try:
         unknown = sorted(set(hooks.all_hooks()) - set(hooks.STAGES))
@@ -68,7 +73,7 @@ def check_hooks(app_configs, **kwargs):
     return errors
 
 
-@register()
+@register(TAG)
 def check_storage(app_configs, **kwargs):
     if "backups" not in settings.STORAGES:
         return [Error('STORAGES has no "backups" entry.', hint="See backupsite/settings.py for the default.",
@@ -100,7 +105,7 @@ def _where(alias):
     return (options.get("endpoint_url"), options.get("bucket_name"), options.get("location"))
 
 
-@register()
+@register(TAG)
 def check_archive_storage(app_configs, **kwargs):
     errors = []
     if settings.BACKUP_STORAGE not in ("local", "s3"):
@@ -152,7 +157,7 @@ def _age_errors():
     return errors
 
 
-@register()
+@register(TAG)
 def check_signing(app_configs, **kwargs):
     keys = signing.keys()
     if not keys:
@@ -168,7 +173,7 @@ def check_signing(app_configs, **kwargs):
     return []
 
 
-@register()
+@register(TAG)
 def check_retention(app_configs, **kwargs):
     try:
         policy = retention.policy_from_settings()
@@ -183,14 +188,14 @@ def check_retention(app_configs, **kwargs):
     return []
 
 
-@register()
+@register(TAG)
 def check_schedules(app_configs, **kwargs):
     return [Error(f"{name}={getattr(settings, name)!r} is not a cron expression.",
                   hint="Five fields, e.g. '0 2 * * *'; empty for no such schedule.", id="backups.E011")
             for name in SCHEDULE_SETTINGS if getattr(settings, name) and not croniter.is_valid(getattr(settings, name))]
 
 
-@register()
+@register(TAG)
 def check_monitoring(app_configs, **kwargs):
     try:
         health.allowed_networks()
@@ -200,7 +205,7 @@ def check_monitoring(app_configs, **kwargs):
     return []
 
 
-@register()
+@register(TAG)
 def check_parallel(app_configs, **kwargs):
     try:
         parallel.parallel_limit()
@@ -210,7 +215,7 @@ def check_parallel(app_configs, **kwargs):
     return []
 
 
-@register()
+@register(TAG)
 def check_workers(app_configs, **kwargs):
     """Several workers share one queue, named Q_CLUSTER["name"] (docs/scale-out.md)."""
     problems = []
@@ -229,7 +234,7 @@ def check_workers(app_configs, **kwargs):
     return problems
 
 
-@register()
+@register(TAG)
 def check_probes(app_configs, **kwargs):
     """BACKUP_PROBES, BACKUP_PROBE_MIN_RECALL and BACKUP_PROBE_COMMAND as probes.py reads them."""
     from backups_app import probes
