@@ -42,8 +42,11 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 # The code stays root-owned (read-only for the app user); only runtime folders are writable.
+# Its bytecode is compiled here: PYTHONDONTWRITEBYTECODE (and a read-only /app) would otherwise make
+# every manage.py command compile the app's modules again (~0.1-0.2 s of each start-up).
 COPY . .
-RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
+RUN python -m compileall -q backups_app backupsite \
+    && DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
     && mkdir -p /app/var /app/backups /app/spool \
     && chown app:app /app/var /app/backups /app/spool \
     && chmod 0700 /app/backups
