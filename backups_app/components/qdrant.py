@@ -41,10 +41,6 @@ import time
 from contextlib import contextmanager
 from urllib.parse import quote
 
-import httpx
-from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ApiException
-
 from backups_app import probes
 from backups_app.archive.compression import decompressing, method_of
 from backups_app.archive.exports import artifact_stem, batches, read_export, write_export
@@ -60,6 +56,25 @@ UPLOAD_REFUSES = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 #: The settings Qdrant compares before recovering a snapshot into an existing collection.
 COMPATIBILITY = ("vectors", "shard_number")
+# httpx and qdrant-client (a second or more to import) are imported where they are used: the system
+# checks import every configured store's module, and a command that never talks to Qdrant (a quick
+# verification, a listing) should not pay for them.
+
+
+def _request_errors(*more):
+    """What a failed request to Qdrant raises, for an ``except`` clause (evaluated only then)."""
+    import httpx
+    from qdrant_client.http.exceptions import ApiException
+
+    return (ApiException, httpx.HTTPError, *more)
+
+
+def _client(**kwargs):
+    from qdrant_client import QdrantClient
+
+    return QdrantClient(**kwargs)
+
+
 HINTS = {401: "no API key, or not this server's: check QDRANT_API_KEY",
          403: "this API key may not do that: uploading a snapshot needs a key with global manage access (a "
               "read-only or collection-scoped key can back up, never restore)"}
@@ -157,6 +172,8 @@ class SnapshotMethod:
     poll, recovery_wait = 0.5, 3600
 
     def __init__(self, url, api_key, timeout):
+        import httpx
+
         self.url = url
         self.timeout = timeout
         self.http = httpx.Client(base_url=url, headers={"api-key": api_key} if api_key else {},
@@ -167,6 +184,8 @@ class SnapshotMethod:
 
     @contextmanager
     def _request(self, method, path, **kwargs):
+        import httpx
+
         try:
             with self.http.stream(method, path, **kwargs) as response:
                 if response.is_error:
@@ -346,6 +365,8 @@ class ExportMethod:
         return [alias.model_dump(mode="json") for alias in self.client.get_aliases().aliases]
 
     def set_aliases(self, actions):
+        from qdrant_client import models
+
         self.client.update_collection_aliases([
             models.CreateAliasOperation(**action) if "create_alias" in action else models.DeleteAliasOperation(**action)
             for action in actions])
@@ -367,6 +388,8 @@ class ExportMethod:
     def load(self, stream, collection=None):
         """Recreate ``collection`` (default: the exported one) from an export stream; returns
         (collection, points)."""
+        from qdrant_client import models
+
         header, records = read_export(stream, EXPORT_FORMAT)
         collection = collection or header["collection"]
         config = models.CollectionConfig.model_validate(header["config"])
@@ -421,6 +444,8 @@ class QdrantSearcher:
         return self.names
 
     def vectors_of(self, collection):
+        from qdrant_client import models
+
         vectors = self.client.get_collection(self._c(collection)).config.params.vectors
         if isinstance(vectors, models.VectorParams):
             return [] if vectors.multivector_config else [""]
@@ -444,6 +469,8 @@ class QdrantSearcher:
         return {p.id: (p.vector or {}).get(name) if name else p.vector for p in points}
 
     def nearest(self, collection, name, queries, limit):
+        from qdrant_client import models
+
         # Local mode always searches exactly (and warns about search_params).
         exact = None if self.client.init_options.get("path") else models.SearchParams(exact=True)
         return [[(p.id, p.score) for p in self.client.query_points(
@@ -502,16 +529,16 @@ class QdrantComponent(Component):
             if method == "snapshot":
                 store = SnapshotMethod(c["url"], c["api_key"], c["timeout"])
             elif c["path"]:
-                store = ExportMethod(QdrantClient(path=c["path"]), c["batch_size"])
+                store = ExportMethod(_client(path=c["path"]), c["batch_size"])
             else:
-                store = ExportMethod(QdrantClient(url=c["url"], api_key=c["api_key"] or None, timeout=c["timeout"],
-                                                  check_compatibility=False), c["batch_size"])
+                store = ExportMethod(_client(url=c["url"], api_key=c["api_key"] or None, timeout=c["timeout"],
+                                             check_compatibility=False), c["batch_size"])
         except RuntimeError as exc:  # local mode allows one process at a time
             raise ComponentError(f"{self.name}: cannot open the Qdrant folder {c['path']}: {exc} Stop the program "
                                  "using it (a pre_backup/pre_restore hook) or run a Qdrant server.") from None
         try:
             yield store
-        except (ApiException, httpx.HTTPError) as exc:
+        except _request_errors() as exc:
             raise ComponentError(f"{self.name}: Qdrant request failed: {exc}") from None
         finally:
             store.close()
@@ -523,13 +550,13 @@ class QdrantComponent(Component):
         c = self.config
         own = client is None
         try:
-            client = client or (QdrantClient(path=c["path"]) if c["path"] else QdrantClient(
+            client = client or (_client(path=c["path"]) if c["path"] else _client(
                 url=c["url"], api_key=c["api_key"] or None, timeout=c["timeout"], check_compatibility=False))
         except RuntimeError as exc:
             raise ComponentError(f"{self.name}: cannot open the Qdrant folder {c['path']}: {exc}") from None
         try:
             yield QdrantSearcher(client, collections, (target or {}).get("collections"))
-        except (ApiException, httpx.HTTPError, ValueError, KeyError) as exc:  # local mode: ValueError "not found"
+        except _request_errors(ValueError, KeyError) as exc:  # local mode: ValueError "not found"
             raise ComponentError(f"{self.name}: a probe search failed: {exc}") from None
         finally:
             if own:
@@ -879,13 +906,13 @@ def main(argv=None):
     parser.add_argument("--collection", help="collection name (default: the one recorded in the export)")
     args = parser.parse_args(argv)
 
-    client = QdrantClient(path=args.path) if args.path else QdrantClient(
+    client = _client(path=args.path) if args.path else _client(
         url=args.url, api_key=os.environ.get("QDRANT_API_KEY") or None, check_compatibility=False)
     store = ExportMethod(client, 500)
     try:
         with open(args.export, "rb") as raw, decompressing(raw, method_of(args.export)) as stream:
             collection, loaded = store.load(stream, args.collection)
-    except (ComponentError, ApiException, httpx.HTTPError, OSError) as exc:
+    except _request_errors(ComponentError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
