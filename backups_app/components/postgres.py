@@ -122,6 +122,8 @@ LIST_SETTINGS = {"local_preload_libraries", "search_path", "session_preload_libr
                  "temp_tablespaces", "unix_socket_directories"}
 
 SWAP, CLEAN, AUTO = "swap", "clean", "auto"
+#: How ``counts`` was read, recorded in the manifest beside it (``row_counts``).
+ROW_COUNTS = "exact, count(*) in the dump's snapshot, no parallel workers or JIT"
 SHOWN = 40  # objects / sessions named in a plan note before "and N more"
 
 
@@ -232,9 +234,10 @@ class PostgresComponent(SideBySide, Component):
         match = re.search(r"(\d+)(?:\.(\d+))?", output)
         return (int(match.group(1)) if match else 0), output
 
-    def _tool_too_old(self, tool, server_version_num):
-        """The problem when ``tool`` is older than the server (None when it is not)."""
-        tool_major, _ = self._tool_version(tool)
+    def _tool_too_old(self, tool, server_version_num, version=None):
+        """The problem when ``tool`` (of ``version``, its _tool_version(), asked when not given) is
+        older than the server (None when it is not)."""
+        tool_major, _ = version or self._tool_version(tool)
         server_major = server_version_num // 10000
         if tool_major >= server_major:
             return None
@@ -244,10 +247,12 @@ class PostgresComponent(SideBySide, Component):
                 f"and set PG_BIN_DIR=/usr/lib/postgresql/{server_major}/bin.")
 
     def _check_tool_version(self, tool, server_version_num):
-        problem = self._tool_too_old(tool, server_version_num)
+        """`tool --version` (run once), or ComponentError when the tool is older than the server."""
+        version = self._tool_version(tool)
+        problem = self._tool_too_old(tool, server_version_num, version)
         if problem:
             raise ComponentError(problem)
-        return self._tool_version(tool)[1]
+        return version[1]
 
     # --- Backup -------------------------------------------------------------------------------
 
@@ -290,8 +295,8 @@ class PostgresComponent(SideBySide, Component):
                 roles = self._back_up_roles(cur, writer, log)
                 cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
                 owner = cur.fetchone()[0]
-        return {**found, "counts": counts, "server_version": server_version, "tool_version": tool_version,
-                "roles": roles, "database_owner": owner}
+        return {**found, "counts": counts, "row_counts": ROW_COUNTS, "server_version": server_version,
+                "tool_version": tool_version, "roles": roles, "database_owner": owner}
 
     def _back_up_roles(self, cursor, writer, log):
         """Store the roles the database needs as ``<name>.roles.sql`` (pg_dump leaves them out)."""

@@ -54,6 +54,8 @@ def test_round_trip_restores_every_table_exactly(pg_source, backup_storage_dir):
     assert backup.status == RunStatus.COMPLETED, backup.error
     counts = backup.manifest["components"]["postgres"]["counts"]
     assert counts == {"authors": 3, "documents": 500, "rag.chunks": 1500}
+    assert backup.manifest["components"]["postgres"]["row_counts"] == (
+        "exact, count(*) in the dump's snapshot, no parallel workers or JIT")
 
     # The dump is a standard custom-format archive.
     dump = backup_storage_dir / backup.backup_id / "postgres.dump"
@@ -252,6 +254,23 @@ def test_old_pg_dump_is_detected_with_the_fix(sources, pg_database, tmp_path):
     assert backup.status == RunStatus.FAILED
     assert "pg_dump 9 is older than the PostgreSQL" in backup.error
     assert "apt-get install postgresql-client-" in backup.error
+
+
+@pytest.mark.django_db
+def test_a_backup_asks_pg_dump_its_version_once(sources, pg_database, tmp_path):
+    calls = tmp_path / "calls"
+    logging_bin = tmp_path / "bin"
+    logging_bin.mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        real = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True, check=True)
+        script = logging_bin / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\nexec {real.stdout.strip()} "$@"\n')
+        script.chmod(0o755)
+    sources(postgres=(ENGINES["postgres"], {**pg_options(pg_database), "bin_dir": str(logging_bin)}))
+    backup = backups.create_backup(["postgres"])
+    assert backup.status == RunStatus.COMPLETED, backup.error
+    assert backup.manifest["components"]["postgres"]["tool_version"].startswith("pg_dump (PostgreSQL) ")
+    assert calls.read_text().splitlines().count("pg_dump --version") == 1
 
 
 @pytest.mark.django_db
