@@ -27,6 +27,7 @@ START, END = "<!-- run_all: start -->", "<!-- run_all: end -->"
 
 # The scripts that keep the contract, in the order of the table.
 BENCHES = [
+    "pg_backup.py",
     "redis_roundtrip.py",
     "parallel_backup.py",
 ]
