@@ -1,7 +1,9 @@
 """Redis, logically: SCAN + pipelined DUMP/PEXPIRETIME into ``<name>.dump.zst``, restored with
 pipelined ``RESTORE key <expiry> payload REPLACE ABSTTL``; both overlap their round trips
 (``Pipelined``: a batch is sent before the replies of the one before it are read). Works against any Redis or Valkey,
-managed ones that forbid SYNC included.
+managed ones that forbid SYNC included. Into dbs that hold nothing else (a restore's spares, the
+rehearsal's server) each db's section of the dump goes to the server as stored (``BulkLoad``: the
+manifest gives each section's size), with no per-key work in Python.
 
 The artifact is itself a stream of Redis commands in RESP (``SELECT db`` then one
 ``RESTORE key <absolute expiry ms> <payload> REPLACE ABSTTL`` per key), so the stock client restores
@@ -28,6 +30,7 @@ Optionally (``rdb``) the server's own snapshot is also stored as ``<name>.rdb`` 
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +53,7 @@ from backups_app.procs import Program
 
 BATCH = 1000
 RESTORE = b"RESTORE"
+OK = b"+OK\r\n"
 #: The key that marks a database index as a restore's spare (never live data).
 MARKER = b"backups-app:spare"
 #: Each command a restore may run, with arguments that make it do nothing when the plan runs it to
@@ -153,6 +157,58 @@ def refusal(client, argv, user=None):
         if "unknown command" in str(exc):
             return f"the server has no {argv[0]} command (renamed or disabled in its configuration)"
     return None
+
+
+def _chunks(stream, size):
+    """The next ``size`` bytes of ``stream``, a chunk at a time."""
+    while size:
+        chunk = stream.read(min(size, CHUNK_SIZE))
+        if not chunk:
+            raise ComponentError("Redis dump is truncated: it ends before the size its manifest gives.")
+        yield chunk
+        size -= len(chunk)
+
+
+class BulkLoad:
+    """Commands sent as stored, on one bare connection, each answered +OK: the replies are counted
+    in bulk as they come (the server's reply buffer stays small); any other reply raises
+    ResponseError."""
+
+    def __init__(self, conn):
+        self.sock, self.answered, self.tail = conn._sock, 0, b""
+
+    def send(self, stream, size):
+        """Send the next ``size`` bytes of ``stream``."""
+        for chunk in _chunks(stream, size):
+            self.sock.sendall(chunk)
+            while select.select([self.sock], [], [], 0)[0]:
+                self._take(self._received())
+
+    def wait(self, commands):
+        """Read the replies until ``commands`` commands were answered."""
+        while self.answered < commands or self.tail:
+            self._take(self._received())
+        if self.answered != commands:
+            raise ComponentError(f"Redis dump does not match its manifest: {self.answered} commands answered "
+                                 f"where it counts {commands}.")
+
+    def _received(self):
+        data = self.sock.recv(CHUNK_SIZE)
+        if not data:
+            raise redis.ConnectionError("Connection closed by server.")
+        return data
+
+    def _take(self, data):
+        data = self.tail + data
+        whole = len(data) - len(data) % len(OK)
+        if data.count(OK, 0, whole) * len(OK) != whole:  # not only OKs: find the error among them
+            parser = hiredis.Reader()
+            parser.feed(data)
+            while (reply := parser.gets()) is not False:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise redis.ResponseError(str(reply))
+            raise redis.ResponseError(f"unexpected reply {data[:40]!r}")
+        self.answered, self.tail = self.answered + whole // len(OK), data[whole:]
 
 
 class Pipelined:
@@ -275,19 +331,21 @@ class RedisComponent(SideBySide, Component):
             server_name, server_version = server_of(client.info("server"))
             exact = refusal(client, ("PEXPIRETIME", MARKER)) is None
             dbs = list(self._keyspace(client))
-            counts, rdb = {}, 0
+            counts, sections, rdb = {}, [], 0
             with writer.open_compressed(self.dump_stem) as (name, out):
                 for db in dbs:
                     out.write(pack_command(("SELECT", db)))
-                    counts[f"db{db}"], db_rdb = self._dump_db(db, out, exact, writer.meter)
+                    counts[f"db{db}"], size, db_rdb = self._dump_db(db, out, exact, writer.meter)
+                    sections.append({"db": db, "bytes": size})  # in the dump's order (the manifest sorts keys)
                     rdb = max(rdb, db_rdb)
             log(f"{self.name}: dumped {sum(counts.values())} keys from db {', '.join(map(str, dbs)) or '(none)'} "
                 f"into {name} ({server_name} {server_version}, RDB version {rdb or 'none'}, "
                 f"{'exact expiry times' if exact else 'expiry times from TTLs: no PEXPIRETIME'})")
         if self.config["rdb"]:
             self._backup_rdb(writer, log)
-        return {"counts": counts, "server_name": server_name, "server_version": server_version,
-                "rdb_version": rdb, "expiry": "exact" if exact else "from-ttl", "method": "logical"}
+        return {"counts": counts, "sections": sections, "server_name": server_name,
+                "server_version": server_version, "rdb_version": rdb, "expiry": "exact" if exact else "from-ttl",
+                "method": "logical"}
 
     @contextmanager
     def _bare(self, db, url=None):
@@ -305,12 +363,13 @@ class RedisComponent(SideBySide, Component):
         return [conn.read_response() for _ in range(replies)]
 
     def _dump_db(self, db, out, exact, meter):
-        """Write the RESTOREs of ``db``; returns (keys written, highest RDB version of their payloads).
+        """Write the RESTOREs of ``db``; returns (keys written, bytes written, highest RDB version of
+        their payloads).
         ``exact``: PEXPIRETIME gives each absolute expiry; else it is the server's time plus PTTL.
         Each batch of keys scanned counts in the progress (``meter``). One round trip per batch, and
         the server works on the next while we write this one: each message asks for the next SCAN
         first, then the DUMPs and expiries of the keys the last SCAN gave."""
-        written, rdb = 0, 0
+        written, size, rdb = 0, 0, 0
         expiry_command = b"PEXPIRETIME" if exact else b"PTTL"
         with self._bare(db) as conn:
             replies = Pipelined(conn)
@@ -331,13 +390,15 @@ class RedisComponent(SideBySide, Component):
                     base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
                     kept = [(key, payload, expires) for key, payload, expires in zip(dumping, found[::2], found[1::2])
                             if payload is not None and expires != -2]  # else deleted or expired since SCAN
-                    out.write(b"".join(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
-                                                     b"REPLACE", b"ABSTTL")) for key, payload, expires in kept))
+                    restores = b"".join(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
+                                                      b"REPLACE", b"ABSTTL")) for key, payload, expires in kept)
+                    out.write(restores)
+                    size += len(restores)
                     rdb = max([rdb, *(payload_rdb_version(payload) for _key, payload, _expires in kept)])
                     written += len(kept)  # one write per batch: the compressor's work is per call
                     meter.add_items(len(dumping))
                 dumping = keys
-        return written, rdb
+        return written, size, rdb
 
     def _cli_args(self):
         """redis-cli arguments for our connection; the password goes in REDISCLI_AUTH."""
@@ -534,6 +595,9 @@ class RedisComponent(SideBySide, Component):
         """Replay the dump's RESTOREs in batches, each db into ``into[db]`` (default: itself); only the
         dbs in ``only`` and the keys ``match`` accepts, when given. Returns ({"db<n>": keys restored},
         {"db<n>": keys skipped because they expired since the backup})."""
+        sections = reader.facts_of(self.name).get("sections")
+        if sections and (url or into) and match is None:
+            return self._load_sections(reader, dump, sections, url, into or {}, only)
         counts, skipped, db, batch, skipping = {}, {}, None, [], False
         with ExitStack() as stack:
             pipe = None
@@ -569,6 +633,51 @@ class RedisComponent(SideBySide, Component):
             except redis.RedisError as exc:
                 raise ComponentError(f"{self.name}: RESTORE failed: {exc}") from None
         return counts, skipped
+
+    def _load_sections(self, reader, dump, sections, url, into, only):
+        """``_load`` into dbs that hold nothing else (spares, a scratch server), for a dump whose
+        manifest gives each db's section size: every section goes to the server as stored, in bulk,
+        with no per-key work here. The server skips the keys whose expiry has passed (RESTORE ...
+        ABSTTL answers OK and creates nothing), so what it holds afterwards (DBSIZE, less the spare's
+        marker) is what was restored."""
+        counts, skipped = {}, {}
+        expected = reader.facts_of(self.name)["counts"]
+        dbs = [section["db"] for section in sections]
+        try:
+            with reader.open_decompressed(dump) as stream:
+                self._boundary(stream, dump, dbs[0])
+                for db, following, section in zip(dbs, [*dbs[1:], None], sections):
+                    name = f"db{db}"
+                    if only is not None and db not in only:
+                        for _chunk in _chunks(stream, section["bytes"]):
+                            pass
+                        self._boundary(stream, dump, following)
+                        continue
+                    target = into.get(db, db)
+                    with self._bare(target, url) as conn:
+                        load = BulkLoad(conn)
+                        load.send(stream, section["bytes"])
+                        # Checked before waiting: a wrong size leaves the server waiting for the rest of a command.
+                        self._boundary(stream, dump, following)
+                        load.wait(expected[name])
+                    with self.client(target, url) as client:
+                        counts[name] = client.dbsize() - client.exists(MARKER)
+                    skipped[name] = expected[name] - counts[name]
+        except (redis.RedisError, OSError) as exc:
+            raise ComponentError(f"{self.name}: RESTORE failed: {exc}") from None
+        return counts, skipped
+
+    def _boundary(self, stream, dump, db):
+        """The stream goes on with ``SELECT db`` (None: it ends here), as the manifest's sections say."""
+        if db is None:
+            found = stream.read(1) == b""
+        else:
+            select = pack_command(("SELECT", db))
+            found = b"".join(_chunks(stream, len(select))) == select
+        if not found:
+            where = f"SELECT {db}" if db is not None else "its end"
+            raise ComponentError(f"{self.name}: {dump} does not match its manifest (no {where} where the manifest's "
+                                 "section sizes put it).")
 
     @staticmethod
     def _flush(pipe, batch):

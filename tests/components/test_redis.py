@@ -135,6 +135,57 @@ def test_round_trip_exact_mode_every_type(sources, redis_url):
         assert (group["name"], group["pending"], group["consumers"]) == (b"workers", 7, 1)
 
 
+def drop_sections(backup_storage_dir, backup):
+    """The stored manifest as an earlier version wrote it: no section sizes."""
+    path = backup_storage_dir / backup.backup_id / "metadata.json"
+    manifest = json.loads(path.read_text())
+    del manifest["components"]["redis"]["sections"]
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("manifest", ["with-sections", "without-sections"])
+def test_sections_stream_as_stored_and_a_set_without_them_is_parsed_to_the_same_data(
+        sources, redis_url, backup_storage_dir, settings, manifest):
+    settings.BACKUP_COMPRESSION = "none"
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    before = snapshot(redis_url)
+    backup = backups.create_backup(["redis"])
+    dump = (backup_storage_dir / backup.backup_id / "redis.dump").read_bytes()
+    sections = backup.manifest["components"]["redis"]["sections"]
+    assert [s["db"] for s in sections] == [0, 3, 15]  # the dump's order, not the manifest's sorted keys
+    selects = b"".join(pack_command(("SELECT", s["db"])) for s in sections)
+    assert sum(s["bytes"] for s in sections) + len(selects) == len(dump)
+    if manifest == "without-sections":
+        drop_sections(backup_storage_dir, backup)
+    with client(redis_url) as c0:
+        c0.flushdb()
+        c0.set("added-after-backup", "x")
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert "restored 3013 keys (exact mode), skipped 0" in restore.log
+    assert_same(snapshot(redis_url), before)
+
+
+@pytest.mark.django_db
+def test_a_section_size_that_does_not_match_the_dump_fails_clearly_and_changes_nothing(
+        sources, redis_url, backup_storage_dir):
+    fill(redis_url)
+    sources(redis=(ENGINES["redis"], {"url": redis_url}))
+    backup = backups.create_backup(["redis"])
+    sections = backup.manifest["components"]["redis"]["sections"]
+    claim(backup_storage_dir, backup, sections=[{**sections[0], "bytes": sections[0]["bytes"] - 7}, *sections[1:]])
+    with client(redis_url) as c:
+        c.set("str:1", "changed")
+    before = snapshot(redis_url)
+    restore = restores.start_restore(backup.backup_id, ["redis"], confirm=True)
+    assert restore.status == RunStatus.FAILED, restore.error
+    assert "redis.dump.zst does not match its manifest" in restore.error, restore.error
+    assert "the live data was not touched" in restore.error
+    assert_same(snapshot(redis_url), before)  # and no spare left
+
+
 @pytest.mark.django_db
 def test_merge_mode_keeps_other_keys(sources, redis_url):
     fill(redis_url)
