@@ -54,6 +54,9 @@ from backups_app.procs import Program
 BATCH = 1000
 RESTORE = b"RESTORE"
 OK = b"+OK\r\n"
+#: ``pack_command((RESTORE, key, expiry, payload, b"REPLACE", b"ABSTTL"))``, byte for byte, by one
+#: bytes format: a third of the per-key cost of packing at a million keys.
+RESTORE_FORMAT = b"*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
 #: The key that marks a database index as a restore's spare (never live data).
 MARKER = b"backups-app:spare"
 #: Each command a restore may run, with arguments that make it do nothing when the plan runs it to
@@ -157,6 +160,16 @@ def refusal(client, argv, user=None):
         if "unknown command" in str(exc):
             return f"the server has no {argv[0]} command (renamed or disabled in its configuration)"
     return None
+
+
+def restore_command(key, expiry, payload):
+    expiry = b"%d" % expiry
+    return RESTORE_FORMAT % (len(key), key, len(expiry), expiry, len(payload), payload)
+
+
+def per_key_format(*names):
+    """A bytes format that packs the commands ``names`` each on one key: ``% (len(key), key) * n``."""
+    return b"".join(b"*2\r\n$%d\r\n%b\r\n$%%d\r\n%%b\r\n" % (len(name), name) for name in names)
 
 
 def _chunks(stream, size):
@@ -370,7 +383,7 @@ class RedisComponent(SideBySide, Component):
         the server works on the next while we write this one: each message asks for the next SCAN
         first, then the DUMPs and expiries of the keys the last SCAN gave."""
         written, size, rdb = 0, 0, 0
-        expiry_command = b"PEXPIRETIME" if exact else b"PTTL"
+        asks = per_key_format(b"DUMP", b"PEXPIRETIME" if exact else b"PTTL")
         with self._bare(db) as conn:
             replies = Pipelined(conn)
             conn.send_packed_command([pack_command((b"SCAN", 0, b"COUNT", self.config["batch"]))], check_health=False)
@@ -381,7 +394,7 @@ class RedisComponent(SideBySide, Component):
                     ((cursor, keys),) = replies.read(1)
                     scanning = cursor != b"0"
                     message = [pack_command((b"SCAN", cursor, b"COUNT", self.config["batch"]))] if scanning else []
-                    message += [pack_command((b"DUMP", key)) + pack_command((expiry_command, key)) for key in keys]
+                    message += [asks % (len(key), key, len(key), key) for key in keys]
                     if message:
                         conn.send_packed_command([b"".join(message) + (pack_command((b"TIME",)) if keys else b"")],
                                                  check_health=False)
@@ -390,8 +403,8 @@ class RedisComponent(SideBySide, Component):
                     base = 0 if exact else int(seconds) * 1000 + int(micros) // 1000
                     kept = [(key, payload, expires) for key, payload, expires in zip(dumping, found[::2], found[1::2])
                             if payload is not None and expires != -2]  # else deleted or expired since SCAN
-                    restores = b"".join(pack_command((RESTORE, key, base + expires if expires >= 0 else 0, payload,
-                                                      b"REPLACE", b"ABSTTL")) for key, payload, expires in kept)
+                    restores = b"".join(restore_command(key, base + expires if expires >= 0 else 0, payload)
+                                        for key, payload, expires in kept)
                     out.write(restores)
                     size += len(restores)
                     rdb = max([rdb, *(payload_rdb_version(payload) for _key, payload, _expires in kept)])

@@ -19,8 +19,10 @@ from backups_app.components.redis import (
     MARKER,
     first_release,
     payload_rdb_version,
+    per_key_format,
     read_commands,
     release_rdb_version,
+    restore_command,
     server_of,
     split_password,
 )
@@ -321,6 +323,15 @@ def test_unreachable_redis_is_a_readable_failure(sources):
     assert backup.status == RunStatus.FAILED
     assert "redis: Redis at redis://127.0.0.1:1/0" in backup.error
     assert REDIS_PASSWORD not in backup.error + backup.log
+
+
+@pytest.mark.parametrize("key, expiry, payload", [(b"k", 0, b"v"),
+                                                  (b"\r\n\x00" * 50, 1_790_000_000_123, bytes(range(256)) * 400)])
+def test_commands_formatted_by_hand_are_what_pack_command_writes(key, expiry, payload):
+    assert restore_command(key, expiry, payload) == pack_command((b"RESTORE", key, expiry, payload, b"REPLACE",
+                                                                   b"ABSTTL"))
+    asks = per_key_format(b"DUMP", b"PEXPIRETIME")
+    assert asks % (len(key), key, len(key), key) == pack_command((b"DUMP", key)) + pack_command((b"PEXPIRETIME", key))
 
 
 def test_password_is_split_from_url():
