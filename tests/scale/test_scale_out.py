@@ -112,7 +112,7 @@ def test_a_restore_and_a_backup_asked_together_never_both_run(live):
             "POST", "/restore", {"backup_id": source, "confirm": True, "components": ["config"]}))
         if r_status == 202:
             restore_id = json.loads(r_body)["restore_id"]
-            site.wait_for(lambda: any(map(Site.stopped_pids, clusters)), "the restore paused")
+            site.wait_for(lambda group=clusters: any(map(Site.stopped_pids, group)), "the restore paused")
             if b_status == 202:  # queued, and refused by the worker that claimed it
                 backup_id = json.loads(b_body)["backup_id"]
                 site.wait_for(lambda i=backup_id: site.runs()[i][0] == "failed", "the backup refused")
@@ -124,7 +124,7 @@ def test_a_restore_and_a_backup_asked_together_never_both_run(live):
             assert r_status == 409 and b_status == 202, (r_body, b_body)
             backup_id = json.loads(b_body)["backup_id"]
             assert f"Restore refused: backup {backup_id} is running" in json.loads(r_body)["detail"]
-            site.wait_for(lambda: any(map(Site.stopped_pids, clusters)), "the backup paused")
+            site.wait_for(lambda group=clusters: any(map(Site.stopped_pids, group)), "the backup paused")
             outcomes.append("backup ran")
         for process in clusters:
             site.resume(process)
