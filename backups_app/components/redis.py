@@ -54,6 +54,7 @@ from backups_app.procs import Program
 BATCH = 1000
 RESTORE = b"RESTORE"
 OK = b"+OK\r\n"
+NOT_YET = object()  # what the hiredis parser returns while no whole reply is buffered
 #: ``pack_command((RESTORE, key, expiry, payload, b"REPLACE", b"ABSTTL"))``, byte for byte, by one
 #: bytes format: a third of the per-key cost of packing at a million keys.
 RESTORE_FORMAT = b"*6\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n"
@@ -90,9 +91,12 @@ def server_of(info):
     return name, str(info.get(f"{name}_version") or info["redis_version"])
 
 
+#: A DUMP payload ends with its RDB version (2 bytes, little-endian) and a CRC64 (8 bytes).
+RDB_VERSION_BYTES = slice(-10, -8)
+
+
 def payload_rdb_version(payload):
-    """A DUMP payload ends with its RDB version (2 bytes, little-endian) and a CRC64 (8 bytes)."""
-    return int.from_bytes(payload[-10:-8], "little")
+    return int.from_bytes(payload[RDB_VERSION_BYTES], "little")
 
 
 def _release(version):
@@ -231,7 +235,7 @@ class Pipelined:
     The server buffers the replies we have not read yet (at most two batches)."""
 
     def __init__(self, conn):
-        self.conn, self.parser, self.unread = conn, hiredis.Reader(), 0
+        self.conn, self.parser, self.unread, self.ahead = conn, hiredis.Reader(notEnoughData=NOT_YET), 0, []
 
     def send(self, packed, replies):
         """Send ``packed`` (``replies`` commands), then read the replies of the batch sent before it."""
@@ -244,18 +248,20 @@ class Pipelined:
         self.unread = 0
 
     def read(self, count):
-        replies = []
-        while len(replies) < count:
-            reply = self.parser.gets()
-            if reply is False:
-                data = self.conn._sock.recv(CHUNK_SIZE)
-                if not data:
-                    raise redis.ConnectionError("Connection closed by server.")
-                self.parser.feed(data)
-            elif isinstance(reply, hiredis.ReplyError):
-                raise redis.ResponseError(str(reply))
-            else:
-                replies.append(reply)
+        """The next ``count`` replies (the parser's loop runs in C: ``iter(gets, NOT_YET)``; replies
+        parsed beyond them wait in ``ahead``)."""
+        replies = self.ahead
+        while True:
+            replies += iter(self.parser.gets, NOT_YET)
+            if len(replies) >= count:
+                break
+            data = self.conn._sock.recv(CHUNK_SIZE)
+            if not data:
+                raise redis.ConnectionError("Connection closed by server.")
+            self.parser.feed(data)
+        replies, self.ahead = replies[:count], replies[count:]
+        if hiredis.ReplyError in map(type, replies):
+            raise redis.ResponseError(str(next(r for r in replies if isinstance(r, hiredis.ReplyError))))
         return replies
 
 
@@ -407,7 +413,8 @@ class RedisComponent(SideBySide, Component):
                                         for key, payload, expires in kept)
                     out.write(restores)
                     size += len(restores)
-                    rdb = max([rdb, *(payload_rdb_version(payload) for _key, payload, _expires in kept)])
+                    versions = {payload[RDB_VERSION_BYTES] for _key, payload, _expires in kept}  # one or two
+                    rdb = max([rdb, *(int.from_bytes(version, "little") for version in versions)])
                     written += len(kept)  # one write per batch: the compressor's work is per call
                     meter.add_items(len(dumping))
                 dumping = keys
