@@ -6,6 +6,7 @@ way: ``@admin.action(permissions=[...])`` and the ``has_<name>_permission`` meth
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -46,9 +47,12 @@ class ArtifactInline(admin.TabularInline):
     def size(self, obj):
         return size_html(obj.size_bytes)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(set_id=F("backup__backup_id"))  # not a query per link
+
     @admin.display(description="download")
     def download(self, obj):
-        url = reverse("admin:backups_app_backup_download_artifact", args=[obj.backup.backup_id, obj.name])
+        url = reverse("admin:backups_app_backup_download_artifact", args=[obj.set_id, obj.name])
         return format_html('<a href="{}">download</a>', url)
 
 
@@ -117,11 +121,11 @@ class BackupAdmin(RestoreFlow, RunAdmin):
     def counts(self, obj):
         return counts_table({n: f.get("counts", {}) for n, f in obj.manifest.get("components", {}).items()})
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, object_id)
-        usable = obj is not None and obj.status == RunStatus.COMPLETED
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}),
-                                                                  "set_links": obj if usable else None})
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """The page's links for the set (download, restore, verify) when it is usable: ``obj`` is
+        the backup the view already read."""
+        context["set_links"] = obj if obj is not None and obj.status == RunStatus.COMPLETED else None
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -3,12 +3,14 @@ task admin) with a status badge, the log, and live progress refreshed in place w
 active (admin/progress.py)."""
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from backups_app.admin import progress
 from backups_app.formatting import format_duration
@@ -79,6 +81,13 @@ class RunAdmin(ReadOnlyAdmin):
     list_per_page = 50
     # created_by is nullable, which Django's automatic select_related skips: one query per row without it.
     list_select_related = ("created_by",)
+
+    def action_checkbox(self, obj):
+        """Django's checkbox, written out: rendering a CheckboxInput through the form templates is
+        half the time of a history page of 50 rows."""
+        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+                           helpers.ACTION_CHECKBOX_NAME, obj.pk,
+                           format_html(_("Select this object for an action - {}"), str(obj)))
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):

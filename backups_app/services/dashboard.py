@@ -9,7 +9,6 @@ whatever the history holds:
   work pending or running.
 """
 
-import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -75,10 +74,7 @@ def size_trends():
 
 def rehearsals():
     """(the newest finished deep verification, {source: the newest one that covered it})."""
-    rows = health.in_chunks(Verification.objects.filter(kind=Verification.Kind.DEEP, status__in=FINISHED))
-    latest = next(rows, None)
-    newest = health.newest_per_component(itertools.chain([latest] if latest else [], rows), lambda v: v.components)
-    return latest, newest
+    return health.newest_runs(Verification.objects.filter(kind=Verification.Kind.DEEP, status__in=FINISHED))
 
 
 def next_backup_runs(schedules):
@@ -112,11 +108,11 @@ def running_work():
 def gather(now=None):
     """Everything the dashboard shows (see the module's docstring)."""
     now = now or timezone.now()
-    newest = health.newest_success()
+    history = health.backup_history()
     schedules = list(Schedule.objects.order_by("next_run"))
     latest_rehearsal, rehearsed = rehearsals()
     storage = storage_summary()
-    report = health.health_report(now, newest, next((s for s in schedules if s.name == SWEEP_NAME), None),
+    report = health.health_report(now, history, next((s for s in schedules if s.name == SWEEP_NAME), None),
                                   latest_rehearsal, backups_recorded=storage["sets"] > 0)
     free_mb = report["checks"]["storage"].get("free_mb")
     storage["free_bytes"] = None if free_mb is None else free_mb * 1024 * 1024
@@ -124,7 +120,7 @@ def gather(now=None):
     trends, upcoming = size_trends(), next_backup_runs(schedules)
     rows = []
     for name in components.source_names():
-        backup = newest.get(name)
+        backup = history.newest.get(name)
         age = now - (backup.finished_at or backup.created_at) if backup else None
         rows.append(SourceRow(name=name, newest=backup, age=age, freshness=freshness(age, limit),
                               problem=report["checks"]["backups"]["components"][name].get("error", ""),

@@ -11,11 +11,15 @@
 """
 
 import ipaddress
+import operator
 import os
 import shutil
 from datetime import timedelta
+from functools import reduce
+from typing import NamedTuple
 
 from django.conf import settings
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -38,36 +42,49 @@ def completed_backups():
         "offsite_verified_at")
 
 
-def in_chunks(rows):
-    """A queryset's rows, read from one query a chunk at a time."""
-    return rows.iterator(chunk_size=100)
+def newest_runs(runs):
+    """``(newest, {source: the newest that holds it})`` of ``runs`` (a queryset, newest first), for
+    the configured sources: one query reading at most one row per source, however long the history."""
+    names = components.source_names()
+    picks = [runs, *(runs.filter(components__holds=name) for name in names)]
+    newest = list(runs.filter(reduce(operator.or_, (Q(pk=Subquery(pick.values("pk")[:1])) for pick in picks))))
+    found = {}
+    for run in newest:  # newest first: a run newest for one source may hold others
+        for name in run.components:
+            found.setdefault(name, run)
+    return (newest[0] if newest else None), {name: found[name] for name in names if name in found}
 
 
-def newest_per_component(rows, components_of):
-    """{source: the first of ``rows`` (newest first, an iterator: ``in_chunks``) that holds it}, for
-    the configured sources. Rows are read no further than needed, so the cost does not grow with
-    the history."""
-    wanted, newest = set(components.source_names()), {}
-    for row in rows:
-        for name in components_of(row):
-            if name in wanted:
-                newest.setdefault(name, row)
-        if len(newest) == len(wanted):
-            break
-    return newest
+class BackupHistory(NamedTuple):
+    """What the backups check reads: ``newest``: {source: its newest completed regular backup that is
+    not damaged}; ``damaged``: the damaged ones (their latest verification failed), newest first."""
+
+    newest: dict
+    damaged: list
+
+
+def backup_history():
+    """Two queries whatever the history holds (three when a source's newest backup is damaged): only
+    backups that ever failed a verification can be damaged, and those are few."""
+    ever_failed = Verification.objects.filter(status=RunStatus.FAILED).values("backup")
+    damaged = list(completed_backups().filter(pk__in=ever_failed, last_check=RunStatus.FAILED))
+    damaged_pks = {backup.pk for backup in damaged}
+    newest = newest_runs(completed_backups())[1]
+    if any(backup.pk in damaged_pks for backup in newest.values()):  # then look past the damaged ones
+        newest = newest_runs(completed_backups().exclude(pk__in=damaged_pks))[1]
+    return BackupHistory(newest, damaged)
 
 
 def newest_success():
     """{source: newest completed regular Backup that contains it and is not damaged}."""
-    return newest_per_component(in_chunks(completed_backups()),
-                                lambda backup: [] if backup.damaged else backup.components)
+    return backup_history().newest
 
 
-def check_backups(now, newest):
-    """``newest``: ``newest_success()``."""
+def check_backups(now, history):
+    """``history``: ``backup_history()``."""
     limit = timedelta(hours=settings.BACKUP_MAX_AGE_HOURS)
-    damaged = {}
-    for backup in completed_backups().filter(last_check=RunStatus.FAILED):
+    newest, damaged = history.newest, {}
+    for backup in history.damaged:
         for name in backup.components:
             damaged.setdefault(name, []).append(backup.backup_id)
     result = {}
@@ -159,13 +176,13 @@ def check_rehearsal(last):
 
 
 def check_health(now=None):
-    return health_report(now or timezone.now(), newest_success(), sweep_schedule(),
+    return health_report(now or timezone.now(), backup_history(), sweep_schedule(),
                          verification.latest(Verification.Kind.DEEP))
 
 
-def health_report(now, newest, sweep, last_rehearsal, backups_recorded=None):
+def health_report(now, history, sweep, last_rehearsal, backups_recorded=None):
     """The checks over what the caller already read (the dashboard reads the same rows)."""
-    checks = {"backups": check_backups(now, newest), "storage": check_storage(backups_recorded),
+    checks = {"backups": check_backups(now, history), "storage": check_storage(backups_recorded),
               "worker": check_worker(now, sweep), "rehearsal": check_rehearsal(last_rehearsal)}
     healthy = all(c["ok"] for c in checks.values())
     return {"status": "ok" if healthy else "fail", "checked_at": now.isoformat(), "checks": checks}

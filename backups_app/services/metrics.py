@@ -4,7 +4,7 @@ processes, so in-process counters would only ever see the web process's share.
 Run totals come from RunCounter (incremented when a run finishes) so they only go up even when
 pruning deletes Backup rows."""
 
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Value
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -48,10 +48,8 @@ class BackupCollector:
                                           "When a verification of a stored backup holding each component last "
                                           "passed.", labels=["component"])
         passed = Verification.objects.filter(status=RunStatus.COMPLETED, backup__isnull=False).order_by("-finished_at")
-        newest = health.newest_per_component(health.in_chunks(passed.values_list("components", "finished_at")),
-                                             lambda row: row[0])
-        for name, (_names, finished_at) in sorted(newest.items()):
-            last_verified.add_metric([name], finished_at.timestamp())
+        for name, check in sorted(health.newest_runs(passed.only("components", "finished_at"))[1].items()):
+            last_verified.add_metric([name], check.finished_at.timestamp())
         yield last_verified
 
         newest = Backup.objects.filter(status=RunStatus.COMPLETED, kind=Backup.Kind.REGULAR).first()
@@ -85,20 +83,26 @@ RUN_KINDS = (("backup", Backup), ("restore", Restore), ("verification", Verifica
 
 def worker_metrics():
     """Which machine does what: runs in progress per host and worker, and when each host last
-    finished a run of each kind (runs record both when claimed: services/workers.py)."""
+    finished a run of each kind (runs record both when claimed: services/workers.py). Two queries,
+    each over the three kinds of run."""
     active = GaugeMetricFamily("backup_runs_in_progress", "Runs in progress by kind, host and worker.",
                                labels=["kind", "host", "worker"])
     finished = GaugeMetricFamily("backup_host_last_finished_timestamp_seconds",
                                  "When each host last finished a run of each kind.", labels=["kind", "host"])
-    for kind, model in RUN_KINDS:
-        running = model.objects.filter(status=RunStatus.IN_PROGRESS).values("host", "worker").annotate(n=Count("id"))
-        for row in running.order_by("host", "worker"):
-            active.add_metric([kind, row["host"], row["worker"]], row["n"])
-        ended = model.objects.exclude(host="").exclude(finished_at=None).values("host").annotate(at=Max("finished_at"))
-        for row in ended.order_by("host"):
-            finished.add_metric([kind, row["host"]], row["at"].timestamp())
+    for row in of_every_kind(lambda runs: runs.filter(status=RunStatus.IN_PROGRESS).values("host", "worker")
+                             .annotate(n=Count("id"))).order_by("kind", "host", "worker"):
+        active.add_metric([row["kind"], row["host"], row["worker"]], row["n"])
+    for row in of_every_kind(lambda runs: runs.exclude(host="").exclude(finished_at=None).values("host")
+                             .annotate(at=Max("finished_at"))).order_by("kind", "host"):
+        finished.add_metric([row["kind"], row["host"]], row["at"].timestamp())
     yield active
     yield finished
+
+
+def of_every_kind(grouped):
+    """``grouped(runs)`` of backups, restores and verifications as one query, each row with its ``kind``."""
+    first, *others = (grouped(model.objects.order_by()).annotate(kind=Value(kind)) for kind, model in RUN_KINDS)
+    return first.union(*others, all=True)
 
 
 def render():
