@@ -30,6 +30,7 @@ BENCHES = [
     "pg_backup.py",
     "redis_roundtrip.py",
     "parallel_backup.py",
+    "history_queries.py",
 ]
 
 
