@@ -31,6 +31,7 @@ BENCHES = [
     "redis_roundtrip.py",
     "parallel_backup.py",
     "history_queries.py",
+    "verify_speed.py",
 ]
 
 
