@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Imported only where they are used: the probes (numpy), the API (ninja, pydantic), the stores.
-HEAVY = ("numpy", "ninja", "pydantic", "qdrant_client", "chromadb", "boto3")
+HEAVY = ("numpy", "ninja", "pydantic", "qdrant_client", "httpx", "chromadb", "boto3")
 #: manage.py run in this process, then the heavy modules it imported printed last on stderr.
 RUN_MANAGE = f"""
 import atexit, runpy, sys
