@@ -14,7 +14,10 @@ times:
 
 each ``--pairs`` times (A B A B), and prints the contract's rows (bench/contract.py): keys/s,
 medians with min-max, ratios ours/stock, and the peak RSS of this process (the data is filled in a
-child process, so it is the backup's and restore's own).
+child process, so it is the backup's and restore's own). Two more rows give the server's own
+ceiling: keys / the redis-server's CPU seconds (INFO cpu) during our dump and our load. A logical
+dump costs the server a SCAN, a DUMP and a PEXPIRETIME per key, so no client dumps faster than
+that, whatever it does.
 """
 
 import argparse
@@ -89,6 +92,18 @@ def timed(fn, *args):
     return time.perf_counter() - start, result
 
 
+def server_cpu(client):
+    cpu = client.info("cpu")
+    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+
+def on_the_server(client, fn, *args):
+    """(wall seconds, the redis-server's CPU seconds meanwhile, result) of ``fn(*args)``."""
+    before = server_cpu(client)
+    seconds, result = timed(fn, *args)
+    return seconds, server_cpu(client) - before, result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -103,11 +118,13 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="redis-bench-"))
     storage = FileSystemStorage(location=str(work / "backups"))
     samples = {"our dump": [], "our load": [], "stock dump": [], "stock load": []}
+    server_bound = {"dump": [], "load": []}  # keys per second of the server's own CPU: the ceiling
 
     with redis_server("--repl-diskless-sync-delay", "0") as url:
         port = url.rsplit(":", 1)[1].split("/")[0]
         subprocess.run([sys.executable, __file__, "--fill", url, str(keys)], check=True)
         component = RedisComponent("redis", {"url": url})
+        server = redis.Redis.from_url(url)
         print(f"{keys} keys in db 0-2; RSS {peak_rss_mb():.0f} MB", file=sys.stderr)
         for n in range(pairs):
             backup_id = f"backup_20000101_0000{n:02d}"
@@ -115,8 +132,9 @@ def main():
             seconds, _ = timed(run_quietly, ["redis-cli", "-p", port, "--rdb", str(rdb)])
             samples["stock dump"].append(keys / seconds)
             writer = BackupSetWriter(storage, backup_id).for_component("redis", NO_METER)
-            seconds, facts = timed(component.backup, writer, quiet)
+            seconds, cpu, facts = on_the_server(server, component.backup, writer, quiet)
             samples["our dump"].append(keys / seconds)
+            server_bound["dump"].append(keys / cpu)
             manifest = writer.finish({"components": {"redis": facts}})
             assert sum(facts["counts"].values()) == keys, facts["counts"]
             dump = storage.path(f"{backup_id}/{next(iter(manifest['artifacts']))}")
@@ -131,9 +149,10 @@ def main():
             seconds, _ = timed(stock_restore, dump)
             samples["stock load"].append(keys / seconds)
             reader = BackupSetReader(storage, backup_id, manifest)
-            seconds, _ = timed(component.restore, reader, list(manifest["artifacts"]),
-                               component.parse_restore_options({}), quiet)
+            seconds, cpu, _ = on_the_server(server, component.restore, reader, list(manifest["artifacts"]),
+                                            component.parse_restore_options({}), quiet)
             samples["our load"].append(keys / seconds)
+            server_bound["load"].append(keys / cpu)
             assert component.inspect() == facts["counts"]
             print(f"pair {n + 1}/{pairs}: " + ", ".join(f"{k} {v[-1]:,.0f} keys/s" for k, v in samples.items()),
                   file=sys.stderr)
@@ -141,6 +160,7 @@ def main():
     subprocess.run(["rm", "-rf", str(work)], check=True)
     got = {name: contract.spread(values) for name, values in samples.items()}
     rss = peak_rss_mb()
+    ceiling = {step: contract.spread(values) for step, values in server_bound.items()}
     rows = [
         contract.row(f"Redis dump, {keys:,} keys (keys/s; stock: redis-cli --rdb)", got["our dump"],
                      stock=got["stock dump"], ratio=contract.ratio(got["our dump"], got["stock dump"]),
@@ -148,6 +168,8 @@ def main():
         contract.row(f"Redis load, {keys:,} keys (keys/s; stock: zstd -dc into redis-cli --pipe)", got["our load"],
                      stock=got["stock load"], ratio=contract.ratio(got["our load"], got["stock load"]),
                      goal=">= 300k keys/s", met=contract.middle(got["our load"]) >= 300_000),
+        *(contract.row(f"Redis {step}, {keys:,} keys: the server's own ceiling (keys/s = keys / redis-server CPU "
+                       f"seconds during our {step}; no client can go faster)", ceiling[step]) for step in ceiling),
         contract.row(f"Redis dump + load, {keys:,} keys: peak RSS of the process (MiB)", rss,
                      goal="<= 120 MiB", met=rss <= 120),
     ]
