@@ -21,7 +21,8 @@ rusage of the tree); the worker by a driver process (this script with --driver) 
 call itself (CPU: getrusage deltas of itself and its children; RSS: its peak). The apply phase of
 our restore is read from the restore's run record (the postgres component's progress span:
 roles, fresh database, pg_restore, swap, drop of the replaced one) and set against stock
-createdb + pg_restore and against the peer's dbrestore alone.
+createdb + pg_restore, against the same swap done with stock tools (then psql renames the copy in
+and dropdb drops the replaced database) and against the peer's dbrestore alone.
 
 The peer runs in its own virtualenv, var/bench/peer-venv (made on first use with pip install
 django django-dbbackup psycopg[binary]; reused after), with a settings module written to a
@@ -138,7 +139,7 @@ class Bench:
     def __init__(self, args, work, scale, peer):
         self.args, self.work, self.scale, self.peer = args, work, scale, peer
         suffix = uuid.uuid4().hex[:10]
-        self.dbname, self.fresh = f"bench_pg_{suffix}", f"bench_pg_{suffix}_fresh"
+        self.dbname, self.fresh, self.old = (f"bench_pg_{suffix}{end}" for end in ("", "_fresh", "_old"))
         self.conn = ["--host", args.host, "--port", str(args.port), "--username", args.user]
         self.stock_source, self.stock_out = work / "stock.dump", work / "stock-out.dump"
         self.peer_store = work / "peer-store"
@@ -150,7 +151,7 @@ class Bench:
                          "DATABASE_URL": f"sqlite:///{work / 'app.sqlite3'}", "VAR_DIR": str(work / "var"),
                          "BACKUP_DIR": str(work / "backups"), "BACKUP_SPOOL_DIR": str(work / "spool"),
                          "BACKUP_LOG_LEVEL": "WARNING", "BACKUP_KEEP_SAFETY": "1"}  # its record gives the phases
-        self.applies = {"stock": [], "peer": [], "ours": []}
+        self.applies = {"stock": [], "stock swap": [], "peer": [], "ours": []}
 
     # --- Programs ------------------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class Bench:
     def teardown(self):
         if getattr(self, "driver", None):
             self.driver.close()
-        for name in (self.fresh, self.dbname):
+        for name in (self.fresh, self.old, self.dbname):
             self.dropdb(name)
 
     # --- Backup -------------------------------------------------------------------------------
@@ -232,8 +233,14 @@ class Bench:
             apply = combined([self.createdb(self.fresh),
                               self.stock("pg_restore", *self.conn, "--exit-on-error", "--dbname", self.fresh,
                                          str(self.stock_source))])
-            self.dropdb(self.fresh)
+            # What our swap does next, with stock tools: the loaded copy replaces the database (the
+            # same data), the replaced one is dropped (PostgreSQL checkpoints at once for a drop).
+            swap = combined([self.stock("psql", *self.conn, "--dbname", "postgres", "--quiet", "--command",
+                                        f'ALTER DATABASE "{self.dbname}" RENAME TO "{self.old}"; '
+                                        f'ALTER DATABASE "{self.fresh}" RENAME TO "{self.dbname}"'),
+                             self.dropdb(self.old)])
             self.applies["stock"].append(apply.wall)
+            self.applies["stock swap"].append(apply.wall + swap.wall)
             return combined([checked, safety, apply])
 
         def peer():
@@ -285,6 +292,10 @@ class Bench:
         rows.append(compared(f"PostgreSQL restore, {label}, apply phase (from the run record; stock: createdb + "
                              "pg_restore; peer: dbrestore, whole process): wall (s)", applies["stock"],
                              applies["peer"], applies["ours"], 1.03))
+        rows.append(contract.row(f"PostgreSQL restore, {label}, apply phase vs the same swap with stock tools (stock: "
+                                 "createdb + pg_restore + psql renaming + dropdb of the replaced database): wall (s)",
+                                 applies["ours"], stock=applies["stock swap"],
+                                 ratio=contract.ratio(applies["ours"], applies["stock swap"])))
         rss = contract.spreads(restores, "rss_mib")
         rows.append(contract.row(f"PostgreSQL restore, {label}, whole: peak RSS (MiB)", rss["ours"],
                                  stock=rss["stock"], peer=rss["peer"]))
