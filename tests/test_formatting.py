@@ -7,7 +7,7 @@ import pytest
 from django.template import Context, Template
 from django.utils import formats
 
-from backups_app.formatting import exact_bytes, format_date, format_duration, human_size, size_html
+from backups_app.formatting import DATETIME_FORMAT, exact_bytes, format_date, format_duration, human_size, size_html
 
 
 @pytest.mark.parametrize(("size", "text"), [
@@ -32,6 +32,23 @@ def test_exact_bytes_and_the_hover_title():
 ])
 def test_format_duration(value, text):
     assert format_duration(value) == text
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York"])
+def test_the_fast_date_format_reads_like_djangos(settings, zone):
+    """format_date writes DATETIME_FORMAT out: the text Django's formatter makes of it."""
+    from django.utils import dateformat, timezone
+
+    settings.TIME_ZONE = zone
+    for moment in (datetime(2026, 2, 4, 12, 0, 5, tzinfo=UTC), datetime(2026, 7, 1, 23, 59, 59, 999, tzinfo=UTC),
+                   datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)):
+        assert format_date(moment) == dateformat.format(timezone.localtime(moment), DATETIME_FORMAT)
+
+
+def test_the_hour_a_clock_goes_back_keeps_its_zone(settings):
+    """Where Django's T leaves the zone out (02:00-03:00 happens twice), the date still names it."""
+    settings.TIME_ZONE = "Europe/Paris"
+    assert format_date(datetime(2030, 10, 27, 1, tzinfo=UTC)) == "2030-10-27 02:00:00 CET"
 
 
 def test_one_date_format_for_datetimes_and_iso_text(settings):

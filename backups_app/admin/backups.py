@@ -59,9 +59,10 @@ class ArtifactInline(admin.TabularInline):
 @admin.register(Backup)
 class BackupAdmin(RestoreFlow, RunAdmin):
     # Narrow enough for 1400 px with the Description visible: kind and host are in the filters and on the page.
-    list_display = ("backup_id", "status_badge", "verification", "created_at", "size", "component_list", "started_by",
+    list_display = ("backup_id", "status_badge", "verification", "created", "size", "component_list", "started_by",
                     "pinned", "offsite_status", "description")
     list_filter = ("status", "kind", "trigger", "pinned", "offsite_status", "host")
+    list_defer = ("log", "manifest")
     search_fields = ("backup_id", "description")
     inlines = [ArtifactInline]
     actions = ["verify_selected", "pin_backups", "unpin_backups", "rehearse_backups", "copy_offsite_again"]
@@ -80,7 +81,7 @@ class BackupAdmin(RestoreFlow, RunAdmin):
                        "offsite_error", "counts", "log_text")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_last_check()
+        return super().get_queryset(request).with_last_check().select_related("created_by")  # shown on its page
 
     @admin.display(description="verified")
     def verification(self, obj):

@@ -4,6 +4,7 @@ active (admin/progress.py)."""
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -13,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from backups_app.admin import progress
-from backups_app.formatting import format_duration
+from backups_app.formatting import format_date, format_duration
 from backups_app.models import RunStatus
 from backups_app.services import roles
 
@@ -73,6 +74,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class RunChangeList(ChangeList):
+    """A run list reads the rows without what only a run's page shows (``RunAdmin.list_defer``)."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        return super().get_queryset(request, exclude_parameters).defer(*self.model_admin.list_defer)
+
+
 class RunAdmin(ReadOnlyAdmin):
     """Backups, restores and verifications."""
 
@@ -81,6 +89,7 @@ class RunAdmin(ReadOnlyAdmin):
     list_per_page = 50
     # created_by is nullable, which Django's automatic select_related skips: one query per row without it.
     list_select_related = ("created_by",)
+    list_defer = ("log",)  # can be long; the lists never show it
 
     def action_checkbox(self, obj):
         """Django's checkbox, written out: rendering a CheckboxInput through the form templates is
@@ -88,6 +97,13 @@ class RunAdmin(ReadOnlyAdmin):
         return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
                            helpers.ACTION_CHECKBOX_NAME, obj.pk,
                            format_html(_("Select this object for an action - {}"), str(obj)))
+
+    def get_changelist(self, request, **kwargs):
+        return RunChangeList
+
+    @admin.display(description="created at", ordering="created_at")
+    def created(self, obj):
+        return format_html('<span class="nowrap">{}</span>', format_date(obj.created_at))  # the field's text, faster
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):

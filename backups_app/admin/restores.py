@@ -109,7 +109,7 @@ class RestoreFlow:
 @admin.register(Restore)
 class RestoreAdmin(RunAdmin):
     list_display = ("restore_id", "status_badge", "source_backup_id", "component_list", "trigger", "created_by",
-                    "created_at", "took", "host")
+                    "created", "took", "host")
     list_filter = ("status", "trigger", "host")
     search_fields = ("restore_id", "source_backup_id")
     fieldsets = [

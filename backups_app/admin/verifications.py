@@ -11,7 +11,7 @@ from backups_app.services.verification import recall_text
 
 @admin.register(Verification)
 class VerificationAdmin(RunAdmin):
-    list_display = ("source_backup_id", "kind", "status_badge", "created_at", "took", "trigger", "summary")
+    list_display = ("source_backup_id", "kind", "status_badge", "created", "took", "trigger", "summary")
     list_filter = ("kind", "status", "trigger")
     search_fields = ("source_backup_id",)
     fields = ("source_backup_id", "kind", "status_badge", "trigger", "created_by", "created_at", "started_at",
