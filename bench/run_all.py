@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Run every bench script, gather their rows and rewrite the one results table in bench/README.md.
 
-    .venv/bin/python bench/run_all.py            # full sizes (takes a while; use a quiet machine)
-    .venv/bin/python bench/run_all.py --quick    # small sizes: a smoke test, figures not meaningful
-    .venv/bin/python bench/run_all.py --only pg_backup.py --no-write
+    .venv/bin/python bench/run_all.py                          # full sizes (takes a while; use a quiet machine)
+    .venv/bin/python bench/run_all.py --quick                  # small sizes: a smoke test, only printed
+    .venv/bin/python bench/run_all.py --only pg_backup.py      # run one again, keep the others' last rows
 
 Each script in BENCHES runs in its own process as ``python bench/<name> --json [--quick]`` (the
-contract is in bench/contract.py). A script that fails adds a row saying so and the others still
-run; the exit status is then 1. The table goes between the markers below in bench/README.md, with
-the date, the commit, the mode and the machine's load average before and after.
+contract is in bench/contract.py). A full-size run of a script is kept in
+``bench/results/<name>.json`` with when it ran, the commit and the machine's load before and
+after; the table between the markers below in bench/README.md is made from the kept runs of every
+script, so each row says when and on what it was measured. A script that fails adds a row saying
+so (its previous run is not kept as if it were current) and the others still run; the exit
+status is then 1.
 """
 
 import argparse
@@ -23,6 +26,7 @@ from contract import markdown_table, row
 
 BENCH = Path(__file__).resolve().parent
 README = BENCH / "README.md"
+RESULTS = BENCH / "results"
 START, END = "<!-- run_all: start -->", "<!-- run_all: end -->"
 
 # The scripts that keep the contract, in the order of the table.
@@ -37,36 +41,55 @@ BENCHES = [
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a measurement")
-    parser.add_argument("--only", action="append", metavar="SCRIPT", help="run only this script (repeatable)")
-    parser.add_argument("--no-write", action="store_true", help="print the table, leave README.md alone")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, printed, never kept")
+    parser.add_argument("--only", action="append", metavar="SCRIPT", choices=BENCHES,
+                        help="run only this script (repeatable); the others keep their last kept run")
+    parser.add_argument("--no-write", action="store_true", help="print the table, keep nothing")
     return parser.parse_args()
 
 
+def commit():
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def run_one(script, quick):
+    """The script's run: {"script", "ran_at", "commit", "load_before", "load_after", "ok", "rows"}."""
     argv = [sys.executable, str(BENCH / script), "--json", *(["--quick"] if quick else [])]
     print(f"== {script}", file=sys.stderr, flush=True)
+    load_before, ran_at = os.getloadavg()[0], datetime.datetime.now(datetime.UTC)
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)  # stderr: progress, straight through
     try:
         rows = json.loads(result.stdout) if result.returncode == 0 else None
     except json.JSONDecodeError:
         rows = None
-    if rows is None:
-        return [row(f"{script}: failed (exit {result.returncode}, see its output)", None, met=False)], False
-    return rows, True
+    ok = rows is not None
+    if not ok:
+        rows = [row(f"{script}: failed (exit {result.returncode}, see its output)", None, met=False)]
+    return {"script": script, "ran_at": f"{ran_at:%Y-%m-%d %H:%M} UTC", "commit": commit(),
+            "load_before": load_before, "load_after": os.getloadavg()[0], "ok": ok, "rows": rows}
 
 
-def header(quick, load_before):
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True,
-                            text=True).stdout.strip()
-    load_after = os.getloadavg()
+def kept(script):
+    path = RESULTS / f"{script.removesuffix('.py')}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def keep(run):
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{run['script'].removesuffix('.py')}.json").write_text(json.dumps(run, indent=1) + "\n")
+
+
+def table(runs, quick):
+    """The README's text: where each script's rows come from, then one table of all of them."""
     mode = ("`--quick` (small sizes: a smoke test of the scripts, NOT the issue's sizes; the figures "
             "are not meaningful against the goals)" if quick else "full sizes")
-    return (f"Produced by `python bench/run_all.py{' --quick' if quick else ''}` on "
-            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {mode}; "
-            f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before and {load_after[0]:.1f} after "
-            "(1 min). Values are medians with (min–max) of the interleaved runs; the ratio is ours over "
-            "the reference the goal names.")
+    lines = [f"Made by `python bench/run_all.py` from each script's last {mode} run, on a machine with "
+             f"{os.cpu_count()} CPUs. Values are medians with (min–max) of the interleaved runs; the ratio is "
+             "ours over the reference the goal names. Runs (load average: 1 min, before → after):", ""]
+    lines += [f"- `{run['script']}`: {run['ran_at']}, commit {run['commit']}, load {run['load_before']:.1f} → "
+              f"{run['load_after']:.1f}{'' if run['ok'] else ', FAILED'}" for run in runs]
+    return "\n".join([*lines, "", markdown_table([r for run in runs for r in run["rows"]])])
 
 
 def write_readme(text):
@@ -80,17 +103,18 @@ def write_readme(text):
 
 def main():
     args = parse_args()
-    load_before = os.getloadavg()
-    rows, all_ok = [], True
-    for script in args.only or BENCHES:
-        script_rows, ok = run_one(script, args.quick)
-        rows += script_rows
-        all_ok &= ok
-    text = f"{header(args.quick, load_before)}\n\n{markdown_table(rows)}"
+    fresh = {script: run_one(script, args.quick) for script in args.only or BENCHES}
+    keeping = not (args.quick or args.no_write)
+    if keeping:
+        for run in fresh.values():
+            if run["ok"]:
+                keep(run)
+    runs = [fresh.get(script) or (None if args.quick else kept(script)) for script in BENCHES]
+    text = table([run for run in runs if run], args.quick)
     print(text)
-    if not args.no_write:
+    if keeping:
         write_readme(text)
-    sys.exit(0 if all_ok else 1)
+    sys.exit(0 if all(run["ok"] for run in fresh.values()) else 1)
 
 
 if __name__ == "__main__":
