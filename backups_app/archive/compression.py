@@ -44,10 +44,12 @@ class _Uncloseable:
 
 
 def _zstd_params():
-    """Level 3 on up to four threads with 2 MB jobs: each worker holds its job's buffers, so
-    zstd's defaults (a thread per core, 8 MB jobs) would make memory grow with the core count."""
+    """Level 3 on up to four threads with 1 MiB jobs: each worker holds its job's buffers, so
+    zstd's defaults (a thread per core, 8 MB jobs) would make memory grow with the core count.
+    Measured on two cores (a 1 GB tar of Python packages): 2 MiB jobs cost 17-19 MiB of RSS,
+    1 MiB jobs 10-11 MiB for the same CPU time and 1 % more output."""
     threads = min(os.cpu_count() or 1, ZSTD_MAX_THREADS)
-    return zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=2 * 1024 * 1024)
+    return zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=1024 * 1024)
 
 
 @contextmanager
