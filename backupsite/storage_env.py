@@ -7,8 +7,9 @@ the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks
 """
 
 MB = 1024 * 1024
-# S3 allows 10,000 parts per object: 16 MB parts give objects up to 156 GB. Parts in flight are
-# held in memory, so part size × parts in memory bounds the upload's memory.
+# S3 allows 10,000 parts per object: 8 MB parts give objects up to 78 GB. Our uploads
+# (archive/storage.py S3Upload) take the part size from the storage's transfer_config and spool
+# two parts to disk; the concurrency here bounds django-storages' own save(), should anything use it.
 DEFAULT_PART_MB = 8
 PARTS_IN_MEMORY = 2
 
@@ -18,7 +19,7 @@ def _transfer_config(part_mb):
 
     config = TransferConfig(multipart_threshold=part_mb * MB, multipart_chunksize=part_mb * MB,
                             max_concurrency=PARTS_IN_MEMORY)
-    # s3transfer buffers this many parts of a non-seekable stream (our pipes); the default is 10.
+    # s3transfer buffers this many parts of a non-seekable stream; the default is 10.
     config.max_in_memory_upload_chunks = PARTS_IN_MEMORY
     return config
 

@@ -1,20 +1,24 @@
 """The one place that touches the backup storages (django-storages underneath).
 
-Everything streams: writes go through a pipe into ``Storage.save`` (S3: boto3's multipart
-upload) and reads go chunk by chunk. For S3 the read is boto3's response body: django-storages'
-``S3File`` would first download the whole object into memory. Storage errors become
+Everything streams. Writes to S3 are our own multipart upload (``S3Upload``: parts gather in
+the spool, one is sent while the next fills); elsewhere they go through a pipe into
+``Storage.save``. Reads go chunk by chunk; for S3 the read is boto3's response body:
+django-storages' ``S3File`` would first download the whole object into memory. Storage errors become
 BackupErrors that say what to fix; none of them carries a credential.
 """
 
 import os
 import posixpath
+import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 
+from backups_app.archive.spool import spool_dir
 from backups_app.errors import BackupError
 
 CHUNK_SIZE = 1024 * 1024
@@ -75,17 +79,32 @@ def storage_error(exc, storage, path):
     return BackupError(f"Storage {where}: cannot access {path}: {hint}.")
 
 
+def _s3_key(storage, path):
+    """The object key of ``path`` (under the storage's prefix), as django-storages names it."""
+    from storages.utils import clean_name  # S3 only: the local default never loads django-storages
+
+    return storage._normalize_name(clean_name(path))
+
+
+def _s3_client(storage):
+    """The storage's boto3 client, one for every thread. django-storages makes a session, a
+    resource and a client per thread (resources are not thread-safe; clients are), and each costs
+    about 15 MiB of RSS for its service model: a backup's components run in threads of their own,
+    so the set's last files would otherwise load a second one."""
+    client = storage.__dict__.get("_backups_s3_client")
+    if client is None:
+        client = storage.__dict__.setdefault("_backups_s3_client", storage.connection.meta.client)
+    return client
+
+
 class _S3Body:
     """boto3's streaming body of one object, read in chunks; errors become BackupErrors."""
 
     def __init__(self, storage, path):
-        from storages.utils import clean_name  # S3 only: the local default never loads django-storages
-
         self._storage, self._path = storage, path
-        key = storage._normalize_name(clean_name(path))
-        client = storage.connection.meta.client
+        client = _s3_client(storage)
         try:
-            self._body = client.get_object(Bucket=storage.bucket_name, Key=key)["Body"]
+            self._body = client.get_object(Bucket=storage.bucket_name, Key=_s3_key(storage, path))["Body"]
         except client.exceptions.NoSuchKey:
             raise FileNotFoundError(path) from None
         except STORAGE_FAILURES as exc:
@@ -194,6 +213,128 @@ class PipeUpload(PipeWriter):
             raise BackupError(f"Storage saved {path} as {saved}: the name was taken.")
 
 
+class S3Upload:
+    """A writable file stored as one S3 object at ``path`` while it is written, by S3's multipart
+    upload with fixed bounds. A part gathers in a file in the spool (BACKUP_SPOOL_DIR), not in
+    memory; one thread sends the full part while the next fills. So an upload holds two parts
+    of disk and about a megabyte of memory (botocore reads a part in 1 MiB pieces for its
+    checksums) whatever the object's and the part's size; boto3's managed upload of a stream
+    keeps several parts in memory instead, and its memory grew with the data (bench/README.md).
+    An object smaller than a part is one PUT. ``close()`` completes the object; ``abort()`` or a
+    failure aborts the multipart upload, so no parts are left behind. The part size is
+    BACKUP_S3_PART_MB (the storage's ``transfer_config.multipart_chunksize``)."""
+
+    def __init__(self, storage, path):
+        from botocore.httpchecksum import DEFAULT_CHECKSUM_ALGORITHM
+
+        self.path, self._storage = path, storage
+        self._client = _s3_client(storage)
+        self._object = {"Bucket": storage.bucket_name, "Key": _s3_key(storage, path)}
+        self._params = storage._get_write_parameters(self._object["Key"])  # ContentType, ACL as configured
+        self._checksum = {}
+        if self._client.meta.config.request_checksum_calculation == "when_supported":
+            self._checksum = {"ChecksumAlgorithm": DEFAULT_CHECKSUM_ALGORITHM}  # as boto3's own uploads do
+        self._part_size = storage.transfer_config.multipart_chunksize
+        self._files = [tempfile.TemporaryFile(dir=spool_dir()) for _ in range(2)]
+        self._filling, self._filled = self._files[0], 0
+        self._upload_id, self._parts, self._sending = None, [], None
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        while len(view):
+            piece = view[:self._part_size - self._filled]
+            self._filling.write(piece)
+            self._filled += len(piece)
+            view = view[len(piece):]
+            if self._filled == self._part_size:
+                self._send_filled()
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        try:
+            if self._upload_id is None:
+                self._filling.seek(0)
+                self._call(self._client.put_object, **self._object, **self._params, **self._checksum,
+                           Body=self._filling)
+            else:
+                if self._filled:
+                    self._send_filled()
+                self._wait()
+                self._call(self._client.complete_multipart_upload, **self._object, UploadId=self._upload_id,
+                           MultipartUpload={"Parts": self._parts})
+                self._upload_id = None
+        except BaseException:
+            self.abort()
+            raise
+        self._release()
+
+    def abort(self):
+        """Give up: wait for the part being sent, abort the multipart upload (best effort: an
+        unfinished one leaves no object, and the server can be gone) and free the spool."""
+        try:
+            self._wait()
+        except BackupError:
+            pass
+        if self._upload_id is not None:
+            try:
+                self._client.abort_multipart_upload(**self._object, UploadId=self._upload_id)
+            except STORAGE_FAILURES:
+                pass
+            self._upload_id = None
+        self._release()
+
+    def _send_filled(self):
+        """Hand the filled part to the sender (after the previous one is sent) and fill the other file."""
+        if self._upload_id is None:
+            self._upload_id = self._call(self._client.create_multipart_upload, **self._object, **self._params,
+                                         **self._checksum)["UploadId"]
+        self._wait()
+        part, number = self._filling, len(self._parts) + 1
+        self._sending = self._sender.submit(self._send_part, part, number)
+        self._filling, self._filled = self._files[number % 2], 0
+        self._filling.seek(0)
+        self._filling.truncate()
+
+    def _send_part(self, part, number):
+        part.flush()
+        part.seek(0)
+        response = self._call(self._client.upload_part, **self._object, UploadId=self._upload_id, PartNumber=number,
+                              Body=part, **self._checksum)
+        sent = {"ETag": response["ETag"], "PartNumber": number}
+        if self._checksum:
+            member = f"Checksum{self._checksum['ChecksumAlgorithm'].upper()}"
+            if member in response:
+                sent[member] = response[member]
+        return sent
+
+    def _wait(self):
+        """The part being sent, if any, is sent (its error raised here) and recorded."""
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            self._parts.append(sending.result())
+
+    def _call(self, method, **kwargs):
+        try:
+            return method(**kwargs)
+        except STORAGE_FAILURES as exc:
+            raise storage_error(exc, self._storage, self.path) from None
+
+    def _release(self):
+        self._sender.shutdown()
+        for file in self._files:
+            file.close()
+
+
+def open_upload(storage, path):
+    """A writable file stored at ``path`` as it is written (``write``, then ``close`` to finish or
+    ``abort`` to give up): ``S3Upload`` on S3, a ``PipeUpload`` into ``Storage.save`` elsewhere."""
+    return S3Upload(storage, path) if is_s3(storage) else PipeUpload(storage, path)
+
+
 class PipeReader:
     """A readable file fed by ``produce(writable)`` in a background thread (age decryption pushes
     its output). At the end of the data, the producer's error, if any, is raised to the reader."""
@@ -261,7 +402,7 @@ def delete_set(storage, backup_id):
 
 def save_chunks(storage, path, chunks):
     """Store the byte chunks of an iterable at ``path``, streaming."""
-    upload = PipeUpload(storage, path)
+    upload = open_upload(storage, path)
     try:
         for chunk in chunks:
             upload.write(chunk)

@@ -15,7 +15,7 @@ from backups_app.archive import compression, crypto, signing
 from backups_app.archive.hashing import HashingWriter
 from backups_app.archive.ids import validate_artifact_name
 from backups_app.archive.metering import NO_METER, Metered
-from backups_app.archive.storage import CHUNK_SIZE, PipeUpload, save_chunks, set_path
+from backups_app.archive.storage import CHUNK_SIZE, open_upload, save_chunks, set_path
 
 MANIFEST_NAME = "metadata.json"
 SUMS_NAME = "SHA256SUMS"
@@ -53,7 +53,7 @@ class BackupSetWriter:
             raise ValueError(f"Artifact name {name!r} is reserved or already used in this set.")
         keys = crypto.recipients()
         stored_name = name + crypto.SUFFIX if keys else name
-        upload = PipeUpload(self.storage, set_path(self.backup_id, stored_name))
+        upload = open_upload(self.storage, set_path(self.backup_id, stored_name))
         stored = HashingWriter(upload)
         try:
             with crypto.encrypting(stored, keys, stored_name) as encrypted:
