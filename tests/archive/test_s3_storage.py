@@ -3,20 +3,26 @@ failures an operator meets (missing bucket, rejected credentials, endpoint gone 
 each failing the backup with a clear error and leaving no partial set."""
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import moto.settings
 import pytest
 
 from backups_app.archive.reader import BackupSetReader, load_manifest
-from backups_app.archive.storage import backup_storage, open_stream
+from backups_app.archive.storage import backup_storage, open_stream, open_upload
 from backups_app.archive.writer import BackupSetWriter
 from backups_app.components.base import Component
 from backups_app.models import RunStatus
 from backups_app.parsing import parse_bool
 from backups_app.services.backups import create_backup, delete_backup
-from tests.conftest import bucket_keys, new_bucket, s3_client, s3_entry
+from tests.conftest import S3_TEST_KEYS, bucket_keys, new_bucket, s3_client, s3_entry
 from tests.servers import start_moto
 
+ROOT = Path(__file__).resolve().parents[2]
 BACKUP_ID = "backup_20260101_000000"
 MB = 1024 * 1024
 
@@ -144,3 +150,90 @@ def test_artifacts_are_stored_as_opaque_bytes(settings, moto_endpoint):
         out.write(b"x" * 1000)
     head = s3_client(moto_endpoint).head_object(Bucket=bucket, Key=f"{BACKUP_ID}/files.tar.gz")
     assert head["ContentType"] == "application/octet-stream" and "ContentEncoding" not in head
+
+
+# Run in a fresh process, so that its memory is the S3 path's alone: writes ``MIB`` MiB through
+# open_upload and reads them back through open_stream, after a round trip of 1 KiB that loads the
+# client and its service model. Prints the SHA-256 of what came back and how far the round trip
+# raised the peak RSS above the RSS before it (VmHWM, reset through clear_refs).
+ROUND_TRIP = """
+import hashlib, json, sys
+import django
+
+django.setup()
+from backups_app.archive.storage import CHUNK_SIZE, backup_storage, open_stream, open_upload
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(field + ":"))
+
+storage, block = backup_storage(), bytes(range(256)) * 4096  # 1 MiB
+
+def round_trip(path, kib):
+    upload = open_upload(storage, path)
+    for _ in range(kib // 1024):
+        upload.write(block)
+    upload.write(block[:kib % 1024 * 1024])
+    upload.close()
+    digest = hashlib.sha256()
+    with open_stream(storage, path) as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+round_trip("warm-up.bin", 1)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # VmHWM := VmRSS
+before = status("VmRSS")
+sha256 = round_trip("large.bin", int(sys.argv[1]) * 1024)
+print(json.dumps({"sha256": sha256, "growth_mib": status("VmHWM") - before}))
+"""
+
+
+def test_a_large_object_round_trips_through_s3_in_bounded_memory(moto_endpoint, tmp_path):
+    """64 MiB up and down with 8 MiB parts raise the process's peak RSS by far less than the
+    object (or than two parts held in memory, as boto3's managed upload of a stream does)."""
+    mib = 64
+    bucket = new_bucket(moto_endpoint)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupsite.settings", "VAR_DIR": str(tmp_path),
+           "BACKUP_STORAGE": "s3", "BACKUP_S3_BUCKET": bucket, "BACKUP_S3_ENDPOINT_URL": moto_endpoint,
+           "BACKUP_S3_PART_MB": "8", **S3_TEST_KEYS}
+    result = subprocess.run([sys.executable, "-c", ROUND_TRIP, str(mib)], env=env, capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["sha256"] == hashlib.sha256((bytes(range(256)) * 4096) * mib).hexdigest()
+    head = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="large.bin")
+    assert head["ContentLength"] == mib * MB and head["ETag"].strip('"').endswith("-8")  # eight 8 MiB parts
+    assert measured["growth_mib"] < 8, measured  # measured: 3.3 (28 through boto3's managed upload)
+
+
+@pytest.mark.parametrize("size", [0, 5 * MB, 10 * MB])
+def test_empty_and_whole_part_objects_round_trip(settings, moto_endpoint, size):
+    """No empty last part when the size is a multiple of the part size; an empty object is one PUT."""
+    bucket = new_bucket(moto_endpoint)
+    settings.STORAGES = {**settings.STORAGES, "backups": s3_entry(moto_endpoint, bucket, BACKUP_S3_PART_MB="5")}
+    storage = backup_storage()
+    upload = open_upload(storage, "set/blob.bin")
+    for piece in chunks(size):
+        upload.write(piece)
+    upload.close()
+    head = s3_client(moto_endpoint).head_object(Bucket=bucket, Key="set/blob.bin")
+    assert head["ContentLength"] == size
+    assert head["ETag"].strip('"').endswith(f"-{size // (5 * MB)}") == (size > 0)
+    with open_stream(storage, "set/blob.bin") as stream:
+        assert hashlib.sha256(stream.read()).digest() == hashlib.sha256(b"".join(chunks(size))).digest()
+
+
+def test_a_failed_write_aborts_the_multipart_upload(settings, moto_endpoint):
+    bucket = new_bucket(moto_endpoint)
+    settings.STORAGES = {**settings.STORAGES, "backups": s3_entry(moto_endpoint, bucket, BACKUP_S3_PART_MB="5")}
+    writer = BackupSetWriter(backup_storage(), BACKUP_ID)
+    with pytest.raises(RuntimeError, match="the component broke"):
+        with writer.open("blob.bin") as out:
+            for piece in chunks(12 * MB):
+                out.write(piece)
+            raise RuntimeError("the component broke")
+    client = s3_client(moto_endpoint)
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert bucket_keys(moto_endpoint, bucket) == []
