@@ -22,6 +22,9 @@ from backups_app.archive.spool import spool_dir
 from backups_app.errors import BackupError
 
 CHUNK_SIZE = 1024 * 1024
+# Parts of an S3 upload sent at once (S3Upload): one request in flight leaves the client and the
+# server waiting on each other in turn; each one in flight costs a spool file of a part's size.
+PARTS_IN_FLIGHT = 2
 OFFSITE_ALIAS = "backups_offsite"
 # What a storage raises when it cannot read or write: disks and S3 (botocore) alike.
 STORAGE_FAILURES = (OSError, BotoCoreError, ClientError)
@@ -213,16 +216,37 @@ class PipeUpload(PipeWriter):
             raise BackupError(f"Storage saved {path} as {saved}: the name was taken.")
 
 
+class _PartBody:
+    """A spooled part as botocore reads it, in pieces of at most PIECE bytes: it asks for 1 MiB
+    at a time to checksum and sign, and each sender thread's heap would keep that much resident
+    (read(n) may return fewer bytes; every reader of a request body loops until b"")."""
+
+    PIECE = 256 * 1024
+
+    def __init__(self, file):
+        self._file = file
+
+    def read(self, size=-1):
+        return self._file.read(size if size is None or size < 0 else min(size, self.PIECE))
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        return self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+
 class S3Upload:
     """A writable file stored as one S3 object at ``path`` while it is written, by S3's multipart
     upload with fixed bounds. A part gathers in a file in the spool (BACKUP_SPOOL_DIR), not in
-    memory; one thread sends the full part while the next fills. So an upload holds two parts
-    of disk and about a megabyte of memory (botocore reads a part in 1 MiB pieces for its
-    checksums) whatever the object's and the part's size; boto3's managed upload of a stream
-    keeps several parts in memory instead, and its memory grew with the data (bench/README.md).
-    An object smaller than a part is one PUT. ``close()`` completes the object; ``abort()`` or a
-    failure aborts the multipart upload, so no parts are left behind. The part size is
-    BACKUP_S3_PART_MB (the storage's ``transfer_config.multipart_chunksize``)."""
+    memory; full parts are sent by PARTS_IN_FLIGHT threads while the next one fills. So an upload
+    holds PARTS_IN_FLIGHT + 1 parts of disk and about a megabyte of memory per part in flight
+    (botocore reads each part twice, for its checksum and its signature, in _PartBody's
+    pieces), whatever the object's and the part's size; boto3's managed upload of a stream keeps
+    its parts in memory instead, and its memory grew with the data (bench/README.md). An object
+    smaller than a part is one PUT. ``close()`` completes the object; ``abort()`` or a failure
+    aborts the multipart upload, so no parts are left behind. The part size is BACKUP_S3_PART_MB
+    (the storage's ``transfer_config.multipart_chunksize``)."""
 
     def __init__(self, storage, path):
         from botocore.httpchecksum import DEFAULT_CHECKSUM_ALGORITHM
@@ -235,10 +259,10 @@ class S3Upload:
         if self._client.meta.config.request_checksum_calculation == "when_supported":
             self._checksum = {"ChecksumAlgorithm": DEFAULT_CHECKSUM_ALGORITHM}  # as boto3's own uploads do
         self._part_size = storage.transfer_config.multipart_chunksize
-        self._files = [tempfile.TemporaryFile(dir=spool_dir()) for _ in range(2)]
-        self._filling, self._filled = self._files[0], 0
-        self._upload_id, self._parts, self._sending = None, [], None
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._files, self._free = [], []  # every spool file; those no part occupies
+        self._filling, self._filled = self._spool_file(), 0
+        self._upload_id, self._parts, self._sending = None, [], []  # sending: (future, file), oldest first
+        self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
 
     def write(self, data):
         view = memoryview(data).cast("B")
@@ -263,9 +287,10 @@ class S3Upload:
             else:
                 if self._filled:
                     self._send_filled()
-                self._wait()
+                while self._sending:
+                    self._collect_oldest()
                 self._call(self._client.complete_multipart_upload, **self._object, UploadId=self._upload_id,
-                           MultipartUpload={"Parts": self._parts})
+                           MultipartUpload={"Parts": sorted(self._parts, key=lambda part: part["PartNumber"])})
                 self._upload_id = None
         except BaseException:
             self.abort()
@@ -273,12 +298,11 @@ class S3Upload:
         self._release()
 
     def abort(self):
-        """Give up: wait for the part being sent, abort the multipart upload (best effort: an
+        """Give up: wait for the parts being sent, abort the multipart upload (best effort: an
         unfinished one leaves no object, and the server can be gone) and free the spool."""
-        try:
-            self._wait()
-        except BackupError:
-            pass
+        for future, _file in self._sending:
+            future.exception()  # waits; the error was or will be reported by write() or close()
+        self._sending = []
         if self._upload_id is not None:
             try:
                 self._client.abort_multipart_upload(**self._object, UploadId=self._upload_id)
@@ -287,23 +311,32 @@ class S3Upload:
             self._upload_id = None
         self._release()
 
+    def _spool_file(self):
+        if self._free:
+            file = self._free.pop()
+            file.seek(0)
+            file.truncate()
+            return file
+        self._files.append(tempfile.TemporaryFile(dir=spool_dir()))
+        return self._files[-1]
+
     def _send_filled(self):
-        """Hand the filled part to the sender (after the previous one is sent) and fill the other file."""
+        """Hand the filled part to a sender (once fewer than PARTS_IN_FLIGHT are being sent) and
+        start filling a free spool file."""
         if self._upload_id is None:
             self._upload_id = self._call(self._client.create_multipart_upload, **self._object, **self._params,
                                          **self._checksum)["UploadId"]
-        self._wait()
-        part, number = self._filling, len(self._parts) + 1
-        self._sending = self._sender.submit(self._send_part, part, number)
-        self._filling, self._filled = self._files[number % 2], 0
-        self._filling.seek(0)
-        self._filling.truncate()
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            self._collect_oldest()
+        number = len(self._parts) + len(self._sending) + 1
+        self._sending.append((self._sender.submit(self._send_part, self._filling, number), self._filling))
+        self._filling, self._filled = self._spool_file(), 0
 
     def _send_part(self, part, number):
         part.flush()
         part.seek(0)
         response = self._call(self._client.upload_part, **self._object, UploadId=self._upload_id, PartNumber=number,
-                              Body=part, **self._checksum)
+                              Body=_PartBody(part), **self._checksum)
         sent = {"ETag": response["ETag"], "PartNumber": number}
         if self._checksum:
             member = f"Checksum{self._checksum['ChecksumAlgorithm'].upper()}"
@@ -311,11 +344,12 @@ class S3Upload:
                 sent[member] = response[member]
         return sent
 
-    def _wait(self):
-        """The part being sent, if any, is sent (its error raised here) and recorded."""
-        if self._sending is not None:
-            sending, self._sending = self._sending, None
-            self._parts.append(sending.result())
+    def _collect_oldest(self):
+        """The oldest part being sent is sent (its error raised here): record it, free its file."""
+        future, file = self._sending[0]
+        self._parts.append(future.result())
+        self._sending.pop(0)
+        self._free.append(file)
 
     def _call(self, method, **kwargs):
         try:
