@@ -9,7 +9,7 @@ the offsite copy ``BACKUP_OFFSITE_``. Mistakes are reported by the system checks
 MB = 1024 * 1024
 # S3 allows 10,000 parts per object: 8 MB parts give objects up to 78 GB. Our uploads
 # (archive/storage.py S3Upload) take the part size from the storage's transfer_config and spool
-# two parts to disk; the concurrency here bounds django-storages' own save(), should anything use it.
+# three parts to disk; the concurrency here bounds django-storages' own save(), should anything use it.
 DEFAULT_PART_MB = 8
 PARTS_IN_MEMORY = 2
 

@@ -36,6 +36,7 @@ BENCHES = [
     "parallel_backup.py",
     "history_queries.py",
     "verify_speed.py",
+    "storage_memory.py",
 ]
 
 
