@@ -119,6 +119,9 @@ def test_endpoint_down_mid_upload_fails_cleanly(settings, sources, monkeypatch):
     try:
         bucket = new_bucket(endpoint)
         settings.STORAGES = {**settings.STORAGES, "backups": s3_entry(endpoint, bucket, BACKUP_S3_PART_MB="5")}
+        # One component at a time: "first" is stored before "blob" takes the server down. Side by
+        # side, blob (its parts spooled, two in flight) could reach its middle before first's PUT.
+        settings.BACKUP_PARALLEL = 1
         sources(first=(f"{__name__}.BlobComponent", {"size": MB}),
                 blob=(f"{__name__}.BlobComponent", {"size": 24 * MB, "interrupt": True}))
         BlobComponent.during = server.stop
