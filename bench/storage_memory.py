@@ -85,7 +85,7 @@ def ours(endpoint):
     peak = status_mib("VmHWM")
     delete_backup(backup.backup_id)
     print(json.dumps({"backup_s": backup_s, "download_s": download_s, "peak_mib": peak, "idle_mib": idle,
-                      "stored_mib": backup.size_bytes / MIB}))
+                      "stored_mib": backup.size_bytes / MIB, "cpu_s": contract.cpu_seconds()}))
 
 
 def stock(endpoint, data, archive):
@@ -109,7 +109,8 @@ def stock(endpoint, data, archive):
     download_s = time.perf_counter() - started
     peak = status_mib("VmHWM")
     client.delete_object(Bucket=BUCKET, Key="stock.tar.zst")
-    print(json.dumps({"backup_s": backup_s, "download_s": download_s, "peak_mib": peak}))
+    print(json.dumps({"backup_s": backup_s, "download_s": download_s, "peak_mib": peak,
+                      "cpu_s": contract.cpu_seconds()}))
 
 
 def generate(folder, size_mib):
@@ -157,7 +158,7 @@ class Run:
             raise SystemExit(f"{' '.join(self.argv[1:4])} failed with exit {out.returncode}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
         self.results.append(result)
-        return contract.Sample(result["backup_s"] + result["download_s"], 0.0, result["peak_mib"])
+        return contract.Sample(result["backup_s"] + result["download_s"], result["cpu_s"], result["peak_mib"])
 
     def spread(self, field):
         return contract.spread([result[field] for result in self.results])
