@@ -58,7 +58,7 @@ def run_one(script, quick):
     """The script's run: {"script", "ran_at", "commit", "load_before", "load_after", "ok", "rows"}."""
     argv = [sys.executable, str(BENCH / script), "--json", *(["--quick"] if quick else [])]
     print(f"== {script}", file=sys.stderr, flush=True)
-    load_before, ran_at = os.getloadavg()[0], datetime.datetime.now(datetime.UTC)
+    load_before, ran_at, started_on = os.getloadavg()[0], datetime.datetime.now(datetime.UTC), commit()
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)  # stderr: progress, straight through
     try:
         rows = json.loads(result.stdout) if result.returncode == 0 else None
@@ -67,7 +67,7 @@ def run_one(script, quick):
     ok = rows is not None
     if not ok:
         rows = [row(f"{script}: failed (exit {result.returncode}, see its output)", None, met=False)]
-    return {"script": script, "ran_at": f"{ran_at:%Y-%m-%d %H:%M} UTC", "commit": commit(),
+    return {"script": script, "ran_at": f"{ran_at:%Y-%m-%d %H:%M} UTC", "commit": started_on,
             "load_before": load_before, "load_after": os.getloadavg()[0], "ok": ok, "rows": rows}
 
 
