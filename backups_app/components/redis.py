@@ -176,6 +176,12 @@ def per_key_format(*names):
     return b"".join(b"*2\r\n$%d\r\n%b\r\n$%%d\r\n%%b\r\n" % (len(name), name) for name in names)
 
 
+def raise_reply_error(replies):
+    """ResponseError for the first error reply among ``replies`` (hiredis's), if there is one."""
+    if hiredis.ReplyError in map(type, replies):
+        raise redis.ResponseError(str(next(r for r in replies if isinstance(r, hiredis.ReplyError))))
+
+
 def _chunks(stream, size):
     """The next ``size`` bytes of ``stream``, a chunk at a time."""
     while size:
@@ -219,11 +225,9 @@ class BulkLoad:
         data = self.tail + data
         whole = len(data) - len(data) % len(OK)
         if data.count(OK, 0, whole) * len(OK) != whole:  # not only OKs: find the error among them
-            parser = hiredis.Reader()
+            parser = hiredis.Reader(notEnoughData=NOT_YET)
             parser.feed(data)
-            while (reply := parser.gets()) is not False:
-                if isinstance(reply, hiredis.ReplyError):
-                    raise redis.ResponseError(str(reply))
+            raise_reply_error(list(iter(parser.gets, NOT_YET)))
             raise redis.ResponseError(f"unexpected reply {data[:40]!r}")
         self.answered, self.tail = self.answered + whole // len(OK), data[whole:]
 
@@ -260,8 +264,7 @@ class Pipelined:
                 raise redis.ConnectionError("Connection closed by server.")
             self.parser.feed(data)
         replies, self.ahead = replies[:count], replies[count:]
-        if hiredis.ReplyError in map(type, replies):
-            raise redis.ResponseError(str(next(r for r in replies if isinstance(r, hiredis.ReplyError))))
+        raise_reply_error(replies)
         return replies
 
 
@@ -413,8 +416,9 @@ class RedisComponent(SideBySide, Component):
                                         for key, payload, expires in kept)
                     out.write(restores)
                     size += len(restores)
-                    versions = {payload[RDB_VERSION_BYTES] for _key, payload, _expires in kept}  # one or two
-                    rdb = max([rdb, *(int.from_bytes(version, "little") for version in versions)])
+                    # one payload of each RDB version in the batch (one or two), not every payload
+                    each = {payload[RDB_VERSION_BYTES]: payload for _key, payload, _expires in kept}.values()
+                    rdb = max([rdb, *map(payload_rdb_version, each)])
                     written += len(kept)  # one write per batch: the compressor's work is per call
                     meter.add_items(len(dumping))
                 dumping = keys
@@ -692,8 +696,8 @@ class RedisComponent(SideBySide, Component):
         if db is None:
             found = stream.read(1) == b""
         else:
-            select = pack_command(("SELECT", db))
-            found = b"".join(_chunks(stream, len(select))) == select
+            command = pack_command(("SELECT", db))
+            found = b"".join(_chunks(stream, len(command))) == command
         if not found:
             where = f"SELECT {db}" if db is not None else "its end"
             raise ComponentError(f"{self.name}: {dump} does not match its manifest (no {where} where the manifest's "
