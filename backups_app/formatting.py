@@ -62,12 +62,15 @@ def format_date(value):
 
 def format_duration(value):
     """Seconds (or a timedelta) as "1 min 4 s", "2 h 5 min", "3 d 4 h" (the two largest units);
-    under 10 s with a tenth: "2.5 s"."""
+    under 10 s with a tenth: "2.5 s"; a time too short for a tenth is "< 0.1 s" (a rehearsal of a
+    small set measures an RTO of a few milliseconds: "0 s" read as "not measured")."""
     if value is None or value == "":
         return NOTHING
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 0:
         return NOTHING
+    if 0 < seconds < 0.05:
+        return "< 0.1 s"
     if seconds < 10:
         return f"{seconds:.1f} s".replace(".0 s", " s")
     whole = round(seconds)

@@ -26,7 +26,8 @@ def test_exact_bytes_and_the_hover_title():
 
 
 @pytest.mark.parametrize(("value", "text"), [
-    (0.25, "0.2 s"), (3, "3 s"), (9.5, "9.5 s"), (10.4, "10 s"), (64, "1 min 4 s"), (120, "2 min"),
+    (0.25, "0.2 s"), (0.049, "< 0.1 s"), (0, "0 s"), (0.05, "0.1 s"),
+    (3, "3 s"), (9.5, "9.5 s"), (10.4, "10 s"), (64, "1 min 4 s"), (120, "2 min"),
     (3605, "1 h"), (3 * 3600 + 5 * 60 + 7, "3 h 5 min"), (timedelta(days=2, hours=4, minutes=1), "2 d 4 h"),
     (timedelta(seconds=64), "1 min 4 s"), (None, "—"), (-1, "—"),
 ])

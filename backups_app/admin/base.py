@@ -4,6 +4,7 @@ active (admin/progress.py)."""
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import display_for_field
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
@@ -22,6 +23,10 @@ BADGE_COLOURS = {
     RunStatus.PENDING: "#6c757d", RunStatus.IN_PROGRESS: "#0d6efd", RunStatus.COMPLETED: "#198754",
     RunStatus.FAILED: "#dc3545", RunStatus.ROLLED_BACK: "#fd7e14",
 }
+
+
+#: The fields of a run page a worker fills in when it takes the run: the poll brings them in place.
+LIVE_FIELDS = ("started_at", "host", "worker")
 
 
 def badge(css_class, colour, text):
@@ -132,14 +137,18 @@ class RunAdmin(ReadOnlyAdmin):
 
     def progress_view(self, request):
         """JSON for the pages' poll: per run asked for (``?id=<pk>``, repeated), whether it is still
-        active and the HTML of its status cell and progress table (and its log, with ``log=1``)."""
+        active and the HTML of its status cell and progress table (and its log, with ``log=1``), and
+        the text of the fields a worker fills in when it takes a queued run (LIVE_FIELDS)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         ids = [int(pk) for pk in request.GET.getlist("id") if pk.isdigit()]
         runs = {}
         for run in self.get_queryset(request).filter(pk__in=ids):
             runs[run.pk] = {"active": run.is_active, "status": self.status_badge(run),
-                            "progress": progress.progress_table(run)}
+                            "progress": progress.progress_table(run),
+                            "fields": {name: str(display_for_field(getattr(run, name), run._meta.get_field(name),
+                                                                   self.get_empty_value_display()))
+                                       for name in LIVE_FIELDS}}
             if request.GET.get("log"):
                 runs[run.pk]["log"] = run.log
         return JsonResponse({"runs": runs})

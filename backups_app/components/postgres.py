@@ -104,6 +104,12 @@ TOC_KINDS = {  # catalog oid: the descriptions the plan compares (longest first)
     2615: ("SCHEMA",),  # pg_namespace
     3079: ("EXTENSION",),  # pg_extension
 }
+#: How long a `pg_dump/pg_restore --version` answer is reused (a fork and exec each, ~25 ms): a
+#: restore asks pg_restore's several times and a worker's backups follow each other; not for ever,
+#: because Debian's pg_wrapper runs the newest client installed, so a new one may answer the same path.
+VERSION_TTL_SECONDS = 60
+_tool_versions = {}  # tool path -> (time.monotonic() when asked, (major, output))
+
 #: pg_dump ≥ 17 writes up to this many large objects per "BLOB METADATA" entry.
 BLOBS_PER_ENTRY = 1000
 #: Locks one restored archive entry may take (the object, its indexes, TOAST table, row type...).
@@ -229,10 +235,15 @@ class PostgresComponent(SideBySide, Component):
     # --- Tools --------------------------------------------------------------------------------
 
     def _tool_version(self, tool):
-        """(major, `tool --version` output)."""
-        output = run([self._tool(tool), "--version"]).strip()
-        match = re.search(r"(\d+)(?:\.(\d+))?", output)
-        return (int(match.group(1)) if match else 0), output
+        """(major, `tool --version` output), asked again after VERSION_TTL_SECONDS only."""
+        path = self._tool(tool)
+        asked_at, version = _tool_versions.get(path, (None, None))
+        if asked_at is None or time.monotonic() - asked_at > VERSION_TTL_SECONDS:
+            output = run([path, "--version"]).strip()
+            match = re.search(r"(\d+)(?:\.(\d+))?", output)
+            version = (int(match.group(1)) if match else 0), output
+            _tool_versions[path] = (time.monotonic(), version)
+        return version
 
     def _tool_too_old(self, tool, server_version_num, version=None):
         """The problem when ``tool`` (of ``version``, its _tool_version(), asked when not given) is

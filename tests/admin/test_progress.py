@@ -58,6 +58,15 @@ def test_a_running_backup_shows_its_progress(client, running_backup):
     same_until_the_clock = postgres.rsplit("<td>", 3)[0]  # elapsed, throughput and ETA move on meanwhile
     assert run["active"] is True and row(run["progress"], "postgres").startswith(same_until_the_clock)
     assert 'data-active="1"' in run["status"] and run["log"] == "backing up postgres, redis\n"
+    # What a worker fills in when it takes a queued run, as the page's own fields show it.
+    assert run["fields"]["host"] == "-" and run["fields"]["started_at"] != "-"
+    Backup.objects.filter(pk=running_backup.pk).update(host="db1", worker="db1 pid 4242")
+    fields = client.get(reverse("admin:backups_app_backup_progress"), {"id": running_backup.pk}).json()["runs"][
+        str(running_backup.pk)]["fields"]
+    page = client.get(reverse("admin:backups_app_backup_change", args=[running_backup.pk])).content.decode()
+    for name, text in fields.items():
+        assert re.search(rf'field-{name}\b.*?<div class="readonly">{re.escape(text)}</div>', page, re.S), (name, text)
+    assert (fields["host"], fields["worker"]) == ("db1", "db1 pid 4242")
 
     Backup.objects.filter(pk=running_backup.pk).update(status=RunStatus.FAILED)
     run = client.get(reverse("admin:backups_app_backup_progress"), {"id": running_backup.pk}).json()["runs"]

@@ -3,6 +3,7 @@ import subprocess
 import pytest
 
 from backups_app import components
+from backups_app.components import postgres
 from backups_app.components.postgres import LARGE_OBJECTS, split_setting_list
 from backups_app.errors import Unchanged
 from backups_app.models import RunStatus
@@ -257,7 +258,7 @@ def test_old_pg_dump_is_detected_with_the_fix(sources, pg_database, tmp_path):
 
 
 @pytest.mark.django_db
-def test_a_backup_asks_pg_dump_its_version_once(sources, pg_database, tmp_path):
+def test_the_tools_are_asked_their_version_once_a_minute(sources, pg_database, tmp_path, monkeypatch):
     calls = tmp_path / "calls"
     logging_bin = tmp_path / "bin"
     logging_bin.mkdir()
@@ -271,6 +272,15 @@ def test_a_backup_asks_pg_dump_its_version_once(sources, pg_database, tmp_path):
     assert backup.status == RunStatus.COMPLETED, backup.error
     assert backup.manifest["components"]["postgres"]["tool_version"].startswith("pg_dump (PostgreSQL) ")
     assert calls.read_text().splitlines().count("pg_dump --version") == 1
+    assert backups.create_backup(["postgres"]).status == RunStatus.COMPLETED
+    restore = restores.start_restore(backup.backup_id, ["postgres"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    asked = calls.read_text().splitlines()
+    assert asked.count("pg_dump --version") == 1 and asked.count("pg_restore --version") == 1, asked
+    # A client installed meanwhile (Debian's pg_wrapper runs the newest) is asked again once it is stale.
+    monkeypatch.setattr(postgres, "VERSION_TTL_SECONDS", 0)
+    assert backups.create_backup(["postgres"]).status == RunStatus.COMPLETED
+    assert calls.read_text().splitlines().count("pg_dump --version") == 2
 
 
 @pytest.mark.django_db

@@ -1,7 +1,8 @@
 """Live progress in a real browser (issue 17 §2): a backup of several seconds run by a real
 worker process (qcluster) beside a runserver process, sharing a file SQLite app database; its page
 and the backups list show the bytes moving without reloading, at least two distinct values before
-it completes. The worker sleeps 0.25 s per MiB written (BACKUP_TEST_SLOW_AT) so it lasts."""
+it completes, and the fields the worker fills in when it takes the run (started at, host, worker)
+come in place too. The worker sleeps 0.25 s per MiB written (BACKUP_TEST_SLOW_AT) so it lasts."""
 
 import os
 import time
@@ -59,15 +60,21 @@ def test_a_running_backup_shows_its_progress_moving(site, chromium_page, screens
     page.goto(f"{site}/admin/backups_app/backup/backup-now/")
     page.click("text=Start backup")
     page.wait_for_selector(".run-progress")
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    started_at = page.locator(".field-started_at .readonly")
+    queued = started_at.inner_text() == "-"  # rendered before the worker took it (the worker starts slowly)
 
     seen, shots = set(), 0
     deadline = time.monotonic() + 120  # the worker process starting on a loaded machine, then the run
     while 'data-state="running"' not in page.content() or not uploads_done(page):
         assert time.monotonic() < deadline, "the backup never showed as running with bytes done"
         time.sleep(0.2)
+    # Filled in place when the worker took the run (by the poll when the page showed it queued).
+    assert started_at.inner_text() != "-", queued
+    assert page.locator(".field-host .readonly").inner_text() != "-", queued
+    assert " pid " in page.locator(".field-worker .readonly").inner_text(), queued
     deadline = time.monotonic() + 60
-    navigations = []
-    page.on("framenavigated", lambda frame: navigations.append(frame.url))
     while time.monotonic() < deadline and page.locator('.run-live[data-active="1"]').count():
         done = uploads_done(page)
         if done and done not in seen:
