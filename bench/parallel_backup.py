@@ -8,7 +8,10 @@ Fills a fresh PostgreSQL database on the shared server (dropped after), a privat
 Qdrant local-mode folder and an uploads folder, then times (interleaved, --pairs times) each
 component's backup alone and the backup of all four through services.backups.create_backup (an
 app database of its own, SQLite in a temporary folder). The row: wall of the whole backup / wall
-of the slowest component alone (goal <= 1.2), with the skew the manifest records.
+of the slowest component alone (goal <= 1.2), with the skew the manifest records; and the floor no
+schedule can beat on this machine: the CPU seconds the four use when each is backed up alone (every
+process: pg_dump, the servers, ours; the busy time of /proc/stat, so run it on a quiet machine),
+spread over every CPU.
 """
 
 import argparse
@@ -40,6 +43,14 @@ from bench.redis_roundtrip import fill as fill_redis  # noqa: E402
 from tests.components.test_qdrant import fill as fill_qdrant  # noqa: E402
 from tests.servers import redis_server  # noqa: E402
 from tests.stacks import ENGINES, pg_connect, pg_options  # noqa: E402
+
+
+def machine_cpu_seconds():
+    """CPU seconds every process of the machine has used (the busy fields of /proc/stat): a backup
+    here is several processes (pg_dump, the servers, ours) and this counts them all."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def fill_postgres(dbname, rows):
@@ -83,19 +94,23 @@ def main():
             names = list(settings.BACKUP_SOURCES)
 
             def timed_backup(selection):
-                start = time.perf_counter()
+                cpu, start = machine_cpu_seconds(), time.perf_counter()
                 backup = backups.create_backup(selection)
-                wall = time.perf_counter() - start
+                wall, cpu = time.perf_counter() - start, machine_cpu_seconds() - cpu
                 assert backup.status == "completed", backup.error
                 backups.delete_backup(backup.backup_id)
-                return wall, backup.manifest
+                return wall, cpu, backup.manifest
 
             alone = {name: [] for name in names}
-            together, skews = [], []
+            together, skews, floors = [], [], []
             for n in range(pairs):
+                cpu_alone = 0
                 for name in names:
-                    alone[name].append(timed_backup([name])[0])
-                wall, manifest = timed_backup(names)
+                    wall, cpu, _manifest = timed_backup([name])
+                    alone[name].append(wall)
+                    cpu_alone += cpu
+                floors.append(cpu_alone / os.cpu_count())
+                wall, _cpu, manifest = timed_backup(names)
                 together.append(wall)
                 starts = [c["started_at"] for c in manifest["components"].values()]
                 first = parse_datetime(min(starts))
@@ -105,7 +120,8 @@ def main():
                 skews.append((parse_datetime(max(starts))
                               - parse_datetime(min(starts))).total_seconds())
                 print(f"pair {n + 1}/{pairs}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in alone.items())
-                      + f", all four (BACKUP_PARALLEL={settings.BACKUP_PARALLEL}) {wall:.2f}s", file=sys.stderr)
+                      + f", all four (BACKUP_PARALLEL={settings.BACKUP_PARALLEL}) {wall:.2f}s; the four alone "
+                      f"used {cpu_alone:.2f} CPU seconds", file=sys.stderr)
     finally:
         with pg_connect("postgres") as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
@@ -113,11 +129,15 @@ def main():
         shutil.rmtree(WORK, ignore_errors=True)
     slowest_name = max(names, key=lambda name: contract.spread(alone[name])["median"])
     slowest, whole = contract.spread(alone[slowest_name]), contract.spread(together)
-    ratio = contract.ratio(whole, slowest)
+    ratio, floor = contract.ratio(whole, slowest), contract.spread(floors)
     rows = [contract.row(f"Full-stack backup, PostgreSQL + Qdrant + Redis + uploads, BACKUP_PARALLEL=2: wall (s); "
                          f"stock: the slowest alone ({slowest_name}); "
                          f"start skew {contract.spread(skews)['median']:.1f} s", whole,
-                         stock=slowest, ratio=ratio, goal="<= 1.2x the slowest component alone", met=ratio <= 1.2)]
+                         stock=slowest, ratio=ratio, goal="<= 1.2x the slowest component alone", met=ratio <= 1.2),
+            # No schedule beats the CPU the four need spread over every core: the best this machine can do.
+            contract.row(f"Full-stack backup: the floor on this machine, the CPU seconds of the four alone (every "
+                         f"process, from /proc/stat) / {os.cpu_count()} CPUs: wall (s); ratio: over the slowest alone",
+                         floor, stock=slowest, ratio=contract.ratio(floor, slowest))]
     contract.emit(rows, args.json)
 
 
