@@ -1,5 +1,5 @@
 """What the backup commands load when they start (issue 14: start-up time): a backup, a verification
-or a restore of files never imports the vector, S3-client or API stacks, and still runs the
+or a restore of files never imports the vector, S3-client or API stacks, nor the admin's pages, and still runs the
 project's system checks first, so a settings mistake stops a backup before it starts. Behaviour
 only; the timings are in bench/verify_speed.py."""
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-#: Imported only where they are used: the probes (numpy), the API (ninja, pydantic), the stores.
-HEAVY = ("numpy", "ninja", "pydantic", "qdrant_client", "httpx", "chromadb", "boto3")
+#: Imported only where they are used: the probes (numpy), the API (ninja, pydantic), the stores, and
+#: our admin's modules (loaded with the URLconf: SimpleAdminConfig).
+HEAVY = ("numpy", "ninja", "pydantic", "qdrant_client", "httpx", "chromadb", "boto3", "backups_app.admin")
 #: manage.py run in this process, then the heavy modules it imported printed last on stderr.
 RUN_MANAGE = f"""
 import atexit, runpy, sys
@@ -65,7 +66,7 @@ def test_check_still_runs_the_admin_and_url_checks(site):
     """`manage.py check` runs every check, Django's included: the URL checks load the API."""
     status, _out, imported, stderr = manage(site, "check")
     assert status == 0, stderr
-    assert "ninja" in imported
+    assert "ninja" in imported and "backups_app.admin" in imported  # the admin's checks run on our admins
 
 
 def test_a_settings_error_stops_a_backup_before_it_starts(site):
