@@ -29,9 +29,8 @@ class Program:
         except FileNotFoundError:
             self._stderr.close()
             raise ComponentError(f"{argv[0]} is not installed or not on PATH.") from None
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe:
-                _widen(pipe)
+        if self.proc.stdout:
+            _widen(self.proc.stdout)
 
     def stderr_tail(self):
         self._stderr.seek(0, os.SEEK_END)
@@ -65,11 +64,13 @@ class Program:
 
 
 def _widen(pipe):
-    """Let ``pipe`` hold a whole chunk (Linux: 64 KiB by default). A read or write of a pipe waits
-    for the GIL again, up to 5 ms while another component's thread runs Python, so with small
-    pipes a parallel backup's pg_dump waited ~16 times per MiB: at two components at once the
-    PostgreSQL part took 1.8x its time alone, 1.3x now. Not fatal where the system limits pipe
-    sizes (fs.pipe-max-size, a user's pipe pages): the pipe just stays small."""
+    """Let the program's output pipe hold a whole chunk (Linux: 64 KiB by default). Each read of a
+    pipe waits for the GIL again, up to 5 ms while another component's thread runs Python, so with
+    small pipes a parallel backup's pg_dump waited ~16 times per MiB: at two components at once the
+    PostgreSQL part took 1.8x its time alone, 1.3x now. Input pipes stay small: a program that
+    reads only the head of what it is fed (``pg_restore --list``) is then fed only that. Not fatal
+    where the system limits pipe sizes (fs.pipe-max-size, a user's pipe pages): the pipe just stays
+    small."""
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux (no F_SETPIPE_SZ)
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, CHUNK_SIZE)
 
