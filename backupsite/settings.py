@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     # The admin's modules are loaded by the URLconf (urls.py calls admin.autodiscover()), not at
-    # start-up: a backup command never serves a page, and they were ~0.04 s and ~4 MB of each one.
+    # start-up: a backup command never serves a page, and they were ~0.04 s and ~1 MB of each one.
     "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -18,5 +18,6 @@ def test_the_output_pipe_of_a_program_holds_a_whole_chunk():
     # The input stays small: pg_restore --list, which reads only an archive's head, is fed little more.
     read_end, write_end = os.pipe()
     default = fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ)
-    os.close(read_end), os.close(write_end)
+    os.close(read_end)
+    os.close(write_end)
     assert sizes == [default, CHUNK_SIZE] and default < CHUNK_SIZE

@@ -1,7 +1,7 @@
 """What the backup commands load when they start (issue 14: start-up time): a backup, a verification
-or a restore of files never imports the vector, S3-client or API stacks, nor the admin's pages, and still runs the
-project's system checks first, so a settings mistake stops a backup before it starts. Behaviour
-only; the timings are in bench/verify_speed.py."""
+or a restore of files never imports the vector, S3-client or API stacks, nor our admin's modules,
+and still runs the project's system checks first, so a settings mistake stops a backup before it
+starts. Behaviour only; the timings are in bench/verify_speed.py."""
 
 import os
 import subprocess
