@@ -77,9 +77,10 @@ def flatten_counts(component, counts, prefix=""):
     return flat
 
 
-def plan_restore(backup_id, names=None, options=None, verify=True):
+def plan_restore(backup_id, names=None, options=None, verify=True, counted_later=()):
     """What a restore would do, without doing it. ``verify`` streams every selected artifact
-    through its checksum (the slow, thorough part)."""
+    through its checksum (the slow, thorough part). The live stores in ``counted_later`` are not
+    counted: the restore's safety backup counts them (``_take_live_counts``)."""
     backup = get_backup(backup_id)
     names = _selection(backup, names)
     parsed = _parse_options(names, options)
@@ -100,11 +101,11 @@ def plan_restore(backup_id, names=None, options=None, verify=True):
                         "the storage this backup could not be read from: if it is damaged, so is the way back. "
                         "Check it before restoring.")
     for name in names:
-        backup_counts = reader.facts_of(name).get("counts", {})
+        backup_counts, live_counts = reader.facts_of(name).get("counts", {}), {}
         try:
-            live_counts = components.get_component(name).inspect()
+            if name not in counted_later:
+                live_counts = components.get_component(name).inspect()
         except BackupError as exc:
-            live_counts = {}
             problems.append(f"{name}: cannot read live counts: {exc}")
         live[name] = {"live": live_counts, "backup": backup_counts}
         affected.update(flatten_counts(name, live_counts))
@@ -229,16 +230,17 @@ def _apply(restore, recorder):
         raise NotFound(f"Backup {restore.source_backup_id} was deleted.")
     names = restore.components
     options = _parse_options(names, restore.options)
-    recorder.log(f"verifying checksums of {restore.source_backup_id} ({', '.join(names)})")
-    plan = plan_restore(restore.source_backup_id, names, restore.options)
-    restore.plan = plan
-    recorder.save("plan")
-    if not plan["ok"]:
-        raise BackupError("Restore refused before any change: " + "; ".join(plan["refusals"]))
-
     # Only components that will write into the live store need a safety backup (a config preview
     # writes nothing, a side-by-side restore writes elsewhere).
     changing = [n for n in names if _writes_live(n, options[n])]
+    recorder.log(f"verifying checksums of {restore.source_backup_id} ({', '.join(names)})")
+    plan = plan_restore(restore.source_backup_id, names, restore.options, counted_later=changing)
+    restore.plan = plan
+    recorder.save("plan")
+    fault_point("restore.planned")
+    if not plan["ok"]:
+        raise BackupError("Restore refused before any change: " + "; ".join(plan["refusals"]))
+
     for name, target in plan["targets"].items():
         if not target["live"]:
             recorder.log(f"{name}: side-by-side restore of {target['target']}: no safety backup needed")
@@ -252,6 +254,8 @@ def _apply(restore, recorder):
         if safety.status != RunStatus.COMPLETED:
             raise BackupError(f"Restore refused before any change: the safety backup failed: {safety.error}")
         recorder.log(f"safety backup {safety.backup_id} completed")
+        _take_live_counts(plan, safety)
+        recorder.save("plan")
     else:
         recorder.log("nothing will be written into a live store (a preview, or side-by-side only); no safety backup "
                      "needed")
@@ -261,6 +265,15 @@ def _apply(restore, recorder):
     if not _probes_pass(restore, recorder, options, changing, safety):
         return
     _complete(restore, recorder, safety)
+
+
+def _take_live_counts(plan, safety):
+    """The plan's live counts from the safety backup: it counted exactly the data the restore
+    replaces (in its dump's snapshot), so the live stores are not counted twice before a restore
+    (on a database bigger than RAM, each count reads every table)."""
+    for name, facts in safety.manifest["components"].items():
+        plan["counts"][name]["live"] = facts.get("counts", {})
+        plan["affected"].update(flatten_counts(name, plan["counts"][name]["live"]))
 
 
 def _complete(restore, recorder, safety):

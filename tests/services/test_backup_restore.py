@@ -17,6 +17,7 @@ from backups_app.errors import (
     NotFound,
     UnknownComponent,
 )
+from backups_app.faults import acting_at
 from backups_app.models import Backup, OperationLock, Restore, RunStatus
 from backups_app.services import backups, locks, restores, verification
 from backups_app.services.sweep import sweep_stale_runs
@@ -69,6 +70,20 @@ def test_restore_requires_confirmation_and_shows_counts(service_stack):
     assert plan["counts"]["uploads"]["backup"]["files"] == 5
     assert plan["affected"]["sqlite.app.t"] == 50
     assert not Restore.objects.exists()
+
+
+def test_the_live_counts_of_a_restore_are_what_its_safety_backup_holds(service_stack):
+    """Counted once, by the safety backup (in its snapshot), not first by the plan as well: a file
+    added after the plan is in the live counts the run shows, the counts of what was replaced."""
+    uploads, _ = service_stack
+    backup = backups.create_backup()
+    with acting_at("restore.planned", lambda: (uploads / "late.txt").write_text("after the plan")):
+        restore = restores.start_restore(backup.backup_id, ["uploads"], confirm=True)
+    assert restore.status == RunStatus.COMPLETED, restore.error
+    assert restore.plan["counts"]["uploads"]["live"]["files"] == 6
+    assert restore.plan["affected"]["uploads.files"] == 6
+    assert restore.plan["counts"]["uploads"]["backup"]["files"] == 5
+    assert not (uploads / "late.txt").exists()
 
 
 def test_corrupted_artifact_is_refused_before_any_change(service_stack, backup_storage_dir):
