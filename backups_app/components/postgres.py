@@ -288,41 +288,49 @@ class PostgresComponent(SideBySide, Component):
                 log(f"{self.name}: dumping (server {server_version}, snapshot {snapshot})")
                 argv = [self._tool("pg_dump"), *self._conn_args(), "--format=custom", f"--snapshot={snapshot}",
                         "--dbname", self.config["dbname"]]
-                # The exact row counts are read in the same snapshot while pg_dump streams, so they
-                # cost no extra time; the connection must stay open until pg_dump has started anyway.
-                counts = {}
-                counted = in_thread(lambda: counts.update(self._counts(cur)))
+                # The exact row counts and the roles the objects need are read in the same snapshot
+                # while pg_dump streams, so they cost no extra time; the connection must stay open
+                # until pg_dump has started anyway.
+                counts, roles = {}, []
+
+                def read_in_snapshot():
+                    counts.update(self._counts(cur))
+                    roles.extend(self._read_roles(cur))
+
+                read = in_thread(read_in_snapshot)
                 try:
                     with Program(argv, env=self._env(), stdout=subprocess.PIPE) as dump:
                         writer.write_from(self.artifact_name, dump.proc.stdout)
                 finally:
-                    counted()
+                    read()
                 rows = sum(v for k, v in counts.items() if k != LARGE_OBJECTS)
                 objects = f" and {counts[LARGE_OBJECTS]} large objects" if LARGE_OBJECTS in counts else ""
                 log(f"{self.name}: dumped {rows} rows in {len(counts) - bool(objects)} tables{objects}")
                 # In the dump's snapshot: the probes see exactly the rows the dump holds.
                 found = probes.recording(self, PostgresSearcher(conn, self.config["vector_columns"], self.name),
                                          log) if self.config["vector_columns"] else {}
-                roles = self._back_up_roles(cur, writer, log)
+                self._store_roles(roles, conn, writer, log)
                 cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
                 owner = cur.fetchone()[0]
         return {**found, "counts": counts, "row_counts": ROW_COUNTS, "server_version": server_version,
-                "tool_version": tool_version, "roles": roles, "database_owner": owner}
+                "tool_version": tool_version, "roles": [role["name"] for role in roles], "database_owner": owner}
 
-    def _back_up_roles(self, cursor, writer, log):
-        """Store the roles the database needs as ``<name>.roles.sql`` (pg_dump leaves them out)."""
+    def _read_roles(self, cursor):
+        """The roles the database needs (pg_dump leaves them out)."""
         try:
-            roles = _postgres_roles.read_roles(cursor, with_passwords=self.config["role_passwords"])
+            return _postgres_roles.read_roles(cursor, with_passwords=self.config["role_passwords"])
         except psycopg.errors.InsufficientPrivilege:
             raise ComponentError(f"{self.name}: POSTGRES_BACKUP_ROLE_PASSWORDS needs a superuser to read the roles' "
                                  f"password hashes, and {self.config['user']} is not one; unset it (roles are then "
                                  "stored without passwords).") from None
-        script = _postgres_roles.roles_script(roles, cursor.connection)
+
+    def _store_roles(self, roles, connection, writer, log):
+        """Store ``roles`` as ``<name>.roles.sql``."""
+        script = _postgres_roles.roles_script(roles, connection)
         writer.write_from(self.roles_artifact, io.BytesIO(script.encode()))
         passwords = "with" if self.config["role_passwords"] else "without"
         log(f"{self.name}: stored {len(roles)} role(s) the database needs, {passwords} passwords, in "
             f"{self.roles_artifact}")
-        return [role["name"] for role in roles]
 
     def estimate(self):
         """The database's size on disk: a custom-format dump is compressed, so it streams less."""
