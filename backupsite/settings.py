@@ -22,12 +22,21 @@ VAR_DIR = Path(env_str("VAR_DIR", BASE_DIR / "var"))
 def _secret_key():
     if os.environ.get("DJANGO_SECRET_KEY"):
         return os.environ["DJANGO_SECRET_KEY"]
-    # Demo default: a key generated once and kept under var/ so sessions survive restarts.
+    # Demo default: a key generated once and kept under var/ so sessions survive restarts. It is
+    # written whole under a name of its own and linked into place, the first process to link it
+    # winning: processes starting together (the web server, a worker, a command) read one key.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        draft = key_file.with_name(f".secret_key.{os.getpid()}")
+        with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass  # another process's key is in place: that one is used
+        finally:
+            draft.unlink()
     return key_file.read_text().strip()
 
 
