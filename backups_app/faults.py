@@ -4,7 +4,8 @@ the environment names the point: ``BACKUP_TEST_KILL_AT=<point>`` (SIGKILL) or
 separated by commas, and ``<point>#N`` acts the N-th time this process reaches the point
 (``read.postgres.dump.half#2``: the restore's load, after the plan's checksum pass read it once).
 ``BACKUP_TEST_SLOW_AT=<point>`` sleeps ``BACKUP_TEST_SLOW_SECONDS`` (0.2) every time instead: a
-backup made to last (``write.uploads.tar.zst.mib``: per MiB written), for the live progress test.
+backup or a restore made to last (``write.uploads.tar.zst.mib``: per MiB written,
+``read.uploads.tar.zst.mib``: per MiB read), for the live progress tests.
 Tests in the same process use ``acting_at`` instead (kill a server in the middle of a dump).
 Read at each use."""
 
@@ -58,11 +59,14 @@ def armed():
     return bool(_actions) or any(os.environ.get(variable) for variable in (*SIGNALS, SLOW))
 
 
-def halfway(name, before, after, size):
-    """The fault point ``read.<name>.half``, reached when a stream of ``size`` bytes has just read
-    past its middle (from ``before`` to ``after`` bytes): a kill there is a kill mid-load."""
+def reading(name, before, after, size):
+    """The fault points of a stream of ``size`` bytes that has just read from ``before`` to
+    ``after`` bytes: ``read.<name>.half`` when it passed its middle (a kill there is a kill
+    mid-load), and ``read.<name>.mib`` for each MiB it passed (a restore made to last)."""
     if before * 2 < size <= after * 2:
         fault_point(f"read.{name}.half")
+    for _ in range(before // MIB, after // MIB):
+        fault_point(f"read.{name}.mib")
 
 
 class Written:

@@ -4,7 +4,6 @@ active (admin/progress.py)."""
 
 from django.contrib import admin
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import display_for_field
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
@@ -25,8 +24,6 @@ BADGE_COLOURS = {
 }
 
 
-#: The fields of a run page a worker fills in when it takes the run: the poll brings them in place.
-LIVE_FIELDS = ("started_at", "host", "worker")
 
 
 def badge(css_class, colour, text):
@@ -95,6 +92,9 @@ class RunAdmin(ReadOnlyAdmin):
     # created_by is nullable, which Django's automatic select_related skips: one query per row without it.
     list_select_related = ("created_by",)
     list_defer = ("log",)  # can be long; the lists never show it
+    #: The fields of a run page the run fills in while the page is open (a worker taking a queued
+    #: run): the progress poll brings them in place, as the page renders them.
+    live_fields = ("started_at", "host", "worker")
 
     def action_checkbox(self, obj):
         """Django's checkbox, written out: rendering a CheckboxInput through the form templates is
@@ -138,17 +138,17 @@ class RunAdmin(ReadOnlyAdmin):
     def progress_view(self, request):
         """JSON for the pages' poll: per run asked for (``?id=<pk>``, repeated), whether it is still
         active and the HTML of its status cell and progress table (and its log, with ``log=1``), and
-        the text of the fields a worker fills in when it takes a queued run (LIVE_FIELDS)."""
+        the HTML of its ``live_fields``."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         ids = [int(pk) for pk in request.GET.getlist("id") if pk.isdigit()]
         runs = {}
         for run in self.get_queryset(request).filter(pk__in=ids):
+            form = self.get_form(request, run)(instance=run)
             runs[run.pk] = {"active": run.is_active, "status": self.status_badge(run),
                             "progress": progress.progress_table(run),
-                            "fields": {name: str(display_for_field(getattr(run, name), run._meta.get_field(name),
-                                                                   self.get_empty_value_display()))
-                                       for name in LIVE_FIELDS}}
+                            "fields": {name: str(helpers.AdminReadonlyField(form, name, False, self).contents())
+                                       for name in self.live_fields}}
             if request.GET.get("log"):
                 runs[run.pk]["log"] = run.log
         return JsonResponse({"runs": runs})

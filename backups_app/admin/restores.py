@@ -119,6 +119,9 @@ class RestoreAdmin(RunAdmin):
         ("Plan", {"fields": ("plan_view",)}),
         ("Log", {"fields": ("log_text",)}),
     ]
+    # Filled in while the page is open: the plan once the checksums are verified (and its live
+    # counts once the safety backup has them), the safety backup once it is taken.
+    live_fields = (*RunAdmin.live_fields, "safety_backup", "plan_view")
     readonly_fields = ("restore_id", "status_badge", "source_backup_id", "component_list", "options_table", "trigger",
                        "created_by", "created_at", "started_at", "finished_at", "took", "host", "worker",
                        "progress_table", "safety_backup", "error", "probe_check", "plan_view", "log_text")

@@ -11,7 +11,7 @@ from backups_app.archive.metering import NO_METER, Metered
 from backups_app.archive.storage import CHUNK_SIZE, open_stream, set_path
 from backups_app.archive.writer import MANIFEST_NAME, SUMS_NAME
 from backups_app.errors import BackupError, ChecksumMismatch, InvalidSet, NotFound
-from backups_app.faults import halfway
+from backups_app.faults import reading
 
 
 class MalformedManifest(InvalidSet):
@@ -99,7 +99,7 @@ class VerifyingStream:
             size = CHUNK_SIZE
         before = self._raw.size
         data = self._raw.read(size)
-        halfway(self.name, before, self._raw.size, self._expected["size"])
+        reading(self.name, before, self._raw.size, self._expected["size"])
         if not data and not self._checked:
             self._check()
         return data

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from backups_app.models import Backup, RunStatus
-from backups_app.services import progress
+from backups_app.models import Backup, Restore, RunStatus
+from backups_app.services import backups, progress, restores
 from tests.admin.conftest import CHANGELIST, staff_member
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +79,34 @@ def test_the_progress_poll_needs_the_view_permission(client, running_backup):
     client.logout()
     response = client.get(reverse("admin:backups_app_backup_progress"), {"id": running_backup.pk})
     assert response.status_code == 302 and "/login/" in response.url
+
+
+def readonly_html(page, name):
+    """The HTML inside field ``name``'s readonly box on an admin page."""
+    start = page.index('<div class="readonly">', page.index(f"field-{name}")) + len('<div class="readonly">')
+    depth, at = 1, start
+    while depth:  # to the matching </div>: the plan's box holds divs of its own
+        opening, closing = page.find("<div", at), page.find("</div>", at)
+        depth, at = (depth + 1, opening + 4) if -1 < opening < closing else (depth - 1, closing + 6)
+    return page[start:at - 6]
+
+
+def test_a_running_restore_page_gets_its_plan_and_safety_backup_in_place(admin_stack, client):
+    """A restore's page opened while it verifies shows no plan and no safety backup yet; the poll
+    brings both, once the run has them, as the page then renders them (the link, the counts table)."""
+    backup = backups.create_backup()
+    restore = Restore.objects.create(restore_id="restore_20990101_000000", backup=backup,
+                                     source_backup_id=backup.backup_id, components=backup.components,
+                                     status=RunStatus.IN_PROGRESS, started_at=timezone.now())
+    client.force_login(staff_member("view_restore", "view_backup"))
+    page = client.get(reverse("admin:backups_app_restore_change", args=[restore.pk])).content.decode()
+    assert readonly_html(page, "plan_view") == "—" and readonly_html(page, "safety_backup") == "-"
+
+    safety = backups.create_backup(kind=Backup.Kind.SAFETY)
+    Restore.objects.filter(pk=restore.pk).update(plan=restores.plan_restore(backup.backup_id), safety_backup=safety)
+    fields = client.get(reverse("admin:backups_app_restore_progress"), {"id": restore.pk}).json()["runs"][
+        str(restore.pk)]["fields"]
+    page = client.get(reverse("admin:backups_app_restore_change", args=[restore.pk])).content.decode()
+    assert fields["safety_backup"] == readonly_html(page, "safety_backup")
+    assert fields["plan_view"] == readonly_html(page, "plan_view")
+    assert f">{safety.backup_id}</a>" in fields["safety_backup"] and 'class="plan-table"' in fields["plan_view"]
