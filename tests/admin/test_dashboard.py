@@ -3,6 +3,7 @@ age against BACKUP_MAX_AGE_HOURS, the size trend, the last rehearsal with its RT
 recall, the next scheduled backup and the offsite copy; storage, health and running work. Real
 backups of a real stack; a fixed number of queries whatever the history holds."""
 
+import os
 import re
 from datetime import timedelta
 
@@ -84,7 +85,9 @@ def test_the_size_trend_is_each_components_stored_bytes_per_backup(demo_stack, s
     uploads_dir, _sqlite = demo_stack
     made = []
     for n in range(dashboard.TREND_BACKUPS + 3):
-        (uploads_dir / "docs" / "grow.bin").write_bytes(bytes(range(256)) * 40 * n)  # incompressible enough
+        # Random bytes: zstd cannot shrink them, so each set grows by 1 KiB (a repeated pattern
+        # compressed to a few hundred bytes whose size moved with the tar headers' times).
+        (uploads_dir / "docs" / "grow.bin").write_bytes(os.urandom(1024 * n))
         made.append(backups.create_backup())
     trend = rows_by_name(dashboard.gather())["uploads"].sizes
     expected = [BackupArtifact.objects.filter(backup=b, component="uploads").aggregate(s=Sum("size_bytes"))["s"]
