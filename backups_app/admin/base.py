@@ -24,8 +24,6 @@ BADGE_COLOURS = {
 }
 
 
-
-
 def badge(css_class, colour, text):
     return format_html('<span class="{}" style="background:{};color:#fff;padding:2px 8px;'
                        'border-radius:9px;white-space:nowrap">{}</span>', css_class, colour, text)

@@ -272,8 +272,8 @@ def _take_live_counts(plan, safety):
     replaces (in its dump's snapshot), so the live stores are not counted twice before a restore
     (on a database bigger than RAM, each count reads every table)."""
     for name, facts in safety.manifest["components"].items():
-        plan["counts"][name]["live"] = facts.get("counts", {})
-        plan["affected"].update(flatten_counts(name, plan["counts"][name]["live"]))
+        counts = plan["counts"][name]["live"] = facts.get("counts", {})
+        plan["affected"].update(flatten_counts(name, counts))
 
 
 def _complete(restore, recorder, safety):
